@@ -1,0 +1,90 @@
+package executors
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// prSetChildSubreaper is PR_SET_CHILD_SUBREAPER from <linux/prctl.h>.
+const prSetChildSubreaper = 36
+
+// TestMain makes the test binary a child subreaper, so that grandchildren
+// orphaned by a killed process group are re-parented to it and can be reaped
+// by groupGone: on machines whose init does not reap zombies, a zombie would
+// otherwise keep its process group alive for kill(-pgid, 0).
+func TestMain(m *testing.M) {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		fmt.Fprintf(os.Stderr, "prctl(PR_SET_CHILD_SUBREAPER): %v\n", errno)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// waitGroupGone fails the test unless no process of group pgid is left,
+// reaping the group's zombies that were re-parented to the test binary.
+// It polls because the kernel delivers signals and re-parents asynchronously.
+func waitGroupGone(t *testing.T, pgid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, pid := range groupMembers(pgid) {
+			var ws syscall.WaitStatus
+			_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		}
+		err := syscall.Kill(-pgid, 0)
+		if errors.Is(err, syscall.ESRCH) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process group %d still has members %v (kill: %v)", pgid, groupMembers(pgid), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// groupMembers lists the pids whose process group is pgid, from /proc.
+func groupMembers(pgid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may contain spaces and parens.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		fields := bytes.Fields(stat[i+1:])
+		if len(fields) < 3 {
+			continue
+		}
+		if g, err := strconv.Atoi(string(fields[2])); err == nil && g == pgid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// killAndReap kills a process that escaped its group and reaps it.
+func killAndReap(pid int) {
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for range 500 {
+		var ws syscall.WaitStatus
+		if got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); got == pid || err != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

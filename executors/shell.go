@@ -1,0 +1,182 @@
+package executors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ShellConfig configures a [Shell].
+type ShellConfig struct {
+	// AllowedCommands are the program names a SHELL task may run, e.g.
+	// "ls", "df", "docker". Each must be a bare name, looked up in the
+	// child's PATH. Allowing an interpreter or a program that runs other
+	// programs (sh, env, xargs, find...) allows everything.
+	AllowedCommands []string
+	// Process runs the commands; nil means NewProcess(ProcessConfig{}).
+	Process *Process
+}
+
+// Shell is the SHELL executor: it runs one allowlisted command line,
+// without a shell. It implements [Executor].
+type Shell struct {
+	allowed []string // sorted, without duplicates
+	proc    *Process
+}
+
+// NewShell returns a SHELL executor. It fails if an allowed command is not a
+// bare program name.
+func NewShell(cfg ShellConfig) (*Shell, error) {
+	for _, name := range cfg.AllowedCommands {
+		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+			return nil, fmt.Errorf("allowed command %q: must be a bare program name", name)
+		}
+	}
+	allowed := slices.Clone(cfg.AllowedCommands)
+	slices.Sort(allowed)
+	allowed = slices.Compact(allowed)
+	proc := cfg.Process
+	if proc == nil {
+		proc = NewProcess(ProcessConfig{})
+	}
+	return &Shell{allowed: allowed, proc: proc}, nil
+}
+
+// shellPayload is the SHELL task payload.
+type shellPayload struct {
+	Cmd            string  `json:"cmd"`
+	Cwd            string  `json:"cwd"`
+	TimeoutSeconds float64 `json:"timeout_seconds"`
+}
+
+// shellRequest is a decoded and validated SHELL payload.
+type shellRequest struct {
+	argv    []string
+	dir     string
+	timeout time.Duration // 0: none of its own
+}
+
+// maxTimeoutSeconds keeps timeout_seconds within a time.Duration.
+const maxTimeoutSeconds = math.MaxInt64 / int64(time.Second)
+
+// parseShellPayload decodes and validates a SHELL payload. Every error it
+// returns is permanent.
+func parseShellPayload(payload json.RawMessage) (shellRequest, error) {
+	var p shellPayload
+	if err := DecodePayload(payload, &p); err != nil {
+		return shellRequest{}, err
+	}
+	if strings.TrimSpace(p.Cmd) == "" {
+		return shellRequest{}, InvalidPayloadf("field \"cmd\" is required")
+	}
+	if p.Cwd != "" {
+		if !filepath.IsAbs(p.Cwd) {
+			return shellRequest{}, InvalidPayloadf("cwd %q is not an absolute path", p.Cwd)
+		}
+		fi, err := os.Stat(p.Cwd)
+		if err != nil || !fi.IsDir() {
+			return shellRequest{}, InvalidPayloadf("cwd %q is not an existing directory", p.Cwd)
+		}
+	}
+	var timeout time.Duration
+	switch secs := p.TimeoutSeconds; {
+	case secs < 0:
+		return shellRequest{}, InvalidPayloadf("timeout_seconds %v is negative", secs)
+	case secs > float64(maxTimeoutSeconds):
+		return shellRequest{}, InvalidPayloadf("timeout_seconds %v is too large", secs)
+	case secs > 0:
+		timeout = max(time.Duration(secs*float64(time.Second)), time.Millisecond)
+	}
+	argv, err := ParseCommandLine(p.Cmd)
+	if err != nil {
+		return shellRequest{}, err
+	}
+	if argv[0] == "" {
+		return shellRequest{}, InvalidPayloadf("field \"cmd\" has an empty program name")
+	}
+	return shellRequest{argv: argv, dir: p.Cwd, timeout: timeout}, nil
+}
+
+// Execute implements [Executor] for a payload
+// {"cmd": "df -h", "cwd"?: "/opt/app", "timeout_seconds"?: 30}. The result is
+// a [*ProcessResult]; on a non-zero exit it comes with an [*ExitError].
+func (s *Shell) Execute(ctx context.Context, payload json.RawMessage) (any, error) {
+	req, err := parseShellPayload(payload)
+	if err != nil {
+		return nil, err
+	}
+	argv, err := s.allow(req.argv)
+	if err != nil {
+		return nil, err
+	}
+	if req.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, req.timeout, &TimeoutError{After: req.timeout})
+		defer cancel()
+	}
+	return s.proc.Run(ctx, Command{Argv: argv, Dir: req.dir})
+}
+
+// allow checks argv[0] against the allowlist and returns the argv to run.
+//
+// A bare name must be in the list. A path must be absolute and be the same
+// file, after resolving symlinks, as an allowed name found in the child's
+// PATH; argv[0] is then replaced by that name's path, so that a multi-call
+// binary such as busybox runs the allowed program and not the one the path
+// happens to be named after.
+func (s *Shell) allow(argv []string) ([]string, error) {
+	name := argv[0]
+	if !strings.Contains(name, "/") {
+		if _, found := slices.BinarySearch(s.allowed, name); found {
+			return argv, nil
+		}
+		return nil, s.refuse(name)
+	}
+	if !filepath.IsAbs(name) {
+		return nil, s.refuse(name)
+	}
+	resolved, err := filepath.EvalSymlinks(name)
+	if err != nil {
+		return nil, s.refuse(name)
+	}
+	fi, err := os.Stat(resolved)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, s.refuse(name)
+	}
+	// Prefer the allowed name the path is called by, then the one its
+	// target is called by, then any other.
+	candidates := make([]string, 0, len(s.allowed)+2)
+	candidates = append(candidates, filepath.Base(name), filepath.Base(resolved))
+	candidates = append(candidates, s.allowed...)
+	for _, cand := range candidates {
+		if _, found := slices.BinarySearch(s.allowed, cand); !found {
+			continue
+		}
+		path, err := s.proc.lookPath(cand)
+		if err != nil {
+			continue
+		}
+		afi, err := os.Stat(path)
+		if err != nil || !os.SameFile(fi, afi) {
+			continue
+		}
+		out := slices.Clone(argv)
+		out[0] = path
+		return out, nil
+	}
+	return nil, s.refuse(name)
+}
+
+func (s *Shell) refuse(name string) error {
+	allowed := "none"
+	if len(s.allowed) > 0 {
+		allowed = strings.Join(s.allowed, ", ")
+	}
+	return Refusedf("command %q is not allowed (allowed: %s)", name, allowed)
+}
