@@ -1,0 +1,338 @@
+package orchestratorsync
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Client defaults and limits.
+const (
+	DefaultTimeout   = 15 * time.Second
+	DefaultUserAgent = "letsbe-agent"
+	// MaxResponseBytes is the most the client reads of any response body.
+	MaxResponseBytes = 1 << 20
+	// MaxWait is the longest long poll NextTask asks for.
+	MaxWait = 60 * time.Second
+
+	// maxDrainBytes is how much of an oversized body is discarded to keep the connection.
+	maxDrainBytes = 64 << 10
+	maxRedirects  = 5
+)
+
+// ClientConfig configures NewClient.
+type ClientConfig struct {
+	// BaseURL is ORCHESTRATOR_URL: http or https, with a host, optionally a path prefix
+	// (e.g. https://x/api/v1); no query, fragment or user info.
+	BaseURL string
+	// Token is the initial bearer token (the enrollment token). SetToken replaces it.
+	Token string
+	// Timeout bounds each call that is not a long poll, from sending to reading the body;
+	// a long poll gets its wait on top. Default DefaultTimeout.
+	Timeout time.Duration
+	// UserAgent defaults to DefaultUserAgent.
+	UserAgent string
+	// Transport defaults to a tuned clone of http.DefaultTransport (keep-alive, 32 idle
+	// connections per host, dial and TLS handshake timeouts, TLS 1.2 minimum).
+	Transport http.RoundTripper
+}
+
+// Client talks to the orchestrator (contract v1). It is safe for concurrent use. Each method
+// makes one attempt; retrying is the caller's decision (IsRetryable, NextDelay).
+type Client struct {
+	prefix    string // scheme://host/path-prefix, escaped, without a trailing slash
+	hc        *http.Client
+	timeout   time.Duration
+	userAgent string
+	token     atomic.Pointer[string]
+}
+
+// NewClient validates cfg, applies defaults and returns a client.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	raw := strings.TrimSpace(cfg.BaseURL)
+	if raw == "" {
+		return nil, errors.New("orchestrator client: BaseURL is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err // url.Error repeats the URL, which might carry credentials
+		}
+		return nil, fmt.Errorf("orchestrator client: invalid BaseURL: %w", err)
+	}
+	switch {
+	case u.User != nil:
+		return nil, errors.New("orchestrator client: BaseURL must not contain user info")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("orchestrator client: BaseURL %q: scheme must be http or https", raw)
+	case u.Host == "" || u.Hostname() == "":
+		return nil, fmt.Errorf("orchestrator client: BaseURL %q: host is missing", raw)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, fmt.Errorf("orchestrator client: BaseURL %q: must not have a query or fragment", raw)
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("orchestrator client: Timeout %s must not be negative", cfg.Timeout)
+	}
+	if err := checkToken(cfg.Token); err != nil {
+		return nil, fmt.Errorf("orchestrator client: Token %w", err)
+	}
+	c := &Client{
+		prefix:    strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"),
+		timeout:   cfg.Timeout,
+		userAgent: cfg.UserAgent,
+	}
+	if c.timeout == 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.userAgent == "" {
+		c.userAgent = DefaultUserAgent
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		rt = DefaultTransport()
+	}
+	c.hc = &http.Client{Transport: rt, CheckRedirect: checkRedirect}
+	c.SetToken(cfg.Token)
+	return c, nil
+}
+
+// DefaultTransport returns the transport NewClient uses when ClientConfig.Transport is nil.
+func DefaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.MaxIdleConns = 100
+	t.MaxIdleConnsPerHost = 32
+	t.IdleConnTimeout = 90 * time.Second
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.ExpectContinueTimeout = time.Second
+	t.ResponseHeaderTimeout = 0 // long polls hold the header back; the request context bounds it
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	return t
+}
+
+// checkRedirect follows only redirects that keep the method and do not downgrade https.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects || req.Method != via[0].Method ||
+		via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return http.ErrUseLastResponse
+	}
+	return nil
+}
+
+// checkToken refuses tokens that cannot go into a header; the error never shows the token.
+func checkToken(token string) error {
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c < 0x20 || c == 0x7f {
+			return errors.New("contains control characters")
+		}
+	}
+	if strings.TrimSpace(token) != token {
+		return errors.New("has leading or trailing white space")
+	}
+	return nil
+}
+
+// SetToken replaces the bearer token for every later request (e.g. with the per-agent token
+// from register). It is safe to call concurrently with requests in flight.
+func (c *Client) SetToken(token string) {
+	c.token.Store(&token)
+}
+
+func (c *Client) currentToken() string {
+	if p := c.token.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Register calls POST /agents/register.
+func (c *Client) Register(ctx context.Context, req RegisterRequest) (*RegisterResponse, error) {
+	const ep = "/agents/register"
+	resp, err := c.do(ctx, http.MethodPost, ep, "", req, c.timeout)
+	if err != nil {
+		return nil, err
+	}
+	rr, err := DecodeRegisterResponse(resp.body)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator POST %s: %w", ep, err)
+	}
+	return rr, nil
+}
+
+// Heartbeat calls POST /agents/{agent_id}/heartbeat. An empty Status is sent as ONLINE.
+func (c *Client) Heartbeat(ctx context.Context, agentID string, req HeartbeatRequest) (*HeartbeatResponse, error) {
+	ep := "/agents/" + escapeSegment(agentID) + "/heartbeat"
+	if agentID == "" {
+		return nil, invalidArg(http.MethodPost, ep, "empty agent id")
+	}
+	switch req.Status {
+	case "":
+		req.Status = StatusOnline
+	case StatusOnline, StatusDraining:
+	default:
+		return nil, invalidArg(http.MethodPost, ep, "invalid heartbeat status %q", req.Status)
+	}
+	resp, err := c.do(ctx, http.MethodPost, ep, "", req, c.timeout)
+	if err != nil {
+		return nil, err
+	}
+	hr, err := DecodeHeartbeatResponse(resp.body)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator POST %s: %w", ep, err)
+	}
+	return hr, nil
+}
+
+// NextTask calls GET /tasks/next?agent_id=..&wait=N. A positive wait asks for a long poll of
+// ceil(wait) seconds clamped to 1..60; wait <= 0 omits the parameter. The call's timeout is
+// the wait plus the normal timeout. It returns nil, nil when there is nothing to do (204, or a
+// 2xx with an empty body). A body that cannot be run is an *InvalidTaskError; when its ID is
+// set the task is assigned to this agent and should be reported FAILED.
+func (c *Client) NextTask(ctx context.Context, agentID string, wait time.Duration) (*Task, error) {
+	const ep = "/tasks/next"
+	if agentID == "" {
+		return nil, invalidArg(http.MethodGet, ep, "empty agent id")
+	}
+	q := url.Values{"agent_id": {agentID}}
+	timeout := c.timeout
+	if wait > 0 {
+		secs := int64(min(math.Ceil(wait.Seconds()), MaxWait.Seconds()))
+		secs = max(secs, 1)
+		q.Set("wait", strconv.FormatInt(secs, 10))
+		timeout += time.Duration(secs) * time.Second
+	}
+	resp, err := c.do(ctx, http.MethodGet, ep, q.Encode(), nil, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if resp.status == http.StatusNoContent || len(trimJSONSpace(resp.body)) == 0 {
+		return nil, nil
+	}
+	t, err := DecodeTask(resp.body)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator GET %s: %w", ep, err)
+	}
+	return t, nil
+}
+
+// Report calls PATCH /tasks/{task_id}. Any 2xx (the contract names 200 and 204) is success.
+func (c *Client) Report(ctx context.Context, taskID string, r Report) error {
+	ep := "/tasks/" + escapeSegment(taskID)
+	switch {
+	case taskID == "":
+		return invalidArg(http.MethodPatch, ep, "empty task id")
+	case r.AgentID == "":
+		return invalidArg(http.MethodPatch, ep, "report has no agent_id")
+	case r.Status != StatusRunning && r.Status != StatusCompleted && r.Status != StatusFailed:
+		return invalidArg(http.MethodPatch, ep, "invalid report status %q", r.Status)
+	}
+	_, err := c.do(ctx, http.MethodPatch, ep, "", r, c.timeout)
+	return err
+}
+
+// escapeSegment escapes one path segment, including "." and ".." which proxies would collapse.
+func escapeSegment(s string) string {
+	if s == "." || s == ".." {
+		return strings.ReplaceAll(s, ".", "%2E")
+	}
+	return url.PathEscape(s)
+}
+
+type response struct {
+	status int
+	body   []byte
+}
+
+// do sends one request and returns a 2xx answer with its body (at most MaxResponseBytes),
+// an *APIError for any other status, or a request error. ep is the escaped path relative to
+// the base URL; query is already encoded.
+func (c *Client) do(ctx context.Context, method, ep, query string, in any, timeout time.Duration) (*response, error) {
+	var body io.Reader
+	var payload []byte
+	if in != nil {
+		var err error
+		if payload, err = json.Marshal(in); err != nil {
+			return nil, invalidArg(method, ep, "encode request: %v", err)
+		}
+		body = bytes.NewReader(payload)
+	}
+	token := c.currentToken()
+	if err := checkToken(token); err != nil {
+		return nil, invalidArg(method, ep, "token %v", err)
+	}
+	target := c.prefix + ep
+	if query != "" {
+		target += "?" + query
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, method, target, body)
+	if err != nil {
+		return nil, invalidArg(method, ep, "build request: %v", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, c.requestFailed(ctx, reqCtx, method, ep, timeout, err)
+	}
+	defer drainAndClose(resp.Body)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, c.requestFailed(ctx, reqCtx, method, ep, timeout, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, &APIError{
+			Endpoint:   ep,
+			Method:     method,
+			StatusCode: resp.StatusCode,
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			Message:    messageSnippet(data[:min(len(data), MaxResponseBytes)], token),
+		}
+	}
+	if len(data) > MaxResponseBytes {
+		return nil, &requestError{method: method, endpoint: ep,
+			err: fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, MaxResponseBytes)}
+	}
+	return &response{status: resp.StatusCode, body: data}, nil
+}
+
+// requestFailed classifies a failure to get an answer: the caller's context ending is
+// returned as such (not retryable); our own timeout becomes ErrRequestTimeout (retryable).
+func (c *Client) requestFailed(ctx, reqCtx context.Context, method, ep string, timeout time.Duration, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("orchestrator %s %s: %w", method, ep, ctxErr)
+	}
+	if reqCtx.Err() != nil {
+		return &requestError{method: method, endpoint: ep, timeout: true,
+			err: fmt.Errorf("%w after %s", ErrRequestTimeout, timeout)}
+	}
+	if ue, ok := err.(*url.Error); ok {
+		err = ue.Err // drop the repeated method and URL
+	}
+	return &requestError{method: method, endpoint: ep, err: err}
+}
+
+func drainAndClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrainBytes))
+	_ = body.Close()
+}

@@ -1,0 +1,506 @@
+package orchestratorsync
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Task report statuses (contract section 4).
+const (
+	StatusRunning   = "RUNNING"
+	StatusCompleted = "COMPLETED"
+	StatusFailed    = "FAILED"
+)
+
+// Heartbeat statuses (contract section 2).
+const (
+	StatusOnline   = "ONLINE"
+	StatusDraining = "DRAINING"
+)
+
+// Decoder limits.
+const (
+	// MaxIntervalSeconds bounds the intervals accepted from a register response; larger
+	// values are clamped to it.
+	MaxIntervalSeconds = 24 * 60 * 60
+	// MaxTimeoutSeconds bounds a task's timeout_seconds; larger values are clamped to it.
+	MaxTimeoutSeconds = math.MaxInt32
+)
+
+// RegisterRequest is the body of POST /agents/register.
+type RegisterRequest struct {
+	Hostname     string            `json:"hostname"`
+	Version      string            `json:"version"`
+	OS           string            `json:"os"`
+	Arch         string            `json:"arch"`
+	Capabilities []string          `json:"capabilities"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	// AgentID is sent only when the agent already has one from an earlier run.
+	AgentID string `json:"agent_id,omitempty"`
+}
+
+// MarshalJSON sends capabilities as [] rather than null and omits empty labels and agent_id.
+func (r RegisterRequest) MarshalJSON() ([]byte, error) {
+	type plain RegisterRequest
+	p := plain(r)
+	if p.Capabilities == nil {
+		p.Capabilities = []string{}
+	}
+	return json.Marshal(p)
+}
+
+// RegisterResponse is the answer to POST /agents/register.
+type RegisterResponse struct {
+	// AgentID comes from "agent_id", or from the legacy "id" when agent_id is absent or empty.
+	AgentID string `json:"agent_id"`
+	// Token, when set, replaces the enrollment token for every later call.
+	Token string `json:"token,omitempty"`
+	// HeartbeatIntervalSeconds and PollIntervalSeconds override the configured defaults when
+	// positive; zero means absent (or an unusable value, which is ignored).
+	HeartbeatIntervalSeconds float64 `json:"heartbeat_interval_seconds,omitempty"`
+	PollIntervalSeconds      float64 `json:"poll_interval_seconds,omitempty"`
+}
+
+// HeartbeatInterval returns HeartbeatIntervalSeconds as a duration (0 when absent).
+func (r RegisterResponse) HeartbeatInterval() time.Duration {
+	return secondsToDuration(r.HeartbeatIntervalSeconds)
+}
+
+// PollInterval returns PollIntervalSeconds as a duration (0 when absent).
+func (r RegisterResponse) PollInterval() time.Duration {
+	return secondsToDuration(r.PollIntervalSeconds)
+}
+
+func secondsToDuration(s float64) time.Duration {
+	if !(s > 0) {
+		return 0
+	}
+	return time.Duration(min(s, MaxIntervalSeconds) * float64(time.Second))
+}
+
+// UnmarshalJSON decodes liberally: agent_id or legacy id (a string or a number), intervals
+// as numbers or numeric strings (negative or unusable values are ignored). A response
+// without any agent id is an error.
+func (r *RegisterResponse) UnmarshalJSON(b []byte) error {
+	var w struct {
+		AgentID           json.RawMessage `json:"agent_id"`
+		ID                json.RawMessage `json:"id"`
+		Token             json.RawMessage `json:"token"`
+		HeartbeatInterval json.RawMessage `json:"heartbeat_interval_seconds"`
+		PollInterval      json.RawMessage `json:"poll_interval_seconds"`
+	}
+	if err := decodeObject(b, &w); err != nil {
+		return fmt.Errorf("register response: %w", err)
+	}
+	id, err := decodeStringOrNumber(w.AgentID)
+	if err != nil {
+		return fmt.Errorf("register response: agent_id %w", err)
+	}
+	if strings.TrimSpace(id) == "" {
+		if id, err = decodeStringOrNumber(w.ID); err != nil {
+			return fmt.Errorf("register response: id %w", err)
+		}
+	}
+	if strings.TrimSpace(id) == "" {
+		return errors.New("register response: missing agent_id")
+	}
+	var token string
+	if !isNull(w.Token) {
+		if err := json.Unmarshal(w.Token, &token); err != nil {
+			return errors.New("register response: token must be a string")
+		}
+	}
+	*r = RegisterResponse{
+		AgentID:                  id,
+		Token:                    token,
+		HeartbeatIntervalSeconds: decodeInterval(w.HeartbeatInterval),
+		PollIntervalSeconds:      decodeInterval(w.PollInterval),
+	}
+	return nil
+}
+
+func decodeInterval(raw json.RawMessage) float64 {
+	v, ok, err := decodeNumber(raw)
+	if err != nil || !ok || !(v > 0) {
+		return 0
+	}
+	return min(v, MaxIntervalSeconds)
+}
+
+// DecodeRegisterResponse decodes a register response body (see RegisterResponse.UnmarshalJSON).
+func DecodeRegisterResponse(body []byte) (*RegisterResponse, error) {
+	r := new(RegisterResponse)
+	if err := r.UnmarshalJSON(body); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// HeartbeatRequest is the body of POST /agents/{agent_id}/heartbeat.
+type HeartbeatRequest struct {
+	// Status is StatusOnline or StatusDraining.
+	Status        string `json:"status"`
+	Version       string `json:"version"`
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	// RunningTaskIDs is always sent as an array, [] when empty.
+	RunningTaskIDs []string   `json:"running_task_ids"`
+	QueuedTasks    int        `json:"queued_tasks"`
+	System         SystemInfo `json:"system"`
+}
+
+// MarshalJSON sends running_task_ids as [] rather than null and clamps values that cannot be
+// valid (negative counts, a non-finite load) to zero.
+func (r HeartbeatRequest) MarshalJSON() ([]byte, error) {
+	type plain HeartbeatRequest
+	p := plain(r)
+	if p.RunningTaskIDs == nil {
+		p.RunningTaskIDs = []string{}
+	}
+	p.UptimeSeconds = max(p.UptimeSeconds, 0)
+	p.QueuedTasks = max(p.QueuedTasks, 0)
+	if math.IsNaN(p.System.Load1) || math.IsInf(p.System.Load1, 0) || p.System.Load1 < 0 {
+		p.System.Load1 = 0
+	}
+	return json.Marshal(p)
+}
+
+// SystemInfo is the "system" object of a heartbeat.
+type SystemInfo struct {
+	Load1             float64 `json:"load1"`
+	MemTotalBytes     uint64  `json:"mem_total_bytes"`
+	MemAvailableBytes uint64  `json:"mem_available_bytes"`
+	DiskFreeBytes     uint64  `json:"disk_free_bytes"`
+}
+
+// HeartbeatResponse is the answer to a heartbeat.
+type HeartbeatResponse struct {
+	// CancelTaskIDs lists tasks the agent must cancel if it runs them.
+	CancelTaskIDs []string `json:"cancel_task_ids,omitempty"`
+}
+
+// UnmarshalJSON decodes liberally: an empty body, null or {} mean nothing to cancel; ids may be
+// strings or numbers; empty, null and duplicate entries are dropped.
+func (r *HeartbeatResponse) UnmarshalJSON(b []byte) error {
+	b = trimJSONSpace(b)
+	if len(b) == 0 || isNull(b) {
+		*r = HeartbeatResponse{}
+		return nil
+	}
+	var w struct {
+		Cancel json.RawMessage `json:"cancel_task_ids"`
+	}
+	if err := decodeObject(b, &w); err != nil {
+		return fmt.Errorf("heartbeat response: %w", err)
+	}
+	var ids []string
+	if !isNull(w.Cancel) {
+		var raw []json.RawMessage
+		if err := json.Unmarshal(w.Cancel, &raw); err != nil {
+			return errors.New("heartbeat response: cancel_task_ids must be an array")
+		}
+		seen := make(map[string]struct{}, len(raw))
+		for _, e := range raw {
+			id, err := decodeStringOrNumber(e)
+			if err != nil || strings.TrimSpace(id) == "" {
+				continue
+			}
+			if _, dup := seen[id]; !dup {
+				seen[id] = struct{}{}
+				ids = append(ids, id)
+			}
+		}
+	}
+	*r = HeartbeatResponse{CancelTaskIDs: ids}
+	return nil
+}
+
+// DecodeHeartbeatResponse decodes a heartbeat response body (see HeartbeatResponse.UnmarshalJSON).
+func DecodeHeartbeatResponse(body []byte) (*HeartbeatResponse, error) {
+	r := new(HeartbeatResponse)
+	if err := r.UnmarshalJSON(body); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Task is a task handed out by GET /tasks/next.
+type Task struct {
+	ID   string
+	Type string
+	// Payload is the raw payload; an absent or null payload is kept as the JSON literal null
+	// so that the executor can refuse it.
+	Payload json.RawMessage
+	// TimeoutSeconds is 0 when absent: the agent default applies.
+	TimeoutSeconds int
+	// CreatedAt is zero when absent or not RFC 3339.
+	CreatedAt time.Time
+}
+
+// MarshalJSON encodes a task as the orchestrator sends it.
+func (t Task) MarshalJSON() ([]byte, error) {
+	w := struct {
+		ID             string          `json:"id"`
+		Type           string          `json:"type"`
+		Payload        json.RawMessage `json:"payload"`
+		TimeoutSeconds int             `json:"timeout_seconds,omitempty"`
+		CreatedAt      string          `json:"created_at,omitempty"`
+	}{ID: t.ID, Type: t.Type, Payload: t.Payload, TimeoutSeconds: max(t.TimeoutSeconds, 0)}
+	if len(w.Payload) == 0 {
+		w.Payload = json.RawMessage("null")
+	}
+	var err error
+	if w.CreatedAt, err = formatTime(t.CreatedAt); err != nil {
+		return nil, fmt.Errorf("task created_at: %w", err)
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON decodes a task liberally; see DecodeTask.
+func (t *Task) UnmarshalJSON(b []byte) error {
+	d, err := DecodeTask(b)
+	if err != nil {
+		return err
+	}
+	*t = *d
+	return nil
+}
+
+// InvalidTaskError is returned by DecodeTask (and NextTask) for a task body the agent cannot
+// run. ID is set when the task id could still be read: the task is then assigned to the agent,
+// which should report it FAILED with this error rather than drop it.
+type InvalidTaskError struct {
+	ID     string
+	Reason string
+}
+
+func (e *InvalidTaskError) Error() string {
+	if e.ID != "" {
+		return fmt.Sprintf("invalid task %q: %s", e.ID, e.Reason)
+	}
+	return "invalid task: " + e.Reason
+}
+
+// DecodeTask decodes a next-task body liberally. Unknown fields are ignored; id may be a JSON
+// string or number; timeout_seconds may be an integer, a float (rounded up), a numeric string,
+// null or absent; an absent or null payload becomes the literal null; created_at is RFC 3339
+// or ignored. A body that is not a JSON object, an empty or missing id or type, or an unusable
+// timeout_seconds (negative or not a number) is an *InvalidTaskError.
+func DecodeTask(body []byte) (*Task, error) {
+	var w struct {
+		ID             json.RawMessage `json:"id"`
+		Type           json.RawMessage `json:"type"`
+		Payload        json.RawMessage `json:"payload"`
+		TimeoutSeconds json.RawMessage `json:"timeout_seconds"`
+		CreatedAt      json.RawMessage `json:"created_at"`
+	}
+	if err := decodeObject(body, &w); err != nil {
+		return nil, &InvalidTaskError{Reason: err.Error()}
+	}
+	id, err := decodeStringOrNumber(w.ID)
+	if err != nil {
+		return nil, &InvalidTaskError{Reason: "id " + err.Error()}
+	}
+	if strings.TrimSpace(id) == "" {
+		return nil, &InvalidTaskError{Reason: "missing id"}
+	}
+	t := &Task{ID: id, Payload: w.Payload}
+	if isNull(w.Type) || json.Unmarshal(w.Type, &t.Type) != nil {
+		return nil, &InvalidTaskError{ID: id, Reason: "type must be a non-empty string"}
+	}
+	if strings.TrimSpace(t.Type) == "" {
+		return nil, &InvalidTaskError{ID: id, Reason: "type must be a non-empty string"}
+	}
+	if len(t.Payload) == 0 {
+		t.Payload = json.RawMessage("null")
+	}
+	secs, ok, err := decodeNumber(w.TimeoutSeconds)
+	switch {
+	case err != nil:
+		return nil, &InvalidTaskError{ID: id, Reason: "timeout_seconds " + err.Error()}
+	case ok && secs < 0:
+		return nil, &InvalidTaskError{ID: id, Reason: "timeout_seconds must not be negative"}
+	case ok:
+		t.TimeoutSeconds = int(math.Ceil(min(secs, MaxTimeoutSeconds)))
+	}
+	var created string
+	if !isNull(w.CreatedAt) && json.Unmarshal(w.CreatedAt, &created) == nil {
+		ts, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(created))
+		if y := ts.UTC().Year(); err == nil && y >= 0 && y <= 9999 {
+			t.CreatedAt = ts.UTC()
+		}
+	}
+	return t, nil
+}
+
+// Report is the body of PATCH /tasks/{task_id}.
+type Report struct {
+	AgentID string `json:"agent_id"`
+	// Status is StatusRunning, StatusCompleted or StatusFailed.
+	Status string `json:"status"`
+	// Result is omitted when nil (or the literal null). It is not sent with RUNNING.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Error is sent only with FAILED.
+	Error      string     `json:"error,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Events     []Event    `json:"events,omitempty"`
+}
+
+// IsFinal reports whether the status is COMPLETED or FAILED.
+func (r Report) IsFinal() bool { return r.Status == StatusCompleted || r.Status == StatusFailed }
+
+// MarshalJSON sends times as RFC 3339 UTC, error only with FAILED, and neither result nor
+// finished_at nor error with RUNNING.
+func (r Report) MarshalJSON() ([]byte, error) {
+	w := struct {
+		AgentID    string          `json:"agent_id"`
+		Status     string          `json:"status"`
+		Result     json.RawMessage `json:"result,omitempty"`
+		Error      string          `json:"error,omitempty"`
+		StartedAt  string          `json:"started_at,omitempty"`
+		FinishedAt string          `json:"finished_at,omitempty"`
+		Events     []Event         `json:"events,omitempty"`
+	}{AgentID: r.AgentID, Status: r.Status, Events: r.Events}
+	var err error
+	if r.StartedAt != nil {
+		if w.StartedAt, err = formatTime(*r.StartedAt); err != nil {
+			return nil, fmt.Errorf("report started_at: %w", err)
+		}
+	}
+	if r.Status != StatusRunning {
+		if !isNull(r.Result) {
+			w.Result = r.Result
+		}
+		if r.FinishedAt != nil {
+			if w.FinishedAt, err = formatTime(*r.FinishedAt); err != nil {
+				return nil, fmt.Errorf("report finished_at: %w", err)
+			}
+		}
+	}
+	if r.Status == StatusFailed {
+		w.Error = r.Error
+	}
+	return json.Marshal(w)
+}
+
+// Event is one entry of a report's event log.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+	Message string    `json:"message,omitempty"`
+}
+
+// MarshalJSON sends the time as RFC 3339 UTC (omitted when zero).
+func (e Event) MarshalJSON() ([]byte, error) {
+	w := struct {
+		Time    string `json:"time,omitempty"`
+		Type    string `json:"type"`
+		Message string `json:"message,omitempty"`
+	}{Type: e.Type, Message: e.Message}
+	var err error
+	if w.Time, err = formatTime(e.Time); err != nil {
+		return nil, fmt.Errorf("event time: %w", err)
+	}
+	return json.Marshal(w)
+}
+
+// formatTime formats t as RFC 3339 in UTC with the sub-second digits it has; zero gives "".
+func formatTime(t time.Time) (string, error) {
+	if t.IsZero() {
+		return "", nil
+	}
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return "", fmt.Errorf("year %d outside [0,9999]", y)
+	}
+	return t.Format(time.RFC3339Nano), nil
+}
+
+// trimJSONSpace trims the four JSON whitespace bytes.
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isNull(raw json.RawMessage) bool {
+	raw = trimJSONSpace(raw)
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// decodeObject decodes a body that must be a JSON object.
+func decodeObject(body []byte, v any) error {
+	body = trimJSONSpace(body)
+	if len(body) == 0 {
+		return errors.New("empty body")
+	}
+	if body[0] != '{' {
+		return errors.New("body is not a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	return nil
+}
+
+// decodeStringOrNumber returns a JSON string's value or a JSON number's literal text; null or
+// absent gives "".
+func decodeStringOrNumber(raw json.RawMessage) (string, error) {
+	raw = trimJSONSpace(raw)
+	if isNull(raw) {
+		return "", nil
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", errors.New("must be a string or a number")
+		}
+		return s, nil
+	case c == '-' || c >= '0' && c <= '9':
+		var n json.Number
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return "", errors.New("must be a string or a number")
+		}
+		return n.String(), nil
+	default:
+		return "", errors.New("must be a string or a number")
+	}
+}
+
+// decodeNumber decodes a JSON number or a string holding one; ok is false for null or absent.
+func decodeNumber(raw json.RawMessage) (v float64, ok bool, err error) {
+	raw = trimJSONSpace(raw)
+	if isNull(raw) {
+		return 0, false, nil
+	}
+	text := string(raw)
+	if raw[0] == '"' {
+		if json.Unmarshal(raw, &text) != nil {
+			return 0, false, errors.New("must be a number")
+		}
+		text = strings.TrimSpace(text)
+	}
+	var n json.Number
+	// Unmarshalling a quoted string into json.Number validates it as a JSON number literal,
+	// so "NaN", "Inf", hex and underscores are refused.
+	if json.Unmarshal([]byte(strconv.Quote(text)), &n) != nil || n == "" {
+		return 0, false, errors.New("must be a number")
+	}
+	f, err := strconv.ParseFloat(n.String(), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, false, errors.New("must be a number")
+	}
+	// ErrRange gives ±Inf for huge values and 0 for tiny ones; callers clamp.
+	return f, true, nil
+}
