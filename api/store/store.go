@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+)
+
+// Store is what reconcilers and the sync side need of a Task store. Memory implements it; a
+// cluster-backed implementation can sit behind the same interface.
+//
+// Objects passed in are never retained, and objects returned are the caller's to change.
+type Store interface {
+	// Get returns the named Task, or a NotFound error.
+	Get(ctx context.Context, name string) (*agentv1.Task, error)
+	// Create stores a new Task and fills in its server-set metadata (resourceVersion, uid,
+	// generation, creationTimestamp). AlreadyExists if the name is taken.
+	Create(ctx context.Context, task *agentv1.Task) error
+	// UpdateStatus replaces the Task's status only. The task's resourceVersion must match the
+	// stored one (Conflict otherwise); on success it is updated to the new one.
+	UpdateStatus(ctx context.Context, task *agentv1.Task) error
+	// List returns all Tasks, ordered by name.
+	List(ctx context.Context) (*agentv1.TaskList, error)
+	// Delete removes the named Task, or returns NotFound.
+	Delete(ctx context.Context, name string) error
+}
+
+// EventType says what happened to a Task.
+type EventType string
+
+// Event types.
+const (
+	Added    EventType = "ADDED"
+	Modified EventType = "MODIFIED"
+	Deleted  EventType = "DELETED"
+)
+
+// Event is a change notification. Task is shared between all handlers: read it, never change it.
+type Event struct {
+	Type EventType
+	Task *agentv1.Task
+}
+
+// Handler receives change notifications. It runs synchronously inside the write that caused
+// it, so it must be quick, must not block and must not call back into the store: enqueue and
+// return.
+type Handler func(Event)
+
+// Notifier is a store that tells subscribers about every change.
+type Notifier interface {
+	// Subscribe registers h for all later changes and returns a function that removes it.
+	Subscribe(h Handler) (unsubscribe func())
+}
+
+// maxConflictRetries bounds MutateStatus's retries on Conflict.
+const maxConflictRetries = 32
+
+// MutateStatus reads the named Task, lets mutate change it, and writes its status, retrying
+// from a fresh read when another writer got there first. When mutate returns false nothing is
+// written. It returns the Task as stored.
+func MutateStatus(ctx context.Context, s Store, name string, mutate func(*agentv1.Task) bool) (*agentv1.Task, error) {
+	for range maxConflictRetries {
+		task, err := s.Get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if !mutate(task) {
+			return task, nil
+		}
+		err = s.UpdateStatus(ctx, task)
+		if err == nil {
+			return task, nil
+		}
+		if !apierrors.IsConflict(err) {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("update status of task %s: still conflicting after %d attempts", name, maxConflictRetries)
+}

@@ -1,0 +1,57 @@
+package v1alpha1
+
+// Condition types of a Task. A Task carries at most one condition of each type.
+const (
+	// ConditionReady is True once the Task finished successfully, False once it failed, and
+	// Unknown while it is pending or running.
+	ConditionReady = "Ready"
+
+	// ConditionReconciling is True while the Task is accepted but not finished.
+	ConditionReconciling = "Reconciling"
+
+	// ConditionStalled is True when the Task can never succeed as specified (bad payload,
+	// refused command or path, unsupported type). It is never retried.
+	ConditionStalled = "Stalled"
+
+	// ConditionReported is True once the orchestrator accepted the Task's final status.
+	ConditionReported = "Reported"
+)
+
+// Condition reasons of a Task.
+const (
+	// ReasonPending: the Task is accepted and waits for a worker.
+	ReasonPending = "Pending"
+	// ReasonProgressing: the executor is running.
+	ReasonProgressing = "Progressing"
+	// ReasonSucceeded: the executor finished without error.
+	ReasonSucceeded = "Succeeded"
+	// ReasonFailed: the executor returned an error (a non-zero exit, an I/O failure).
+	ReasonFailed = "Failed"
+	// ReasonInvalidSpec: the payload does not decode or validate, or the request was refused.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonUnsupportedType: no executor handles the Task's type.
+	ReasonUnsupportedType = "UnsupportedType"
+	// ReasonTimedOut: the Task's deadline passed before the executor finished.
+	ReasonTimedOut = "TimedOut"
+	// ReasonCancelled: the orchestrator or the agent cancelled the Task.
+	ReasonCancelled = "Cancelled"
+	// ReasonInterrupted: the agent stopped while the Task was running; it is never re-run.
+	ReasonInterrupted = "Interrupted"
+	// ReasonPanicked: the executor panicked; the agent recovered.
+	ReasonPanicked = "Panicked"
+	// ReasonAccepted: the orchestrator accepted the report.
+	ReasonAccepted = "Accepted"
+	// ReasonRejected: the orchestrator refused the report for good (409 or 404).
+	ReasonRejected = "Rejected"
+	// ReasonAwaitingDelivery: the report is not delivered yet.
+	ReasonAwaitingDelivery = "AwaitingDelivery"
+)
+
+// Event types recorded in TaskStatus.Events.
+const (
+	EventAccepted  = "Accepted"
+	EventStarted   = "Started"
+	EventSucceeded = "Succeeded"
+	EventFailed    = "Failed"
+	EventWarning   = "Warning"
+)

@@ -1,0 +1,10 @@
+// Package v1alpha1 holds the Task API of the LetsBe agent: the local, Kubernetes-style record of
+// one unit of work handed over by the orchestrator (group agent.letsbe.io, version v1alpha1).
+//
+// It owns the types, their condition vocabulary and the generated deep-copy code. It imports only
+// the standard library and k8s.io/apimachinery, so the same types can live in a real cluster as a
+// CRD unchanged. It must not know about the orchestrator's wire format or run anything.
+//
+// +kubebuilder:object:generate=true
+// +groupName=agent.letsbe.io
+package v1alpha1

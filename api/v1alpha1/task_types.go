@@ -1,0 +1,185 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Task types the agent knows. The orchestrator names them in upper case.
+const (
+	TypeEcho         = "ECHO"
+	TypeShell        = "SHELL"
+	TypeFileWrite    = "FILE_WRITE"
+	TypeEnvUpdate    = "ENV_UPDATE"
+	TypeDockerReload = "DOCKER_RELOAD"
+	TypePlaywright   = "PLAYWRIGHT"
+)
+
+// TaskPhase is the coarse state of a Task.
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
+type TaskPhase string
+
+// Task phases. Succeeded and Failed are final: a Task never leaves them.
+const (
+	TaskPending   TaskPhase = "Pending"
+	TaskRunning   TaskPhase = "Running"
+	TaskSucceeded TaskPhase = "Succeeded"
+	TaskFailed    TaskPhase = "Failed"
+)
+
+// IsFinal reports whether the phase is Succeeded or Failed.
+func (p TaskPhase) IsFinal() bool { return p == TaskSucceeded || p == TaskFailed }
+
+// Well-known metadata keys.
+const (
+	// LabelTaskType holds the Task's type, for selection.
+	LabelTaskType = "agent.letsbe.io/type"
+	// AnnotationTaskID holds the orchestrator's task id when the object name had to be made
+	// DNS-safe (cluster mode).
+	AnnotationTaskID = "agent.letsbe.io/task-id"
+)
+
+// TaskSpec is what the orchestrator asked for. It is immutable once the Task exists.
+type TaskSpec struct {
+	// Type selects the executor, e.g. ECHO or SHELL.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Type string `json:"type"`
+
+	// Payload is the task's input, passed to the executor as raw JSON.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	Payload *runtime.RawExtension `json:"payload,omitempty"`
+
+	// Timeout bounds the task's execution; the agent's own maximum applies when it is empty or
+	// larger.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// CreatedAt is when the orchestrator created the task, if it said.
+	// +optional
+	CreatedAt *metav1.Time `json:"createdAt,omitempty"`
+}
+
+// TaskEvent is one entry of a Task's history, reported to the orchestrator.
+type TaskEvent struct {
+	// Time the event happened.
+	// +required
+	Time metav1.Time `json:"time"`
+	// Type is a short CamelCase word, e.g. Started or Failed.
+	// +required
+	Type string `json:"type"`
+	// Message is human-readable and never holds a secret.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// ReportState tracks what the orchestrator has accepted of a Task's reports.
+type ReportState struct {
+	// RunningReported is true once the RUNNING report was accepted, or skipped because the final
+	// report superseded it.
+	// +optional
+	RunningReported bool `json:"runningReported,omitempty"`
+	// FinalReported is true once the final report was accepted or refused for good.
+	// +optional
+	FinalReported bool `json:"finalReported,omitempty"`
+	// Rejected is true when the orchestrator refused the final report for good (409 or 404).
+	// +optional
+	Rejected bool `json:"rejected,omitempty"`
+	// Attempts counts delivery attempts of the current report.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// LastError is the last delivery error, if any.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+	// ReportedAt is when the final report was accepted.
+	// +optional
+	ReportedAt *metav1.Time `json:"reportedAt,omitempty"`
+}
+
+// TaskStatus is what the agent observed and did.
+type TaskStatus struct {
+	// Phase is the coarse state: Pending, Running, Succeeded or Failed.
+	// +optional
+	Phase TaskPhase `json:"phase,omitempty"`
+
+	// Conditions hold the detailed state: Ready, Reconciling, Stalled and Reported.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ObservedGeneration is the generation of the spec the status was computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// StartTime is when the executor started.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// CompletionTime is when the Task reached a final phase.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// Result is the executor's output as raw JSON; it may be set on failure too.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	Result *runtime.RawExtension `json:"result,omitempty"`
+
+	// Error is a short human-readable reason when the Task failed.
+	// +optional
+	Error string `json:"error,omitempty"`
+
+	// Events is the Task's history, oldest first.
+	// +optional
+	Events []TaskEvent `json:"events,omitempty"`
+
+	// Report is the delivery state of the Task's reports to the orchestrator.
+	// +optional
+	Report ReportState `json:"report,omitempty"`
+}
+
+// Task is one unit of work handed over by the orchestrator. Its name is the orchestrator's task
+// id.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Namespaced,shortName=tk
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Error",type=string,JSONPath=`.status.error`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Task struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the orchestrator's request.
+	// +required
+	Spec TaskSpec `json:"spec"`
+
+	// Status is the agent's progress on it.
+	// +optional
+	Status TaskStatus `json:"status,omitempty"`
+}
+
+// TaskList is a list of Tasks.
+//
+// +kubebuilder:object:root=true
+type TaskList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// Items are the Tasks.
+	Items []Task `json:"items"`
+}
+
+// TaskID is the orchestrator's id of the Task: the task-id annotation when set, else the name.
+func (t *Task) TaskID() string {
+	if id := t.Annotations[AnnotationTaskID]; id != "" {
+		return id
+	}
+	return t.Name
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/letsbe/sysadmin-agent/api/store"
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/config"
+	"github.com/letsbe/sysadmin-agent/controllers"
+	"github.com/letsbe/sysadmin-agent/executors"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync"
+)
+
+// Shutdown bounds.
+const (
+	shutdownGrace = 30 * time.Second
+	flushTimeout  = 10 * time.Second
+)
+
+// agent is the wired-up process: the store, the controllers and the sync side.
+type agent struct {
+	cfg      *config.Config
+	log      logr.Logger
+	store    *store.Memory
+	runner   *controllers.Runner
+	syncer   *orchestratorsync.Syncer
+	registry *controllers.Registry
+}
+
+// buildExecutors returns one executor per supported task type.
+func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
+	proc := executors.NewProcess(executors.ProcessConfig{})
+	shell, err := executors.NewShell(executors.ShellConfig{AllowedCommands: cfg.AllowedCommands, Process: proc})
+	if err != nil {
+		return nil, fmt.Errorf("SHELL executor: %w", err)
+	}
+	return map[string]executors.Executor{
+		agentv1.TypeEcho:  executors.NewEcho(),
+		agentv1.TypeShell: shell,
+	}, nil
+}
+
+func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
+	execs, err := buildExecutors(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mem := store.NewMemory()
+	registry := controllers.NewRegistry()
+	runner, err := controllers.NewRunner(controllers.Options{
+		Store:                   mem,
+		Notifier:                mem,
+		Executors:               execs,
+		MaxConcurrentReconciles: cfg.MaxConcurrentTasks,
+		MaxTimeout:              cfg.TaskTimeout,
+		Logger:                  log.WithName("controllers"),
+		Registry:                registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{
+		BaseURL:   cfg.OrchestratorURL,
+		Token:     cfg.Token,
+		UserAgent: "letsbe-agent/" + version,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("invalid ORCHESTRATOR_URL: %w", err)
+	}
+	hostname, _ := os.Hostname()
+	syncer, err := orchestratorsync.New(orchestratorsync.Options{
+		Client:             client,
+		Store:              mem,
+		Notifier:           mem,
+		StateDir:           cfg.StateDir,
+		EnrollmentToken:    cfg.Token,
+		Hostname:           hostname,
+		Version:            version,
+		Capabilities:       runner.Types(),
+		Labels:             cfg.Labels,
+		HeartbeatInterval:  cfg.HeartbeatInterval,
+		PollInterval:       cfg.PollInterval,
+		MaxConcurrentTasks: cfg.MaxConcurrentTasks,
+		RunningTasks:       registry.Running,
+		CancelTask: func(ctx context.Context, id string) {
+			if _, err := controllers.Cancel(ctx, mem, registry, id, controllers.ErrCancelled); err != nil {
+				log.Error(err, "Cannot cancel task", "task", id)
+			}
+		},
+		SystemInfo: func() orchestratorsync.SystemInfo {
+			si := executors.ReadSystemInfo(cfg.StateDir)
+			return orchestratorsync.SystemInfo{
+				Load1: si.Load1, MemTotalBytes: si.MemTotalBytes,
+				MemAvailableBytes: si.MemAvailableBytes, DiskFreeBytes: si.DiskFreeBytes,
+			}
+		},
+		Logger: log.WithName("sync"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &agent{cfg: cfg, log: log, store: mem, runner: runner, syncer: syncer, registry: registry}, nil
+}
+
+// run runs the agent until ctx ends, then drains: no new tasks, running ones get the grace
+// period, the rest are cancelled, and final reports are flushed for a bounded time.
+func (a *agent) run(ctx context.Context) error {
+	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create state dir (AGENT_STATE_DIR) %s: %w", a.cfg.StateDir, err)
+	}
+	a.log.Info("Starting agent", "version", version, "orchestrator", a.cfg.OrchestratorURL,
+		"stateDir", a.cfg.StateDir, "taskTypes", a.runner.Types(), "maxConcurrentTasks", a.cfg.MaxConcurrentTasks)
+
+	runCtx, stopControllers := context.WithCancel(context.Background())
+	syncCtx, stopSync := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var runErr, syncErr error
+	wg.Go(func() { runErr = a.runner.Start(runCtx) })
+	wg.Go(func() { syncErr = a.syncer.Run(syncCtx) })
+
+	select {
+	case <-ctx.Done():
+	case <-doneOf(&wg):
+	}
+
+	a.log.Info("Draining: no new tasks; waiting for running ones", "grace", shutdownGrace.String())
+	a.syncer.Drain()
+	a.waitIdle(shutdownGrace)
+	a.registry.CancelAll(controllers.ErrShuttingDown)
+	a.cancelPending()
+	a.waitIdle(5 * time.Second)
+
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), flushTimeout)
+	if !a.syncer.Flush(flushCtx) {
+		a.log.Info("Some final reports were not delivered before shutdown")
+	}
+	cancelFlush()
+	stopSync()
+	stopControllers()
+	wg.Wait()
+	a.log.Info("Agent stopped")
+	return errors.Join(runErr, syncErr)
+}
+
+// waitIdle waits until no Task is unfinished, or d passes.
+func (a *agent) waitIdle(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if a.unfinished() == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (a *agent) unfinished() int {
+	list, err := a.store.List(context.Background())
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for i := range list.Items {
+		if !list.Items[i].Status.Phase.IsFinal() {
+			n++
+		}
+	}
+	return n
+}
+
+// cancelPending fails the Tasks that never started.
+func (a *agent) cancelPending() {
+	list, err := a.store.List(context.Background())
+	if err != nil {
+		return
+	}
+	for i := range list.Items {
+		if t := &list.Items[i]; !t.Status.Phase.IsFinal() {
+			_, _ = controllers.Cancel(context.Background(), a.store, a.registry, t.Name, controllers.ErrShuttingDown)
+		}
+	}
+}
+
+func doneOf(wg *sync.WaitGroup) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	return ch
+}
+
+func runAgent(ctx context.Context, cfg *config.Config, log logr.Logger) error {
+	a, err := newAgent(cfg, log)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}

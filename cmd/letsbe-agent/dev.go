@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/letsbe/sysadmin-agent/config"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
+)
+
+// devOptions are the flags only `letsbe-agent dev` takes.
+type devOptions struct {
+	listen string
+}
+
+// splitDevFlags takes the dev-only flags out of args.
+func splitDevFlags(cmd string, args []string) (devOptions, []string) {
+	opts := devOptions{listen: "127.0.0.1:8080"}
+	if cmd != "dev" {
+		return opts, args
+	}
+	rest := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--listen" || a == "-listen":
+			if i+1 < len(args) {
+				opts.listen = args[i+1]
+				i++
+			}
+		case strings.HasPrefix(a, "--listen=") || strings.HasPrefix(a, "-listen="):
+			opts.listen = a[strings.Index(a, "=")+1:]
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return opts, rest
+}
+
+// runDev serves the reference orchestrator on opts.listen and runs an agent against it in the
+// same process, so a newcomer can enqueue tasks with curl and watch them run.
+func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.Logger) error {
+	orch := orchestratortest.New(orchestratortest.Options{EnrollmentToken: "dev-token", IssueAgentTokens: true})
+	ln, err := net.Listen("tcp", opts.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (--listen): %w", opts.listen, err)
+	}
+	srv := &http.Server{Handler: orch, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(err, "Development orchestrator stopped")
+		}
+	}()
+	defer func() {
+		shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutCtx)
+	}()
+
+	base := "http://" + ln.Addr().String()
+	cfg.OrchestratorURL = base
+	cfg.Token = "dev-token"
+	if _, set := os.LookupEnv("AGENT_STATE_DIR"); !set && !hasFlag("state-dir") {
+		dir, err := os.MkdirTemp("", "letsbe-agent-dev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg.StateDir = filepath.Join(dir, "state")
+	}
+	log.Info("Development orchestrator listening", "url", base,
+		"try", "curl -s -XPOST "+base+`/dev/tasks -d '{"type":"ECHO","payload":{"message":"hello"}}'`)
+	return runAgent(ctx, cfg, log)
+}
+
+func hasFlag(name string) bool {
+	for _, a := range os.Args[1:] {
+		if a == "--"+name || a == "-"+name || strings.HasPrefix(a, "--"+name+"=") || strings.HasPrefix(a, "-"+name+"=") {
+			return true
+		}
+	}
+	return false
+}

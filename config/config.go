@@ -1,0 +1,233 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultAllowedCommands is the SHELL allowlist when AGENT_ALLOWED_COMMANDS is not set: programs
+// for looking at a server. Note that docker and systemctl can also change it; narrow the list
+// where that matters.
+var DefaultAllowedCommands = []string{
+	"cat", "date", "df", "docker", "du", "free", "hostname", "id", "journalctl", "ls",
+	"ps", "systemctl", "uname", "uptime", "whoami",
+}
+
+// Config is the agent's whole configuration.
+type Config struct {
+	OrchestratorURL    string
+	Token              string
+	StateDir           string
+	AllowedCommands    []string
+	FileRoots          []string
+	HeartbeatInterval  time.Duration
+	PollInterval       time.Duration
+	MaxConcurrentTasks int
+	TaskTimeout        time.Duration
+	LogFormat          string
+	LogLevel           string
+	Labels             map[string]string
+}
+
+// setting binds one Config field to a flag and an environment variable.
+type setting struct {
+	flag, env, def, usage string
+	secret                bool
+	apply                 func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{flag: "orchestrator-url", env: "ORCHESTRATOR_URL", usage: "base URL of the orchestrator API (required)",
+		apply: func(c *Config, v string) error { c.OrchestratorURL = strings.TrimRight(v, "/"); return nil }},
+	{flag: "token", env: "AGENT_TOKEN", usage: "enrollment token (required; prefer the environment)", secret: true,
+		apply: func(c *Config, v string) error { c.Token = v; return nil }},
+	{flag: "state-dir", env: "AGENT_STATE_DIR", def: "/var/lib/letsbe-agent", usage: "directory for the agent's identity and journal",
+		apply: func(c *Config, v string) error { return setAbsPath(&c.StateDir, v) }},
+	{flag: "allowed-commands", env: "AGENT_ALLOWED_COMMANDS", def: strings.Join(DefaultAllowedCommands, ","), usage: "programs SHELL tasks may run (comma or space separated)",
+		apply: func(c *Config, v string) error { c.AllowedCommands = splitList(v); return nil }},
+	{flag: "file-roots", env: "AGENT_FILE_ROOTS", def: "/opt/letsbe", usage: "directories file tasks may change (comma separated)",
+		apply: func(c *Config, v string) error {
+			c.FileRoots = nil
+			for _, p := range splitList(v) {
+				if !filepath.IsAbs(p) {
+					return fmt.Errorf("%q is not an absolute path", p)
+				}
+				c.FileRoots = append(c.FileRoots, filepath.Clean(p))
+			}
+			return nil
+		}},
+	{flag: "heartbeat-interval", env: "AGENT_HEARTBEAT_INTERVAL", def: "30s", usage: "heartbeat interval unless the orchestrator sets one",
+		apply: func(c *Config, v string) error { return setDuration(&c.HeartbeatInterval, v, 100*time.Millisecond) }},
+	{flag: "poll-interval", env: "AGENT_POLL_INTERVAL", def: "5s", usage: "wait between polls when idle unless the orchestrator sets one",
+		apply: func(c *Config, v string) error { return setDuration(&c.PollInterval, v, 10*time.Millisecond) }},
+	{flag: "max-concurrent-tasks", env: "AGENT_MAX_CONCURRENT_TASKS", def: "4", usage: "tasks executed at once",
+		apply: func(c *Config, v string) error { return setPositiveInt(&c.MaxConcurrentTasks, v, 1024) }},
+	{flag: "task-timeout", env: "AGENT_TASK_TIMEOUT", def: "1h", usage: "maximum (and default) run time of a task",
+		apply: func(c *Config, v string) error { return setDuration(&c.TaskTimeout, v, time.Second) }},
+	{flag: "log-format", env: "AGENT_LOG_FORMAT", def: "json", usage: "json or console",
+		apply: func(c *Config, v string) error { return setEnum(&c.LogFormat, v, "json", "console") }},
+	{flag: "log-level", env: "AGENT_LOG_LEVEL", def: "info", usage: "error, info, debug or trace",
+		apply: func(c *Config, v string) error { return setEnum(&c.LogLevel, v, "error", "info", "debug", "trace") }},
+	{flag: "labels", env: "AGENT_LABELS", usage: "labels sent at registration (k=v,k2=v2)",
+		apply: func(c *Config, v string) error { return setLabels(&c.Labels, v) }},
+}
+
+// Mode says which checks Load applies.
+type Mode int
+
+const (
+	// ModeRun needs an orchestrator URL and a token.
+	ModeRun Mode = iota
+	// ModeDev runs against the embedded development orchestrator: both are optional.
+	ModeDev
+)
+
+// Load builds a Config from command-line arguments (without the program name) and the
+// environment (getenv is usually os.LookupEnv). Flags win over the environment, which wins over
+// the defaults. Errors name the setting and never echo a secret. It returns flag.ErrHelp when
+// help was asked for, after printing usage to out.
+func Load(args []string, lookupEnv func(string) (string, bool), mode Mode, out io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("letsbe-agent", flag.ContinueOnError)
+	fs.SetOutput(out)
+	values := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
+		if s.def != "" {
+			usage += ", default " + s.def
+		}
+		values[s.flag] = fs.String(s.flag, "", usage+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	cfg := &Config{}
+	for _, s := range settings {
+		v, source := s.def, "default"
+		if ev, ok := lookupEnv(s.env); ok && ev != "" {
+			v, source = ev, s.env
+		}
+		if given[s.flag] {
+			v, source = *values[s.flag], "--"+s.flag
+		}
+		if err := s.apply(cfg, strings.TrimSpace(v)); err != nil {
+			if s.secret {
+				return nil, fmt.Errorf("invalid %s (from %s): %w", s.env, source, errors.New("bad value"))
+			}
+			return nil, fmt.Errorf("invalid %s (from %s) %q: %w", s.env, source, v, err)
+		}
+	}
+	if err := cfg.Validate(mode); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Validate checks the settings that depend on each other or on the mode.
+func (c *Config) Validate(mode Mode) error {
+	if mode == ModeRun {
+		if c.OrchestratorURL == "" {
+			return errors.New("missing ORCHESTRATOR_URL (--orchestrator-url): the orchestrator's base URL is required")
+		}
+		if c.Token == "" {
+			return errors.New("missing AGENT_TOKEN (--token): the enrollment token is required")
+		}
+	}
+	if c.OrchestratorURL != "" {
+		u, err := url.Parse(c.OrchestratorURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("invalid ORCHESTRATOR_URL %q: want an http or https URL with a host", c.OrchestratorURL)
+		}
+	}
+	if len(c.AllowedCommands) == 0 {
+		return errors.New("invalid AGENT_ALLOWED_COMMANDS: the list is empty")
+	}
+	for _, cmd := range c.AllowedCommands {
+		if strings.ContainsAny(cmd, "/\\") || strings.TrimSpace(cmd) != cmd {
+			return fmt.Errorf("invalid AGENT_ALLOWED_COMMANDS entry %q: want a program name, not a path", cmd)
+		}
+	}
+	return nil
+}
+
+// LookupEnv is os.LookupEnv, for Load.
+func LookupEnv(key string) (string, bool) { return os.LookupEnv(key) }
+
+func splitList(v string) []string {
+	fields := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+	slices.Sort(fields)
+	return slices.Compact(fields)
+}
+
+func setAbsPath(dst *string, v string) error {
+	if v == "" || !filepath.IsAbs(v) {
+		return errors.New("want an absolute path")
+	}
+	*dst = filepath.Clean(v)
+	return nil
+}
+
+func setDuration(dst *time.Duration, v string, minimum time.Duration) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return errors.New("want a Go duration such as 30s or 5m")
+	}
+	if d < minimum {
+		return fmt.Errorf("must be at least %s", minimum)
+	}
+	*dst = d
+	return nil
+}
+
+func setPositiveInt(dst *int, v string, maximum int) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maximum {
+		return fmt.Errorf("want an integer from 1 to %d", maximum)
+	}
+	*dst = n
+	return nil
+}
+
+func setEnum(dst *string, v string, allowed ...string) error {
+	v = strings.ToLower(v)
+	if !slices.Contains(allowed, v) {
+		return fmt.Errorf("want one of %s", strings.Join(allowed, ", "))
+	}
+	*dst = v
+	return nil
+}
+
+var labelKey = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
+
+func setLabels(dst *map[string]string, v string) error {
+	labels := map[string]string{}
+	for _, pair := range strings.Split(v, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(pair, "=")
+		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
+		if !ok || !labelKey.MatchString(k) {
+			return fmt.Errorf("label %q: want key=value with a simple key", pair)
+		}
+		labels[k] = val
+	}
+	*dst = labels
+	return nil
+}

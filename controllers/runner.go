@@ -1,0 +1,169 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/letsbe/sysadmin-agent/api/store"
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/executors"
+)
+
+// Options configure a Runner.
+type Options struct {
+	// Store holds the Tasks; Notifier tells the controllers about new ones (usually the same
+	// object).
+	Store    store.Store
+	Notifier store.Notifier
+	// Executors maps each supported task type to its executor: one controller each.
+	Executors map[string]executors.Executor
+	// MaxConcurrentReconciles is the number of workers per task type.
+	MaxConcurrentReconciles int
+	// MaxTimeout caps every Task's timeout.
+	MaxTimeout time.Duration
+	// Logger is the controllers' logger; it must be set (a zero logger would drop errors).
+	Logger logr.Logger
+	// Registry tracks running Tasks; a new one when nil.
+	Registry *Registry
+	// Observe is called once per Task that reaches a final phase.
+	Observe func(task *agentv1.Task)
+	// SkipNameValidation allows several Runners in one process (tests).
+	SkipNameValidation bool
+}
+
+// Runner runs one controller per task type over a Store, without a cluster.
+type Runner struct {
+	opts        Options
+	controllers []controller.TypedController[reconcile.Request]
+}
+
+// NewRunner builds the controllers. Nothing runs until Start.
+func NewRunner(opts Options) (*Runner, error) {
+	if opts.Store == nil || opts.Notifier == nil {
+		return nil, errors.New("controllers: Store and Notifier are required")
+	}
+	if opts.Logger.GetSink() == nil {
+		return nil, errors.New("controllers: Logger is required")
+	}
+	if opts.Registry == nil {
+		opts.Registry = NewRegistry()
+	}
+	r := &Runner{opts: opts}
+	for _, typ := range r.Types() {
+		rec := &TaskReconciler{
+			Type:       typ,
+			Executor:   opts.Executors[typ],
+			Store:      opts.Store,
+			Registry:   opts.Registry,
+			MaxTimeout: opts.MaxTimeout,
+			Observe:    opts.Observe,
+		}
+		c, err := controller.NewTypedUnmanaged(controllerName(typ), controller.TypedOptions[reconcile.Request]{
+			Reconciler:              rec,
+			MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1),
+			RecoverPanic:            ptr.To(true),
+			Logger:                  opts.Logger,
+			SkipNameValidation:      ptr.To(opts.SkipNameValidation),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("controllers: new %s controller: %w", typ, err)
+		}
+		if err := c.Watch(r.source(typ)); err != nil {
+			return nil, fmt.Errorf("controllers: watch %s tasks: %w", typ, err)
+		}
+		r.controllers = append(r.controllers, c)
+	}
+	return r, nil
+}
+
+// Registry returns the registry of running Tasks.
+func (r *Runner) Registry() *Registry { return r.opts.Registry }
+
+// Types returns the supported task types, sorted.
+func (r *Runner) Types() []string {
+	types := make([]string, 0, len(r.opts.Executors))
+	for typ := range r.opts.Executors {
+		types = append(types, typ)
+	}
+	slices.Sort(types)
+	return types
+}
+
+// Start runs every controller until ctx ends, then waits for their workers to return. The
+// Tasks' executions are not bound to ctx: stop them first with Registry().CancelAll.
+func (r *Runner) Start(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(r.controllers))
+	for i, c := range r.controllers {
+		wg.Go(func() { errs[i] = c.Start(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// source feeds a controller: every Task of its type that is not final, at start and on change.
+// It never blocks the store: q.Add is non-blocking, also after shutdown.
+func (r *Runner) source(typ string) source.TypedSource[reconcile.Request] {
+	return source.TypedFunc[reconcile.Request](func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		enqueue := func(t *agentv1.Task) {
+			if t.Spec.Type == typ && !t.Status.Phase.IsFinal() {
+				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: t.Name}})
+			}
+		}
+		unsubscribe := r.opts.Notifier.Subscribe(func(ev store.Event) {
+			if ev.Type != store.Deleted {
+				enqueue(ev.Task)
+			}
+		})
+		context.AfterFunc(ctx, unsubscribe)
+		list, err := r.opts.Store.List(ctx)
+		if err != nil {
+			return fmt.Errorf("list tasks: %w", err)
+		}
+		for i := range list.Items {
+			enqueue(&list.Items[i])
+		}
+		return nil
+	})
+}
+
+func controllerName(typ string) string {
+	return "task-" + typ
+}
+
+// Cancel stops the named Task with cause: a running one through its context, a pending one by
+// failing it before a worker takes it. It reports whether the Task was found unfinished.
+func Cancel(ctx context.Context, s store.Store, reg *Registry, name string, cause error) (bool, error) {
+	var found bool
+	_, err := store.MutateStatus(ctx, s, name, func(t *agentv1.Task) bool {
+		switch t.Status.Phase {
+		case agentv1.TaskSucceeded, agentv1.TaskFailed:
+			found = false
+			return false
+		case agentv1.TaskRunning:
+			// The worker registers before it marks the Task Running, so it is reachable here.
+			found = reg.Cancel(name, cause)
+			return false
+		}
+		found = true
+		t.Status.MarkFailed(nowTime(), t.Generation, agentv1.ReasonCancelled, cause.Error())
+		return true
+	})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return found, err
+}

@@ -1,0 +1,236 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/letsbe/sysadmin-agent/api/store"
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/executors"
+)
+
+// ErrInterrupted is the error of a Task found RUNNING when no worker of this process runs it:
+// the agent stopped during execution. Such a Task is never re-run.
+var ErrInterrupted = errors.New("interrupted: agent restarted during execution")
+
+// finalWriteTimeout bounds the final status write, which must not be cut short by shutdown.
+const finalWriteTimeout = 30 * time.Second
+
+// TaskReconciler drives Tasks of one type from Pending to a final phase with its executor. All
+// task types share it; a type differs only in its Executor.
+type TaskReconciler struct {
+	// Type is the task type this reconciler handles, e.g. ECHO.
+	Type string
+	// Executor runs the payload.
+	Executor executors.Executor
+	// Store holds the Tasks.
+	Store store.Store
+	// Registry tracks running Tasks for cancellation; shared by all reconcilers.
+	Registry *Registry
+	// MaxTimeout caps every Task's timeout, and applies when a Task has none.
+	MaxTimeout time.Duration
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+	// Observe, when set, is called once per Task that reaches a final phase here.
+	Observe func(task *agentv1.Task)
+}
+
+// Reconcile implements reconcile.Reconciler. A Pending Task is marked Running, executed and
+// given its final status in one pass. Execution errors end the Task FAILED (a payload that can
+// never succeed also returns a TerminalError); only store errors are retried.
+func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := ctrl.LoggerFrom(ctx).WithValues("task", req.Name, "type", r.Type)
+	ctx = ctrl.LoggerInto(ctx, log)
+
+	task, err := r.Store.Get(ctx, req.Name)
+	if apierrors.IsNotFound(err) {
+		return reconcile.Result{}, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("get task %s: %w", req.Name, err)
+	}
+	if task.Spec.Type != r.Type {
+		return reconcile.Result{}, nil
+	}
+
+	switch task.Status.Phase {
+	case agentv1.TaskSucceeded, agentv1.TaskFailed:
+		return reconcile.Result{}, nil
+	case agentv1.TaskRunning:
+		if r.Registry.IsRunning(task.Name) {
+			return reconcile.Result{}, nil
+		}
+		// Running in the store, but no worker here runs it: the agent stopped mid-execution.
+		log.Info("Task was running when the agent stopped; failing it, not re-running it")
+		return reconcile.Result{}, r.finish(ctx, task.Name, outcome{err: ErrInterrupted, reason: agentv1.ReasonInterrupted})
+	}
+
+	timeout := r.timeout(task)
+	execCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(nil)
+	r.Registry.start(task.Name, cancel)
+	defer r.Registry.done(task.Name)
+
+	task.Status.MarkRunning(r.now(), task.Generation)
+	if err := r.Store.UpdateStatus(ctx, task); err != nil {
+		if apierrors.IsNotFound(err) {
+			return reconcile.Result{}, nil
+		}
+		// A Conflict means someone else changed the Task (a cancellation, say): read it again.
+		return reconcile.Result{}, fmt.Errorf("mark task %s running: %w", task.Name, err)
+	}
+	log.V(1).Info("Task started", "timeout", timeout.String())
+
+	execCtx, cancelTimeout := context.WithTimeoutCause(execCtx, timeout, &executors.TimeoutError{After: timeout})
+	defer cancelTimeout()
+	out := r.execute(execCtx, log, task)
+	if err := r.finish(ctx, task.Name, out); err != nil {
+		return reconcile.Result{}, err
+	}
+	if out.err != nil && out.reason == agentv1.ReasonInvalidSpec {
+		return reconcile.Result{}, reconcile.TerminalError(out.err)
+	}
+	return reconcile.Result{}, nil
+}
+
+// outcome is what one execution produced.
+type outcome struct {
+	result *runtime.RawExtension
+	err    error
+	reason string
+}
+
+// execute runs the executor, turning a panic into an error and the context's cause (timeout,
+// cancellation) into the Task's error.
+func (r *TaskReconciler) execute(ctx context.Context, log logr.Logger, task *agentv1.Task) (out outcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error(fmt.Errorf("panic: %v", p), "Executor panicked", "stack", string(debug.Stack()))
+			out = outcome{err: fmt.Errorf("executor panicked: %v", p), reason: agentv1.ReasonPanicked}
+		}
+	}()
+
+	var payload json.RawMessage
+	if task.Spec.Payload != nil {
+		payload = task.Spec.Payload.Raw
+	}
+	result, err := r.Executor.Execute(ctx, payload)
+	if result != nil {
+		raw, merr := marshalResult(result)
+		if merr != nil {
+			return outcome{err: fmt.Errorf("encode result: %w", merr), reason: agentv1.ReasonFailed}
+		}
+		out.result = raw
+	}
+	if err == nil {
+		if cause := context.Cause(ctx); cause != nil {
+			// Finished, but after its deadline or cancellation: it does not count.
+			err = cause
+		} else {
+			return out
+		}
+	}
+	if cause := context.Cause(ctx); cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		err = cause
+	}
+	out.err = err
+	out.reason = reasonFor(err)
+	return out
+}
+
+func reasonFor(err error) string {
+	var timeout *executors.TimeoutError
+	switch {
+	case errors.As(err, &timeout):
+		return agentv1.ReasonTimedOut
+	case errors.Is(err, ErrCancelled), errors.Is(err, ErrShuttingDown):
+		return agentv1.ReasonCancelled
+	case executors.IsPermanent(err):
+		return agentv1.ReasonInvalidSpec
+	default:
+		return agentv1.ReasonFailed
+	}
+}
+
+func marshalResult(result any) (*runtime.RawExtension, error) {
+	if raw, ok := result.(json.RawMessage); ok {
+		return &runtime.RawExtension{Raw: raw}, nil
+	}
+	raw, err := json.Marshal(result)
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.RawExtension{Raw: raw}, nil
+}
+
+// finish writes the final status, re-reading on conflict so that concurrent writers (the
+// reporter marking RUNNING delivered) never cost the result. The write outlives the caller's
+// context: a result must not be lost to shutdown.
+func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+	defer cancel()
+	var final *agentv1.Task
+	task, err := store.MutateStatus(ctx, r.Store, name, func(t *agentv1.Task) bool {
+		if t.Status.Phase.IsFinal() {
+			return false
+		}
+		t.Status.Result = out.result
+		if out.err == nil {
+			t.Status.MarkSucceeded(r.now(), t.Generation)
+		} else {
+			t.Status.MarkFailed(r.now(), t.Generation, out.reason, out.err.Error())
+		}
+		final = t
+		return true
+	})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write final status of task %s: %w", name, err)
+	}
+	log := ctrl.LoggerFrom(ctx)
+	if final == nil {
+		return nil
+	}
+	if out.err != nil {
+		log.Info("Task failed", "reason", out.reason, "error", task.Status.Error)
+	} else {
+		log.V(1).Info("Task succeeded")
+	}
+	if r.Observe != nil {
+		r.Observe(task)
+	}
+	return nil
+}
+
+func (r *TaskReconciler) timeout(task *agentv1.Task) time.Duration {
+	d := r.MaxTimeout
+	if d <= 0 {
+		d = time.Hour
+	}
+	if t := task.Spec.Timeout; t != nil && t.Duration > 0 && t.Duration < d {
+		d = t.Duration
+	}
+	return d
+}
+
+func (r *TaskReconciler) now() metav1.Time {
+	if r.Now != nil {
+		return metav1.NewTime(r.Now().UTC())
+	}
+	return nowTime()
+}
+
+func nowTime() metav1.Time { return metav1.NewTime(time.Now().UTC()) }

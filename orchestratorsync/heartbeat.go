@@ -1,0 +1,83 @@
+package orchestratorsync
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// heartbeatLoop sends a heartbeat at the interval in force, with ±10% jitter, and at once when
+// draining starts. A 404 (the orchestrator forgot the agent) re-registers.
+func (s *Syncer) heartbeatLoop(ctx context.Context) {
+	timer := s.clock.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C():
+		case <-s.drainNow:
+		}
+		s.heartbeat(ctx)
+		timer.Reset(jitter(s.HeartbeatInterval(), 0.1))
+	}
+}
+
+func (s *Syncer) heartbeat(ctx context.Context) {
+	req := s.heartbeatRequest()
+	var resp *HeartbeatResponse
+	err := s.session.do(ctx, func(agentID string) error {
+		var err error
+		resp, err = s.opts.Client.Heartbeat(ctx, agentID, req)
+		return err
+	})
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return
+	case IsNotFound(err):
+		s.log.Info("Orchestrator does not know this agent; registering again")
+		_, gen := s.session.current()
+		if err := s.session.register(ctx, gen, "heartbeat 404"); err != nil {
+			return
+		}
+		return
+	default:
+		s.log.Error(err, "Heartbeat failed")
+		return
+	}
+	s.lastHeartbeat.Store(s.clock.Now().UnixNano())
+	for _, id := range resp.CancelTaskIDs {
+		if s.opts.CancelTask != nil {
+			s.log.Info("Orchestrator cancelled a task", "task", id)
+			s.opts.CancelTask(ctx, id)
+		}
+	}
+}
+
+func (s *Syncer) heartbeatRequest() HeartbeatRequest {
+	status := "ONLINE"
+	if s.draining.Load() {
+		status = "DRAINING"
+	}
+	running := s.opts.RunningTasks()
+	req := HeartbeatRequest{
+		Status:         status,
+		Version:        s.opts.Version,
+		UptimeSeconds:  int64(s.clock.Now().Sub(s.start) / time.Second),
+		RunningTaskIDs: running,
+		QueuedTasks:    max(s.slots.inUse()-len(running), 0),
+	}
+	if s.opts.SystemInfo != nil {
+		req.System = s.opts.SystemInfo()
+	}
+	return req
+}
+
+// jitter returns d changed by a random amount within ±frac.
+func jitter(d time.Duration, frac float64) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * (1 - frac + 2*frac*rand.Float64()))
+}

@@ -1,0 +1,8 @@
+package orchestratorsync
+
+import "runtime"
+
+const (
+	goos   = runtime.GOOS
+	goarch = runtime.GOARCH
+)

@@ -1,0 +1,262 @@
+package orchestratorsync
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/letsbe/sysadmin-agent/api/store"
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+)
+
+// slots bounds the unfinished Tasks the agent holds: one slot per Task from intake until it is
+// final, so the agent never takes more work than it has workers for.
+type slots struct {
+	sem  chan struct{}
+	mu   sync.Mutex
+	held map[string]struct{}
+}
+
+func newSlots(n int) *slots {
+	return &slots{sem: make(chan struct{}, n), held: make(map[string]struct{})}
+}
+
+// acquire takes a free slot, waiting until one is free or stop or ctx ends.
+func (s *slots) acquire(ctx context.Context, stop <-chan struct{}) bool {
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-stop:
+		return false
+	}
+}
+
+// unused returns an acquired slot that got no Task.
+func (s *slots) unused() { <-s.sem }
+
+// bind ties an acquired slot to a Task; it is released when the Task is final or deleted. If
+// the Task already holds one, the acquired slot is given back and bind returns false.
+func (s *slots) bind(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.held[name]; ok {
+		<-s.sem
+		return false
+	}
+	s.held[name] = struct{}{}
+	return true
+}
+
+// release frees the Task's slot, if it holds one. It never blocks.
+func (s *slots) release(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.held[name]; ok {
+		delete(s.held, name)
+		<-s.sem
+	}
+}
+
+func (s *slots) inUse() int { return len(s.sem) }
+
+// adopt gives unfinished Tasks already in the store (restored after a restart) their slots,
+// as far as there are slots.
+func (s *slots) adopt(ctx context.Context, st store.Store) error {
+	list, err := st.List(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range list.Items {
+		t := &list.Items[i]
+		if t.Status.Phase.IsFinal() {
+			continue
+		}
+		select {
+		case s.sem <- struct{}{}:
+			s.bind(t.Name)
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// pollLoop asks for tasks while it has free slots: again at once after a task (drain the
+// queue), after the poll interval when the orchestrator answered "nothing" at once (it ignores
+// long polls), and with backoff on errors.
+func (s *Syncer) pollLoop(ctx context.Context) {
+	attempt := 0
+	for {
+		if !s.slots.acquire(ctx, s.stopPolling) {
+			return
+		}
+		started := s.clock.Now()
+		wait := s.opts.LongPollWait
+		var task *Task
+		err := s.session.do(ctx, func(agentID string) error {
+			var err error
+			task, err = s.opts.Client.NextTask(ctx, agentID, max(wait, 0))
+			return err
+		})
+		if err != nil {
+			var invalid *InvalidTaskError
+			if errors.As(err, &invalid) && invalid.ID != "" {
+				// Assigned to us but unusable: it must still end FAILED and be reported.
+				s.intakeInvalid(ctx, invalid)
+				attempt = 0
+				continue
+			}
+			s.slots.unused()
+			if ctx.Err() != nil {
+				return
+			}
+			if IsNotFound(err) {
+				s.log.Info("Orchestrator does not know this agent; registering again")
+				_, gen := s.session.current()
+				if s.session.register(ctx, gen, "next-task 404") != nil {
+					return
+				}
+				continue
+			}
+			delay := NextDelay(s.opts.Backoff, attempt, err)
+			attempt++
+			s.log.Error(err, "Polling for tasks failed", "retryIn", delay.Round(time.Millisecond).String())
+			if s.sleepOrStop(ctx, delay) != nil {
+				return
+			}
+			continue
+		}
+		attempt = 0
+		if task != nil {
+			s.intake(ctx, task)
+			continue
+		}
+		s.slots.unused()
+		// Nothing to do. If the answer came back sooner than the poll interval, the
+		// orchestrator did not hold the request: wait out the rest of the interval.
+		interval := time.Duration(s.pollInterval.Load())
+		if elapsed := s.clock.Now().Sub(started); elapsed < interval {
+			if s.sleepOrStop(ctx, interval-elapsed) != nil {
+				return
+			}
+		}
+	}
+}
+
+func (s *Syncer) sleepOrStop(ctx context.Context, d time.Duration) error {
+	t := s.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopPolling:
+		return errors.New("stopped")
+	case <-t.C():
+		return nil
+	}
+}
+
+// intake turns an orchestrator task into a Pending Task (or a FAILED one when its type is not
+// supported). The slot acquired for it is bound to it.
+func (s *Syncer) intake(ctx context.Context, wt *Task) {
+	now := metav1.NewTime(s.clock.Now().UTC())
+	task := &agentv1.Task{
+		TypeMeta: metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   wt.ID,
+			Labels: map[string]string{agentv1.LabelTaskType: labelValue(wt.Type)},
+		},
+		Spec: agentv1.TaskSpec{
+			Type:    wt.Type,
+			Payload: &runtime.RawExtension{Raw: wt.Payload},
+		},
+	}
+	if wt.TimeoutSeconds > 0 {
+		task.Spec.Timeout = &metav1.Duration{Duration: time.Duration(wt.TimeoutSeconds) * time.Second}
+	}
+	if !wt.CreatedAt.IsZero() {
+		t := metav1.NewTime(wt.CreatedAt.UTC())
+		task.Spec.CreatedAt = &t
+	}
+	task.Status.MarkPending(now, 1)
+	if !s.supports(wt.Type) {
+		task.Status.MarkFailed(now, 1, agentv1.ReasonUnsupportedType, "unsupported task type "+quoteType(wt.Type))
+	}
+	s.create(ctx, task)
+}
+
+func (s *Syncer) intakeInvalid(ctx context.Context, e *InvalidTaskError) {
+	now := metav1.NewTime(s.clock.Now().UTC())
+	task := &agentv1.Task{
+		TypeMeta:   metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
+		ObjectMeta: metav1.ObjectMeta{Name: e.ID},
+		Spec:       agentv1.TaskSpec{Type: "INVALID"},
+	}
+	task.Status.MarkPending(now, 1)
+	task.Status.MarkFailed(now, 1, agentv1.ReasonInvalidSpec, e.Error())
+	s.create(ctx, task)
+}
+
+func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
+	log := s.log.WithValues("task", task.Name, "type", task.Spec.Type)
+	bound := s.slots.bind(task.Name)
+	err := s.opts.Store.Create(ctx, task)
+	switch {
+	case err == nil:
+		log.V(1).Info("Task accepted")
+		if task.Status.Phase.IsFinal() {
+			log.Info("Task refused at intake", "error", task.Status.Error)
+			s.slots.release(task.Name)
+		}
+	case apierrors.IsAlreadyExists(err):
+		// The orchestrator handed over a task we already have: keep ours, it will be reported.
+		log.Info("Orchestrator handed over a task the agent already has; ignoring the repeat")
+		if bound {
+			s.slots.release(task.Name)
+		}
+	default:
+		// Nothing we can do but say so loudly: the store is the agent's memory.
+		log.Error(err, "Cannot store the task")
+		if bound {
+			s.slots.release(task.Name)
+		}
+	}
+}
+
+func (s *Syncer) supports(typ string) bool {
+	for _, c := range s.opts.Capabilities {
+		if c == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// quoteType quotes an orchestrator-supplied type for an error message, bounded in length.
+func quoteType(typ string) string {
+	if len(typ) > 64 {
+		typ = typ[:64] + "..."
+	}
+	return `"` + typ + `"`
+}
+
+// labelValue makes a task type usable as a label value (63 characters of [A-Za-z0-9_.-]).
+func labelValue(typ string) string {
+	b := []byte(typ)
+	if len(b) > 63 {
+		b = b[:63]
+	}
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,292 @@
+package orchestratorsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/letsbe/sysadmin-agent/api/store"
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+)
+
+// DefaultLongPollWait is how long the agent asks the orchestrator to hold a next-task request.
+const DefaultLongPollWait = 25 * time.Second
+
+// Options configure a Syncer.
+type Options struct {
+	// Client talks to the orchestrator. Required.
+	Client *Client
+	// Store and Notifier hold the local Tasks. Required.
+	Store    store.Store
+	Notifier store.Notifier
+	// StateDir keeps the agent's identity. Required.
+	StateDir string
+	// EnrollmentToken is AGENT_TOKEN, used to (re-)register. Required.
+	EnrollmentToken string
+	// Hostname, Version, Capabilities and Labels describe the agent at registration.
+	Hostname     string
+	Version      string
+	Capabilities []string
+	Labels       map[string]string
+	// HeartbeatInterval and PollInterval apply unless the orchestrator sets its own.
+	HeartbeatInterval time.Duration
+	PollInterval      time.Duration
+	// LongPollWait is the wait asked for on next-task requests; DefaultLongPollWait when 0,
+	// no long poll when negative.
+	LongPollWait time.Duration
+	// MaxConcurrentTasks bounds the unfinished Tasks the agent takes on.
+	MaxConcurrentTasks int
+	// ReportWorkers is the number of reports in flight at once; MaxConcurrentTasks+1 when 0.
+	ReportWorkers int
+	// RetainFinished is how many reported final Tasks are kept in the store for inspection
+	// (oldest dropped first); 1000 when 0.
+	RetainFinished int
+	// RunningTasks lists the ids of the executing Tasks, for heartbeats.
+	RunningTasks func() []string
+	// CancelTask stops a Task the orchestrator cancelled.
+	CancelTask func(ctx context.Context, id string)
+	// SystemInfo returns the host's figures for heartbeats; optional.
+	SystemInfo func() SystemInfo
+	// Logger is required.
+	Logger logr.Logger
+	// Clock and Backoff are for tests; real ones when zero.
+	Clock   Clock
+	Backoff Backoff
+}
+
+// Syncer is the agent's side of the orchestrator contract: it registers, heartbeats, polls
+// for tasks and turns them into Tasks in the store, and reports their progress back. It never
+// executes anything: the controllers do, watching the same store.
+type Syncer struct {
+	opts    Options
+	log     logr.Logger
+	clock   Clock
+	session *session
+	start   time.Time
+
+	heartbeatInterval atomic.Int64 // time.Duration
+	pollInterval      atomic.Int64 // time.Duration
+	draining          atomic.Bool
+	drainNow          chan struct{}
+	stopPolling       chan struct{}
+	stopPollingOnce   sync.Once
+	lastHeartbeat     atomic.Int64 // unix nanos of the last successful heartbeat
+
+	slots *slots
+	rep   *reporter
+}
+
+// New validates opts and returns a Syncer. Nothing runs until Run.
+func New(opts Options) (*Syncer, error) {
+	switch {
+	case opts.Client == nil:
+		return nil, errors.New("orchestratorsync: Client is required")
+	case opts.Store == nil || opts.Notifier == nil:
+		return nil, errors.New("orchestratorsync: Store and Notifier are required")
+	case opts.StateDir == "":
+		return nil, errors.New("orchestratorsync: StateDir is required")
+	case opts.EnrollmentToken == "":
+		return nil, errors.New("orchestratorsync: EnrollmentToken is required")
+	case opts.Logger.GetSink() == nil:
+		return nil, errors.New("orchestratorsync: Logger is required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
+	}
+	if opts.MaxConcurrentTasks <= 0 {
+		opts.MaxConcurrentTasks = 1
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 30 * time.Second
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 5 * time.Second
+	}
+	if opts.LongPollWait == 0 {
+		opts.LongPollWait = DefaultLongPollWait
+	}
+	if opts.ReportWorkers <= 0 {
+		opts.ReportWorkers = opts.MaxConcurrentTasks + 1
+	}
+	if opts.RetainFinished <= 0 {
+		opts.RetainFinished = 1000
+	}
+	if opts.RunningTasks == nil {
+		opts.RunningTasks = func() []string { return nil }
+	}
+	s := &Syncer{
+		opts:        opts,
+		log:         opts.Logger,
+		clock:       opts.Clock,
+		start:       opts.Clock.Now(),
+		drainNow:    make(chan struct{}, 1),
+		stopPolling: make(chan struct{}),
+		slots:       newSlots(opts.MaxConcurrentTasks),
+	}
+	s.heartbeatInterval.Store(int64(opts.HeartbeatInterval))
+	s.pollInterval.Store(int64(opts.PollInterval))
+	id, err := LoadIdentity(opts.StateDir)
+	if err != nil {
+		s.log.Error(err, "Ignoring the saved identity; registering afresh")
+	}
+	s.session = &session{
+		client:     opts.Client,
+		log:        opts.Logger,
+		clock:      opts.Clock,
+		backoff:    opts.Backoff,
+		stateDir:   opts.StateDir,
+		enroll:     opts.EnrollmentToken,
+		agentID:    id.AgentID,
+		request:    s.registerRequest,
+		onResp:     s.applyIntervals,
+		registered: make(chan struct{}),
+	}
+	if id.Token != "" {
+		// Try the saved per-agent token first; a 401 falls back to the enrollment token.
+		opts.Client.SetToken(id.Token)
+	} else {
+		opts.Client.SetToken(opts.EnrollmentToken)
+	}
+	s.rep = newReporter(s)
+	return s, nil
+}
+
+// AgentID returns the agent's current id ("" before the first registration).
+func (s *Syncer) AgentID() string {
+	id, _ := s.session.current()
+	return id
+}
+
+// Registered is closed once the agent registered for the first time.
+func (s *Syncer) Registered() <-chan struct{} { return s.session.registered }
+
+// LastHeartbeat returns the time of the last accepted heartbeat (zero if none).
+func (s *Syncer) LastHeartbeat() time.Time {
+	n := s.lastHeartbeat.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// HeartbeatInterval returns the interval in force.
+func (s *Syncer) HeartbeatInterval() time.Duration {
+	return time.Duration(s.heartbeatInterval.Load())
+}
+
+// Drain stops taking new tasks and switches heartbeats to DRAINING (one is sent at once).
+// Reporting goes on until Run's context ends.
+func (s *Syncer) Drain() {
+	s.stopPollingOnce.Do(func() { close(s.stopPolling) })
+	if !s.draining.Swap(true) {
+		select {
+		case s.drainNow <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Flush waits until every final report is delivered or refused, or ctx ends. It reports
+// whether everything was delivered.
+func (s *Syncer) Flush(ctx context.Context) bool { return s.rep.flush(ctx) }
+
+// Run registers, then heartbeats, polls and reports until ctx ends. It returns nil on a clean
+// stop. Each loop survives its own panics.
+func (s *Syncer) Run(ctx context.Context) error {
+	unsubscribe := s.opts.Notifier.Subscribe(s.onStoreEvent)
+	defer unsubscribe()
+	if err := s.slots.adopt(ctx, s.opts.Store); err != nil {
+		return fmt.Errorf("list tasks: %w", err)
+	}
+	// Reports of Tasks finished before a restart can go out as soon as we are registered.
+	if err := s.rep.enqueueExisting(ctx); err != nil {
+		return fmt.Errorf("list tasks: %w", err)
+	}
+
+	id, gen := s.session.current()
+	why := "start"
+	if id != "" {
+		why = "restart"
+	}
+	if err := s.session.register(ctx, gen, why); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { s.loop(ctx, "heartbeat", s.heartbeatLoop) })
+	wg.Go(func() { s.loop(ctx, "poller", s.pollLoop) })
+	wg.Go(func() { s.loop(ctx, "reporter", s.rep.run) })
+	wg.Wait()
+	return nil
+}
+
+// loop runs fn until ctx ends, restarting it after a panic (logged with its stack).
+func (s *Syncer) loop(ctx context.Context, name string, fn func(context.Context)) {
+	for ctx.Err() == nil {
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					s.log.Error(fmt.Errorf("panic: %v", p), "Loop panicked; restarting it", "loop", name, "stack", string(debug.Stack()))
+				}
+			}()
+			fn(ctx)
+		}()
+		if ctx.Err() == nil {
+			_ = sleep(ctx, s.clock, time.Second)
+		}
+	}
+}
+
+func (s *Syncer) registerRequest() RegisterRequest {
+	return RegisterRequest{
+		Hostname:     s.opts.Hostname,
+		Version:      s.opts.Version,
+		OS:           goos,
+		Arch:         goarch,
+		Capabilities: s.opts.Capabilities,
+		Labels:       s.opts.Labels,
+	}
+}
+
+func (s *Syncer) applyIntervals(resp *RegisterResponse) {
+	if d := resp.HeartbeatInterval(); d > 0 {
+		s.heartbeatInterval.Store(int64(d))
+	}
+	if d := resp.PollInterval(); d > 0 {
+		s.pollInterval.Store(int64(d))
+	}
+}
+
+// onStoreEvent runs inside store writes: it must only enqueue.
+func (s *Syncer) onStoreEvent(ev store.Event) {
+	t := ev.Task
+	if ev.Type == store.Deleted || t.Status.Phase.IsFinal() {
+		s.slots.release(t.Name)
+	}
+	if ev.Type != store.Deleted && needsReport(t) {
+		s.rep.queue.Add(t.Name)
+	}
+	if ev.Type != store.Deleted && t.Status.Report.FinalReported {
+		s.rep.retain(t.Name)
+	}
+}
+
+func needsReport(t *agentv1.Task) bool {
+	st := t.Status
+	switch {
+	case st.Phase.IsFinal():
+		return !st.Report.FinalReported
+	case st.Phase == agentv1.TaskRunning:
+		return !st.Report.RunningReported
+	}
+	return false
+}
