@@ -34,6 +34,7 @@ type Config struct {
 	PollInterval       time.Duration
 	MaxConcurrentTasks int
 	TaskTimeout        time.Duration
+	ShutdownGrace      time.Duration
 	LogFormat          string
 	LogLevel           string
 	Labels             map[string]string
@@ -74,6 +75,8 @@ var settings = []setting{
 		apply: func(c *Config, v string) error { return setPositiveInt(&c.MaxConcurrentTasks, v, 1024) }},
 	{flag: "task-timeout", env: "AGENT_TASK_TIMEOUT", def: "1h", usage: "maximum (and default) run time of a task",
 		apply: func(c *Config, v string) error { return setDuration(&c.TaskTimeout, v, time.Second) }},
+	{flag: "shutdown-grace", env: "AGENT_SHUTDOWN_GRACE", def: "30s", usage: "on SIGTERM, how long running tasks may finish before they are cancelled",
+		apply: func(c *Config, v string) error { return setDuration(&c.ShutdownGrace, v, 0) }},
 	{flag: "log-format", env: "AGENT_LOG_FORMAT", def: "json", usage: "json or console",
 		apply: func(c *Config, v string) error { return setEnum(&c.LogFormat, v, "json", "console") }},
 	{flag: "log-level", env: "AGENT_LOG_LEVEL", def: "info", usage: "error, info, debug or trace",

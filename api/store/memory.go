@@ -24,10 +24,26 @@ type Memory struct {
 	mu       sync.RWMutex
 	objects  map[string]*agentv1.Task
 	revision uint64
+	now      func() time.Time
+	persist  Persister
+
+	hmu      sync.RWMutex
 	handlers map[int]Handler
 	nextID   int
-	now      func() time.Time
 }
+
+// Persister makes changes durable. Persist is called with every change in order, inside the
+// write; it must not block, and returns a function that blocks until the change is durable.
+// The write returns, and subscribers hear of the change, only after that.
+type Persister interface {
+	Persist(ev Event) (wait func())
+}
+
+// Option configures a Memory.
+type Option func(*Memory)
+
+// WithPersister makes every write durable through p before it returns or is announced.
+func WithPersister(p Persister) Option { return func(m *Memory) { m.persist = p } }
 
 var (
 	_ Store    = (*Memory)(nil)
@@ -35,26 +51,45 @@ var (
 )
 
 // NewMemory returns an empty store.
-func NewMemory() *Memory {
-	return &Memory{
+func NewMemory(opts ...Option) *Memory {
+	m := &Memory{
 		objects:  make(map[string]*agentv1.Task),
 		handlers: make(map[int]Handler),
 		now:      time.Now,
 	}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // Subscribe implements Notifier.
 func (m *Memory) Subscribe(h Handler) func() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
 	id := m.nextID
 	m.nextID++
 	m.handlers[id] = h
 	return func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
+		m.hmu.Lock()
+		defer m.hmu.Unlock()
 		delete(m.handlers, id)
 	}
+}
+
+// Restore puts a Task read back from durable storage into the store as it is, status
+// included, without persisting or announcing it. It is meant for start-up, before anything
+// subscribes.
+func (m *Memory) Restore(task *agentv1.Task) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.objects[task.Name]; ok {
+		return apierrors.NewAlreadyExists(taskResource, task.Name)
+	}
+	obj := task.DeepCopy()
+	obj.ResourceVersion = m.nextRevision()
+	m.objects[obj.Name] = obj
+	return nil
 }
 
 // Len returns the number of stored Tasks.
@@ -84,8 +119,8 @@ func (m *Memory) Create(_ context.Context, task *agentv1.Task) error {
 		return apierrors.NewBadRequest("resourceVersion must not be set on create")
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if _, ok := m.objects[task.Name]; ok {
+		m.mu.Unlock()
 		return apierrors.NewAlreadyExists(taskResource, task.Name)
 	}
 	obj := task.DeepCopy()
@@ -97,19 +132,20 @@ func (m *Memory) Create(_ context.Context, task *agentv1.Task) error {
 	}
 	m.objects[obj.Name] = obj
 	task.ObjectMeta = *obj.ObjectMeta.DeepCopy()
-	m.notify(Event{Type: Added, Task: obj})
+	m.commit(Event{Type: Added, Task: obj})
 	return nil
 }
 
 // UpdateStatus implements Store. An empty resourceVersion writes unconditionally.
 func (m *Memory) UpdateStatus(_ context.Context, task *agentv1.Task) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	old, ok := m.objects[task.Name]
 	if !ok {
+		m.mu.Unlock()
 		return apierrors.NewNotFound(taskResource, task.Name)
 	}
 	if task.ResourceVersion != "" && task.ResourceVersion != old.ResourceVersion {
+		m.mu.Unlock()
 		return apierrors.NewConflict(taskResource, task.Name,
 			errStale(task.ResourceVersion, old.ResourceVersion))
 	}
@@ -122,7 +158,7 @@ func (m *Memory) UpdateStatus(_ context.Context, task *agentv1.Task) error {
 	obj.ResourceVersion = m.nextRevision()
 	m.objects[obj.Name] = obj
 	task.ResourceVersion = obj.ResourceVersion
-	m.notify(Event{Type: Modified, Task: obj})
+	m.commit(Event{Type: Modified, Task: obj})
 	return nil
 }
 
@@ -144,13 +180,13 @@ func (m *Memory) List(_ context.Context) (*agentv1.TaskList, error) {
 // Delete implements Store.
 func (m *Memory) Delete(_ context.Context, name string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	obj, ok := m.objects[name]
 	if !ok {
+		m.mu.Unlock()
 		return apierrors.NewNotFound(taskResource, name)
 	}
 	delete(m.objects, name)
-	m.notify(Event{Type: Deleted, Task: obj})
+	m.commit(Event{Type: Deleted, Task: obj})
 	return nil
 }
 
@@ -159,8 +195,26 @@ func (m *Memory) nextRevision() string {
 	return strconv.FormatUint(m.revision, 10)
 }
 
-// notify runs with m.mu held, so handlers see changes in order.
+// commit finishes a write: it is called with m.mu held and releases it. Without a
+// persister, handlers run under the lock and so see changes in order. With one, the change is
+// handed to it in order under the lock, the lock is released while the change becomes durable,
+// and handlers hear of it afterwards (possibly out of order with other Tasks' changes; handlers
+// only enqueue and read fresh state, so order does not matter to them).
+func (m *Memory) commit(ev Event) {
+	if m.persist == nil {
+		m.notify(ev)
+		m.mu.Unlock()
+		return
+	}
+	wait := m.persist.Persist(ev)
+	m.mu.Unlock()
+	wait()
+	m.notify(ev)
+}
+
 func (m *Memory) notify(ev Event) {
+	m.hmu.RLock()
+	defer m.hmu.RUnlock()
 	for _, h := range m.handlers {
 		h(ev)
 	}

@@ -16,19 +16,19 @@ import (
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/executors"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/journal"
 )
 
-// Shutdown bounds.
-const (
-	shutdownGrace = 30 * time.Second
-	flushTimeout  = 10 * time.Second
-)
+// flushTimeout bounds the delivery of final reports at shutdown; what is not delivered by then
+// stays in the journal for the next start.
+const flushTimeout = 10 * time.Second
 
 // agent is the wired-up process: the store, the controllers and the sync side.
 type agent struct {
 	cfg      *config.Config
 	log      logr.Logger
 	store    *store.Memory
+	journal  *journal.Journal
 	runner   *controllers.Runner
 	syncer   *orchestratorsync.Syncer
 	registry *controllers.Registry
@@ -52,7 +52,19 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	mem := store.NewMemory()
+	jnl, err := journal.Open(cfg.StateDir, log.WithName("journal"))
+	if err != nil {
+		return nil, err
+	}
+	mem := store.NewMemory(store.WithPersister(jnl))
+	restored, err := jnl.Load(mem)
+	if err != nil {
+		jnl.Close()
+		return nil, err
+	}
+	if restored > 0 {
+		log.Info("Restored unfinished or unreported tasks from the journal", "tasks", restored)
+	}
 	registry := controllers.NewRegistry()
 	runner, err := controllers.NewRunner(controllers.Options{
 		Store:                   mem,
@@ -106,15 +118,13 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &agent{cfg: cfg, log: log, store: mem, runner: runner, syncer: syncer, registry: registry}, nil
+	return &agent{cfg: cfg, log: log, store: mem, journal: jnl, runner: runner, syncer: syncer, registry: registry}, nil
 }
 
 // run runs the agent until ctx ends, then drains: no new tasks, running ones get the grace
 // period, the rest are cancelled, and final reports are flushed for a bounded time.
 func (a *agent) run(ctx context.Context) error {
-	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("create state dir (AGENT_STATE_DIR) %s: %w", a.cfg.StateDir, err)
-	}
+	defer a.journal.Close()
 	a.log.Info("Starting agent", "version", version, "orchestrator", a.cfg.OrchestratorURL,
 		"stateDir", a.cfg.StateDir, "taskTypes", a.runner.Types(), "maxConcurrentTasks", a.cfg.MaxConcurrentTasks)
 
@@ -130,9 +140,9 @@ func (a *agent) run(ctx context.Context) error {
 	case <-doneOf(&wg):
 	}
 
-	a.log.Info("Draining: no new tasks; waiting for running ones", "grace", shutdownGrace.String())
+	a.log.Info("Draining: no new tasks; waiting for running ones", "grace", a.cfg.ShutdownGrace.String())
 	a.syncer.Drain()
-	a.waitIdle(shutdownGrace)
+	a.waitIdle(a.cfg.ShutdownGrace)
 	a.registry.CancelAll(controllers.ErrShuttingDown)
 	a.cancelPending()
 	a.waitIdle(5 * time.Second)

@@ -1,0 +1,191 @@
+package journal_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/testr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/letsbe/sysadmin-agent/api/store"
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/journal"
+)
+
+func open(t *testing.T, dir string) (*journal.Journal, *store.Memory, int) {
+	t.Helper()
+	j, err := journal.Open(dir, testr.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := store.NewMemory(store.WithPersister(j))
+	n, err := j.Load(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, mem, n
+}
+
+func task(name string) *agentv1.Task {
+	t := &agentv1.Task{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       agentv1.TaskSpec{Type: "ECHO", Payload: &runtime.RawExtension{Raw: []byte(`{"a":1}`)}},
+	}
+	t.Status.MarkPending(metav1.Now(), 1)
+	return t
+}
+
+func mutate(t *testing.T, s store.Store, name string, f func(*agentv1.Task)) {
+	t.Helper()
+	if _, err := store.MutateStatus(context.Background(), s, name, func(x *agentv1.Task) bool { f(x); return true }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJournalSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, mem, n := open(t, dir)
+	if n != 0 {
+		t.Fatalf("fresh journal loaded %d tasks", n)
+	}
+	ctx := t.Context()
+	for _, name := range []string{"pending", "running", "final", "reported", "deleted"} {
+		if err := mem.Create(ctx, task(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := metav1.Now()
+	mutate(t, mem, "running", func(x *agentv1.Task) { x.Status.MarkRunning(now, 1) })
+	mutate(t, mem, "final", func(x *agentv1.Task) {
+		x.Status.MarkRunning(now, 1)
+		x.Status.Result = &runtime.RawExtension{Raw: []byte(`{"ok":true}`)}
+		x.Status.MarkSucceeded(now, 1)
+	})
+	mutate(t, mem, "reported", func(x *agentv1.Task) { x.Status.MarkSucceeded(now, 1) })
+	mutate(t, mem, "reported", func(x *agentv1.Task) { x.Status.MarkReported(now, false, "") })
+	if err := mem.Delete(ctx, "deleted"); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.Depth(); got != 3 {
+		t.Errorf("depth = %d, want 3", got)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	j2, mem2, n := open(t, dir)
+	defer j2.Close()
+	if n != 3 {
+		t.Fatalf("reloaded %d tasks, want 3 (pending, running, final)", n)
+	}
+	want := map[string]agentv1.TaskPhase{"pending": agentv1.TaskPending, "running": agentv1.TaskRunning, "final": agentv1.TaskSucceeded}
+	for name, phase := range want {
+		got, err := mem2.Get(ctx, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got.Status.Phase != phase {
+			t.Errorf("%s: phase %s, want %s", name, got.Status.Phase, phase)
+		}
+	}
+	final, _ := mem2.Get(ctx, "final")
+	if string(final.Status.Result.Raw) != `{"ok":true}` || string(final.Spec.Payload.Raw) != `{"a":1}` {
+		t.Errorf("final task lost data: %s %s", final.Status.Result.Raw, final.Spec.Payload.Raw)
+	}
+	// Writes after a reload go on working.
+	mutate(t, mem2, "pending", func(x *agentv1.Task) { x.Status.MarkRunning(now, 1) })
+}
+
+func TestJournalWriteIsDurableBeforeAnnounced(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, mem, _ := open(t, dir)
+	defer j.Close()
+	// When a subscriber hears of a change, a second reader of the file must already see it.
+	var mu sync.Mutex
+	var checked int
+	mem.Subscribe(func(ev store.Event) {
+		mu.Lock()
+		checked++
+		mu.Unlock()
+	})
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := mem.Create(context.Background(), task(fmt.Sprintf("t-%03d", i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := j.Depth(); got != n {
+		t.Fatalf("depth = %d, want %d", got, n)
+	}
+	if checked != n {
+		t.Fatalf("%d notifications, want %d", checked, n)
+	}
+}
+
+func TestJournalCorruptIsMovedAside(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, journal.FileName), []byte(strings.Repeat("garbage!", 4096)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, mem, n := open(t, dir)
+	defer j.Close()
+	if n != 0 {
+		t.Fatalf("loaded %d tasks from garbage", n)
+	}
+	if err := mem.Create(t.Context(), task("t")); err != nil {
+		t.Fatal(err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, journal.FileName+".corrupt-*"))
+	if len(matches) != 1 {
+		t.Fatalf("corrupt journal not moved aside: %v", matches)
+	}
+}
+
+func TestJournalLockedByAnotherAgent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, _, _ := open(t, dir)
+	defer j.Close()
+	_, err := journal.Open(dir, testr.New(t))
+	if err == nil || !strings.Contains(err.Error(), "AGENT_STATE_DIR") {
+		t.Fatalf("second open: %v, want a lock error naming AGENT_STATE_DIR", err)
+	}
+}
+
+func BenchmarkJournalCreate(b *testing.B) {
+	j, err := journal.Open(b.TempDir(), logr.Discard())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	mem := store.NewMemory(store.WithPersister(j))
+	b.ReportAllocs()
+	var i int
+	var mu sync.Mutex
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			i++
+			name := fmt.Sprintf("t-%d", i)
+			mu.Unlock()
+			if err := mem.Create(context.Background(), task(name)); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+}
