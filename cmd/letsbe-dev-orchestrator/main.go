@@ -1,0 +1,129 @@
+// Command letsbe-dev-orchestrator serves the in-memory reference orchestrator
+// (orchestratorsync/orchestratortest) on its own, for docker-compose and for running an agent
+// binary against it by hand. It is a development tool: everything is kept in memory and lost
+// on exit, and the only authentication is a bearer comparison.
+//
+//	letsbe-dev-orchestrator [--listen 127.0.0.1:8080] [--enrollment-token dev-token] [flags]
+//
+// Besides the orchestrator API (/agents/..., /tasks/...) and the /dev/tasks endpoints to
+// enqueue and inspect tasks, it answers GET /healthz with 200 "ok".
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the command-line flags.
+type options struct {
+	listen            string
+	enrollmentToken   string
+	issueAgentTokens  bool
+	heartbeatInterval time.Duration
+	pollInterval      time.Duration
+	logLevel          string
+}
+
+func parseFlags(args []string, out io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("letsbe-dev-orchestrator", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on (host:port; port 0 picks a free one)")
+	fs.StringVar(&o.enrollmentToken, "enrollment-token", orchestratortest.DefaultEnrollmentToken, "bearer token agents register with (AGENT_TOKEN of the agent)")
+	fs.BoolVar(&o.issueAgentTokens, "issue-agent-tokens", true, "answer register with a per-agent token that the agent must use afterwards")
+	fs.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 0, "heartbeat interval sent at registration (0: the agent's own)")
+	fs.DurationVar(&o.pollInterval, "poll-interval", 0, "poll interval sent at registration (0: the agent's own)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "info, or debug to log every request the orchestrator handles")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case o.enrollmentToken == "":
+		return o, errors.New("invalid --enrollment-token: must not be empty")
+	case o.heartbeatInterval < 0 || o.pollInterval < 0:
+		return o, errors.New("invalid --heartbeat-interval or --poll-interval: must not be negative")
+	case o.logLevel != "info" && o.logLevel != "debug":
+		return o, fmt.Errorf("invalid --log-level %q: want info or debug", o.logLevel)
+	}
+	return o, nil
+}
+
+// run serves until ctx ends and returns the exit code.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "letsbe-dev-orchestrator: %v\n", err)
+		return 2
+	}
+	level := slog.LevelInfo
+	if opts.logLevel == "debug" {
+		level = slog.Level(-1) // logr's V(1)
+	}
+	log := logr.FromSlogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	orch := orchestratortest.New(orchestratortest.Options{
+		EnrollmentToken:          opts.enrollmentToken,
+		IssueAgentTokens:         opts.issueAgentTokens,
+		HeartbeatIntervalSeconds: opts.heartbeatInterval.Seconds(),
+		PollIntervalSeconds:      opts.pollInterval.Seconds(),
+		Logger:                   log,
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/", orch)
+
+	ln, err := net.Listen("tcp", opts.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "letsbe-dev-orchestrator: listen on %s (--listen): %v\n", opts.listen, err)
+		return 1
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("Development orchestrator listening", "url", "http://"+ln.Addr().String(),
+		"issueAgentTokens", opts.issueAgentTokens)
+
+	select {
+	case err = <-served:
+		log.Error(err, "Development orchestrator stopped")
+		return 1
+	case <-ctx.Done():
+	}
+	log.Info("Shutting down")
+	// Parked long polls end when their connection is closed; give them a moment first.
+	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		_ = srv.Close()
+	}
+	return 0
+}
