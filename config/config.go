@@ -35,6 +35,7 @@ type Config struct {
 	MaxConcurrentTasks int
 	TaskTimeout        time.Duration
 	ShutdownGrace      time.Duration
+	BackoffBase        time.Duration
 	LogFormat          string
 	LogLevel           string
 	Labels             map[string]string
@@ -77,6 +78,8 @@ var settings = []setting{
 		apply: func(c *Config, v string) error { return setDuration(&c.TaskTimeout, v, time.Second) }},
 	{flag: "shutdown-grace", env: "AGENT_SHUTDOWN_GRACE", def: "30s", usage: "on SIGTERM, how long running tasks may finish before they are cancelled",
 		apply: func(c *Config, v string) error { return setDuration(&c.ShutdownGrace, v, 0) }},
+	{flag: "backoff-base", env: "AGENT_BACKOFF_BASE", def: "500ms", usage: "ceiling of the first retry delay; doubles per attempt up to 30s, with full jitter",
+		apply: func(c *Config, v string) error { return setDuration(&c.BackoffBase, v, time.Millisecond) }},
 	{flag: "log-format", env: "AGENT_LOG_FORMAT", def: "json", usage: "json or console",
 		apply: func(c *Config, v string) error { return setEnum(&c.LogFormat, v, "json", "console") }},
 	{flag: "log-level", env: "AGENT_LOG_LEVEL", def: "info", usage: "error, info, debug or trace",

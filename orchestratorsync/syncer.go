@@ -223,7 +223,17 @@ func (s *Syncer) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { s.loop(ctx, "heartbeat", s.heartbeatLoop) })
-	wg.Go(func() { s.loop(ctx, "poller", s.pollLoop) })
+	// Polling stops when draining starts, including a long poll in flight.
+	pollCtx, cancelPoll := context.WithCancel(ctx)
+	defer cancelPoll()
+	go func() {
+		select {
+		case <-s.stopPolling:
+			cancelPoll()
+		case <-pollCtx.Done():
+		}
+	}()
+	wg.Go(func() { s.loop(pollCtx, "poller", s.pollLoop) })
 	wg.Go(func() { s.loop(ctx, "reporter", s.rep.run) })
 	wg.Wait()
 	return nil

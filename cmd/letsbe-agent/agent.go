@@ -113,7 +113,8 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 				MemAvailableBytes: si.MemAvailableBytes, DiskFreeBytes: si.DiskFreeBytes,
 			}
 		},
-		Logger: log.WithName("sync"),
+		Logger:  log.WithName("sync"),
+		Backoff: orchestratorsync.Backoff{Base: cfg.BackoffBase},
 	})
 	if err != nil {
 		return nil, err

@@ -120,6 +120,12 @@ type agentProc struct {
 	done     chan struct{}
 	exitCode int
 	stateDir string
+	termOnce sync.Once
+}
+
+// term sends SIGTERM once (a second one would make the agent exit at once).
+func (p *agentProc) term() {
+	p.termOnce.Do(func() { _ = p.cmd.Process.Signal(syscall.SIGTERM) })
 }
 
 // startAgent runs the binary with a clean environment plus env ("K=V").
@@ -172,7 +178,7 @@ func (p *agentProc) alive() bool {
 // stop sends SIGTERM and waits for the exit; it returns the exit code.
 func (p *agentProc) stop() int {
 	if p.alive() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		p.term()
 	}
 	select {
 	case <-p.done:
