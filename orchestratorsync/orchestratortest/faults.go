@@ -174,4 +174,3 @@ func drop(w http.ResponseWriter) {
 	}
 	conn.Close()
 }
-
