@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // DefaultAllowedCommands is the SHELL allowlist when AGENT_ALLOWED_COMMANDS is not set: programs
@@ -30,6 +33,8 @@ type Config struct {
 	StateDir           string
 	AllowedCommands    []string
 	FileRoots          []string
+	MaxFileBytes       int64
+	DockerBinary       string
 	HeartbeatInterval  time.Duration
 	PollInterval       time.Duration
 	MaxConcurrentTasks int
@@ -68,6 +73,10 @@ var settings = []setting{
 			}
 			return nil
 		}},
+	{flag: "max-file-bytes", env: "AGENT_MAX_FILE_BYTES", def: "16Mi", usage: "largest file a file task reads or writes (bytes, or a size such as 512Ki or 16Mi)",
+		apply: func(c *Config, v string) error { return setSize(&c.MaxFileBytes, v, 1<<30) }},
+	{flag: "docker-binary", env: "AGENT_DOCKER_BINARY", def: "docker", usage: "docker CLI that DOCKER_RELOAD runs: a name looked up in PATH or an absolute path",
+		apply: func(c *Config, v string) error { return setProgram(&c.DockerBinary, v) }},
 	{flag: "heartbeat-interval", env: "AGENT_HEARTBEAT_INTERVAL", def: "30s", usage: "heartbeat interval unless the orchestrator sets one",
 		apply: func(c *Config, v string) error { return setDuration(&c.HeartbeatInterval, v, 100*time.Millisecond) }},
 	{flag: "poll-interval", env: "AGENT_POLL_INTERVAL", def: "5s", usage: "wait between polls when idle unless the orchestrator sets one",
@@ -197,6 +206,26 @@ func setDuration(dst *time.Duration, v string, minimum time.Duration) error {
 		return fmt.Errorf("must be at least %s", minimum)
 	}
 	*dst = d
+	return nil
+}
+
+// setSize parses a byte count, plain or as a Kubernetes quantity (16Mi, 512Ki).
+func setSize(dst *int64, v string, maximum int64) error {
+	q, err := resource.ParseQuantity(v)
+	n, ok := q.AsInt64()
+	if err != nil || !ok || n < 1 || n > maximum {
+		return fmt.Errorf("want a size from 1 byte to %d bytes, such as 16Mi or 1048576", maximum)
+	}
+	*dst = n
+	return nil
+}
+
+// setProgram accepts a program name (looked up in PATH) or an absolute path.
+func setProgram(dst *string, v string) error {
+	if v == "" || strings.ContainsFunc(v, unicode.IsSpace) || (strings.Contains(v, "/") && !filepath.IsAbs(v)) {
+		return errors.New("want a program name or an absolute path")
+	}
+	*dst = filepath.Clean(v)
 	return nil
 }
 

@@ -41,9 +41,15 @@ func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SHELL executor: %w", err)
 	}
+	files := executors.FileConfig{Roots: cfg.FileRoots, MaxBytes: cfg.MaxFileBytes}
+	fileWrite, err := executors.NewFileWrite(files)
+	if err != nil {
+		return nil, fmt.Errorf("FILE_WRITE executor: %w", err)
+	}
 	return map[string]executors.Executor{
-		agentv1.TypeEcho:  executors.NewEcho(),
-		agentv1.TypeShell: shell,
+		agentv1.TypeEcho:      executors.NewEcho(),
+		agentv1.TypeShell:     shell,
+		agentv1.TypeFileWrite: fileWrite,
 	}, nil
 }
 
