@@ -3,6 +3,7 @@ SHELL := /usr/bin/env bash -o pipefail
 .DEFAULT_GOAL := help
 
 GO            ?= go
+PREFIX        ?= /usr/local
 BIN           ?= $(CURDIR)/bin
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
 COMMIT        ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -27,6 +28,10 @@ run: ## Run the agent against the embedded development orchestrator on 127.0.0.1
 .PHONY: build
 build: ## Build the stripped static binary into bin/letsbe-agent.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/letsbe-agent ./cmd/letsbe-agent
+
+.PHONY: install
+install: build ## Install the binary, the systemd unit and /etc/letsbe-agent/agent.env (kept if present); DESTDIR, PREFIX.
+	BINARY='$(BIN)/letsbe-agent' DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' hack/install.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, the CRD and RBAC from the API markers.
