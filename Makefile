@@ -30,8 +30,12 @@ build: ## Build the stripped static binary into bin/letsbe-agent.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/letsbe-agent ./cmd/letsbe-agent
 
 .PHONY: install
-install: build ## Install the binary, the systemd unit and /etc/letsbe-agent/agent.env (kept if present); DESTDIR, PREFIX.
+install: $(BIN)/letsbe-agent ## Install the binary, the systemd unit and /etc/letsbe-agent/agent.env (kept if present); DESTDIR, PREFIX.
 	BINARY='$(BIN)/letsbe-agent' DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' hack/install.sh
+
+# Rebuilt only when older than the sources, so that `make build && sudo make install` needs no Go as root.
+$(BIN)/letsbe-agent: go.mod go.sum $(shell find . -name '*.go' -not -name '*_test.go' -not -path './bin/*' 2>/dev/null)
+	$(MAKE) build
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, the CRD and RBAC from the API markers.
