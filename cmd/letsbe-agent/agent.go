@@ -46,10 +46,15 @@ func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("FILE_WRITE executor: %w", err)
 	}
+	envUpdate, err := executors.NewEnvUpdate(files)
+	if err != nil {
+		return nil, fmt.Errorf("ENV_UPDATE executor: %w", err)
+	}
 	return map[string]executors.Executor{
 		agentv1.TypeEcho:      executors.NewEcho(),
 		agentv1.TypeShell:     shell,
 		agentv1.TypeFileWrite: fileWrite,
+		agentv1.TypeEnvUpdate: envUpdate,
 	}, nil
 }
 
