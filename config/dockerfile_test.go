@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -33,7 +34,11 @@ func parseDockerfile(t *testing.T) dockerfile {
 	for _, w := range res.Warnings {
 		t.Errorf("Dockerfile warning: %s", w.Short)
 	}
-	stages, metaArgs, err := instructions.Parse(res.AST, nil)
+	// BuildKit's own lint rules that run while parsing (stage name casing, MAINTAINER, ...).
+	lint := linter.New(&linter.Config{Warn: func(rule, _, _, msg string, _ []parser.Range) {
+		t.Errorf("Dockerfile lint %s: %s", rule, msg)
+	}})
+	stages, metaArgs, err := instructions.Parse(res.AST, lint)
 	if err != nil {
 		t.Fatalf("Dockerfile instructions: %v", err)
 	}
