@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -44,13 +45,16 @@ type Config struct {
 	LogFormat          string
 	LogLevel           string
 	Labels             map[string]string
+	HTTPAddr           string
 }
 
 // setting binds one Config field to a flag and an environment variable.
 type setting struct {
 	flag, env, def, usage string
 	secret                bool
-	apply                 func(c *Config, v string) error
+	// allowEmpty: an empty value (say, AGENT_HTTP_ADDR=) is a value, not "unset".
+	allowEmpty bool
+	apply      func(c *Config, v string) error
 }
 
 var settings = []setting{
@@ -93,6 +97,16 @@ var settings = []setting{
 		apply: func(c *Config, v string) error { return setEnum(&c.LogFormat, v, "json", "console") }},
 	{flag: "log-level", env: "AGENT_LOG_LEVEL", def: "info", usage: "error, info, debug or trace",
 		apply: func(c *Config, v string) error { return setEnum(&c.LogLevel, v, "error", "info", "debug", "trace") }},
+	{flag: "http-addr", env: "AGENT_HTTP_ADDR", def: "127.0.0.1:9464", allowEmpty: true, usage: "local listener for /metrics, /healthz, /readyz and /debug/tasks (empty disables)",
+		apply: func(c *Config, v string) error {
+			if v != "" {
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return errors.New("want host:port, or empty to disable")
+				}
+			}
+			c.HTTPAddr = v
+			return nil
+		}},
 	{flag: "labels", env: "AGENT_LABELS", usage: "labels sent at registration (k=v,k2=v2)",
 		apply: func(c *Config, v string) error { return setLabels(&c.Labels, v) }},
 }
@@ -122,6 +136,7 @@ func Load(args []string, lookupEnv func(string) (string, bool), mode Mode, out i
 		}
 		values[s.flag] = fs.String(s.flag, "", usage+")")
 	}
+	configFile := fs.String("config", "", "YAML file with the same keys as the flags (precedence: flags > environment > file > defaults)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -131,10 +146,21 @@ func Load(args []string, lookupEnv func(string) (string, bool), mode Mode, out i
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
+	var file map[string]string
+	if *configFile != "" {
+		var err error
+		if file, err = readFile(*configFile); err != nil {
+			return nil, err
+		}
+	}
+
 	cfg := &Config{}
 	for _, s := range settings {
 		v, source := s.def, "default"
-		if ev, ok := lookupEnv(s.env); ok && ev != "" {
+		if fv, ok := file[s.flag]; ok {
+			v, source = fv, *configFile
+		}
+		if ev, ok := lookupEnv(s.env); ok && (ev != "" || s.allowEmpty) {
 			v, source = ev, s.env
 		}
 		if given[s.flag] {

@@ -38,8 +38,9 @@ type Options struct {
 	Logger logr.Logger
 	// Registry tracks running Tasks; a new one when nil.
 	Registry *Registry
-	// Observe is called once per Task that reaches a final phase.
-	Observe func(task *agentv1.Task)
+	// Observe is called once per Task that reaches a final phase in a reconciler, with the
+	// time its executor took.
+	Observe func(task *agentv1.Task, elapsed time.Duration)
 	// SkipNameValidation allows several Runners in one process (tests).
 	SkipNameValidation bool
 }

@@ -42,8 +42,9 @@ type TaskReconciler struct {
 	MaxTimeout time.Duration
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
-	// Observe, when set, is called once per Task that reaches a final phase here.
-	Observe func(task *agentv1.Task)
+	// Observe, when set, is called once per Task that reaches a final phase here, with the
+	// time its executor took (zero when it never ran).
+	Observe func(task *agentv1.Task, elapsed time.Duration)
 }
 
 // Reconcile implements reconcile.Reconciler. A Pending Task is marked Running, executed and
@@ -73,7 +74,7 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		}
 		// Running in the store, but no worker here runs it: the agent stopped mid-execution.
 		log.Info("Task was running when the agent stopped; failing it, not re-running it")
-		return reconcile.Result{}, r.finish(ctx, task.Name, outcome{err: ErrInterrupted, reason: agentv1.ReasonInterrupted})
+		return reconcile.Result{}, r.finish(ctx, task.Name, outcome{err: ErrInterrupted, reason: agentv1.ReasonInterrupted}, 0)
 	}
 
 	timeout := r.timeout(task)
@@ -94,8 +95,9 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 
 	execCtx, cancelTimeout := context.WithTimeoutCause(execCtx, timeout, &executors.TimeoutError{After: timeout})
 	defer cancelTimeout()
+	started := time.Now()
 	out := r.execute(execCtx, log, task)
-	if err := r.finish(ctx, task.Name, out); err != nil {
+	if err := r.finish(ctx, task.Name, out, time.Since(started)); err != nil {
 		return reconcile.Result{}, err
 	}
 	if out.err != nil && out.reason == agentv1.ReasonInvalidSpec {
@@ -177,7 +179,7 @@ func marshalResult(result any) (*runtime.RawExtension, error) {
 // finish writes the final status, re-reading on conflict so that concurrent writers (the
 // reporter marking RUNNING delivered) never cost the result. The write outlives the caller's
 // context: a result must not be lost to shutdown.
-func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome) error {
+func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome, elapsed time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
 	defer cancel()
 	var final *agentv1.Task
@@ -210,7 +212,7 @@ func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome) e
 		log.V(1).Info("Task succeeded")
 	}
 	if r.Observe != nil {
-		r.Observe(task)
+		r.Observe(task, elapsed)
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func start(t *testing.T, mem *store.Memory, extra map[string]executors.Executor)
 		MaxTimeout:              time.Minute,
 		Logger:                  testLogger(t),
 		Registry:                h.registry,
-		Observe:                 func(*agentv1.Task) { h.observed.Add(1) },
+		Observe:                 func(*agentv1.Task, time.Duration) { h.observed.Add(1) },
 		SkipNameValidation:      true,
 	})
 	if err != nil {

@@ -47,6 +47,9 @@ type ClientConfig struct {
 	// Transport defaults to a tuned clone of http.DefaultTransport (keep-alive, 32 idle
 	// connections per host, dial and TLS handshake timeouts, TLS 1.2 minimum).
 	Transport http.RoundTripper
+	// Observe, when set, is called after every request with the endpoint (register,
+	// heartbeat, next or report), the HTTP status (0 when no answer came) and the time taken.
+	Observe func(endpoint string, code int, elapsed time.Duration)
 }
 
 // Client talks to the orchestrator (contract v1). It is safe for concurrent use. Each method
@@ -57,6 +60,7 @@ type Client struct {
 	timeout   time.Duration
 	userAgent string
 	token     atomic.Pointer[string]
+	observe   func(endpoint string, code int, elapsed time.Duration)
 }
 
 // NewClient validates cfg, applies defaults and returns a client.
@@ -92,6 +96,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		prefix:    strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"),
 		timeout:   cfg.Timeout,
 		userAgent: cfg.UserAgent,
+		observe:   cfg.Observe,
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
@@ -291,7 +296,15 @@ func (c *Client) do(ctx context.Context, method, ep, query string, in any, timeo
 		req.Header.Set("Content-Type", "application/json")
 	}
 
+	start := time.Now()
 	resp, err := c.hc.Do(req)
+	if c.observe != nil {
+		code := 0
+		if resp != nil {
+			code = resp.StatusCode
+		}
+		defer func() { c.observe(endpointName(ep), code, time.Since(start)) }()
+	}
 	if err != nil {
 		return nil, c.requestFailed(ctx, reqCtx, method, ep, timeout, err)
 	}
@@ -330,6 +343,21 @@ func (c *Client) requestFailed(ctx, reqCtx context.Context, method, ep string, t
 		err = ue.Err // drop the repeated method and URL
 	}
 	return &requestError{method: method, endpoint: ep, err: err}
+}
+
+// endpointName maps a request path to a low-cardinality endpoint name for metrics.
+func endpointName(ep string) string {
+	switch {
+	case ep == "/agents/register":
+		return "register"
+	case strings.HasSuffix(ep, "/heartbeat"):
+		return "heartbeat"
+	case ep == "/tasks/next":
+		return "next"
+	case strings.HasPrefix(ep, "/tasks/"):
+		return "report"
+	}
+	return "other"
 }
 
 func drainAndClose(body io.ReadCloser) {

@@ -214,6 +214,9 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 		if task.Status.Phase.IsFinal() {
 			log.Info("Task refused at intake", "error", task.Status.Error)
 			s.slots.release(task.Name)
+			if s.opts.OnRefused != nil {
+				s.opts.OnRefused(task)
+			}
 		}
 	case apierrors.IsAlreadyExists(err):
 		// The orchestrator handed over a task we already have: keep ours, it will be reported.

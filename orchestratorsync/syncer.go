@@ -51,6 +51,9 @@ type Options struct {
 	RunningTasks func() []string
 	// CancelTask stops a Task the orchestrator cancelled.
 	CancelTask func(ctx context.Context, id string)
+	// OnRefused, when set, is called for each Task failed at intake (unsupported type or a
+	// task body that cannot be run).
+	OnRefused func(task *agentv1.Task)
 	// SystemInfo returns the host's figures for heartbeats; optional.
 	SystemInfo func() SystemInfo
 	// Logger is required.
@@ -162,6 +165,12 @@ func (s *Syncer) AgentID() string {
 	id, _ := s.session.current()
 	return id
 }
+
+// Draining reports whether Drain was called.
+func (s *Syncer) Draining() bool { return s.draining.Load() }
+
+// OutboxDepth returns the number of Tasks whose report waits for delivery.
+func (s *Syncer) OutboxDepth() int { return s.rep.queue.Len() }
 
 // Registered is closed once the agent registered for the first time.
 func (s *Syncer) Registered() <-chan struct{} { return s.session.registered }

@@ -32,6 +32,7 @@ type agent struct {
 	runner   *controllers.Runner
 	syncer   *orchestratorsync.Syncer
 	registry *controllers.Registry
+	metrics  *agentMetrics
 }
 
 // buildExecutors returns one executor per supported task type.
@@ -77,6 +78,8 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		log.Info("Restored unfinished or unreported tasks from the journal", "tasks", restored)
 	}
 	registry := controllers.NewRegistry()
+	a := &agent{cfg: cfg, log: log, store: mem, journal: jnl, registry: registry}
+	a.metrics = newAgentMetrics(a, execs)
 	runner, err := controllers.NewRunner(controllers.Options{
 		Store:                   mem,
 		Notifier:                mem,
@@ -85,6 +88,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		MaxTimeout:              cfg.TaskTimeout,
 		Logger:                  log.WithName("controllers"),
 		Registry:                registry,
+		Observe:                 a.metrics.observeTask,
 	})
 	if err != nil {
 		return nil, err
@@ -93,6 +97,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		BaseURL:   cfg.OrchestratorURL,
 		Token:     cfg.Token,
 		UserAgent: "letsbe-agent/" + version,
+		Observe:   a.metrics.observeRequest,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("invalid ORCHESTRATOR_URL: %w", err)
@@ -124,19 +129,26 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 				MemAvailableBytes: si.MemAvailableBytes, DiskFreeBytes: si.DiskFreeBytes,
 			}
 		},
-		Logger:  log.WithName("sync"),
-		Backoff: orchestratorsync.Backoff{Base: cfg.BackoffBase},
+		OnRefused: func(t *agentv1.Task) { a.metrics.observeTask(t, 0) },
+		Logger:    log.WithName("sync"),
+		Backoff:   orchestratorsync.Backoff{Base: cfg.BackoffBase},
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &agent{cfg: cfg, log: log, store: mem, journal: jnl, runner: runner, syncer: syncer, registry: registry}, nil
+	a.runner, a.syncer = runner, syncer
+	return a, nil
 }
 
 // run runs the agent until ctx ends, then drains: no new tasks, running ones get the grace
 // period, the rest are cancelled, and final reports are flushed for a bounded time.
 func (a *agent) run(ctx context.Context) error {
 	defer a.journal.Close()
+	defer a.metrics.unregister()
+	ln, err := a.listenHTTP()
+	if err != nil {
+		return err
+	}
 	a.log.Info("Starting agent", "version", version, "orchestrator", a.cfg.OrchestratorURL,
 		"stateDir", a.cfg.StateDir, "taskTypes", a.runner.Types(), "maxConcurrentTasks", a.cfg.MaxConcurrentTasks)
 
@@ -146,6 +158,9 @@ func (a *agent) run(ctx context.Context) error {
 	var runErr, syncErr error
 	wg.Go(func() { runErr = a.runner.Start(runCtx) })
 	wg.Go(func() { syncErr = a.syncer.Run(syncCtx) })
+	if ln != nil {
+		wg.Go(func() { a.serveHTTP(runCtx, ln) })
+	}
 
 	select {
 	case <-ctx.Done():

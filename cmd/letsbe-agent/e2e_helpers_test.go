@@ -145,6 +145,7 @@ func startAgent(t *testing.T, o *orchestrator, stateDir string, env ...string) *
 		"AGENT_POLL_INTERVAL=50ms",
 		"AGENT_ALLOWED_COMMANDS=echo,sleep,false,true,uname",
 		"AGENT_LOG_LEVEL=debug",
+		"AGENT_HTTP_ADDR=127.0.0.1:0",
 	}, env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -194,6 +195,22 @@ func (p *agentProc) stop() int {
 func (p *agentProc) kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
+}
+
+// httpAddr waits for the agent's local listener and returns its address.
+func (p *agentProc) httpAddr() string {
+	p.t.Helper()
+	var addr string
+	eventually(p.t, "the HTTP listener", func() bool {
+		for _, l := range p.logLines() {
+			if l["msg"] == "Serving metrics and health" {
+				addr, _ = l["addr"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	return addr
 }
 
 // logLines returns the agent's output, failing the test on any line that is not JSON.

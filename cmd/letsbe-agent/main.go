@@ -3,6 +3,7 @@
 //
 //	letsbe-agent [run] [flags]   run the agent (flags and environment: see --help)
 //	letsbe-agent dev [flags]     run the embedded development orchestrator and an agent against it
+//	letsbe-agent status          show readiness and recent tasks of the local agent
 //	letsbe-agent version         print the version
 package main
 
@@ -32,12 +33,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
+	case "status":
+		return runStatus(args, stdout, stderr)
 	case "run", "dev":
 	case "help":
-		fmt.Fprintln(stdout, "usage: letsbe-agent [run|dev|version] [flags]; letsbe-agent run --help lists the flags")
+		fmt.Fprintln(stdout, "usage: letsbe-agent [run|dev|status|version] [flags]; letsbe-agent run --help lists the flags")
 		return 0
 	default:
-		fmt.Fprintf(stderr, "letsbe-agent: unknown command %q (want run, dev or version)\n", cmd)
+		fmt.Fprintf(stderr, "letsbe-agent: unknown command %q (want run, dev, status or version)\n", cmd)
 		return 2
 	}
 

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/executors"
+)
+
+// agentMetrics are the agent's own Prometheus metrics. They live in controller-runtime's
+// metrics.Registry beside its reconcile and work-queue metrics (and its Go and process
+// collectors), so /metrics serves one registry.
+type agentMetrics struct {
+	tasks          *prometheus.CounterVec
+	taskDuration   *prometheus.HistogramVec
+	requests       *prometheus.HistogramVec
+	requestErrors  *prometheus.CounterVec
+	registered     prometheus.GaugeFunc
+	lastHeartbeat  prometheus.GaugeFunc
+	journalDepth   prometheus.GaugeFunc
+	journalErrors  prometheus.CounterFunc
+	outboxDepth    prometheus.GaugeFunc
+	runningTasks   prometheus.GaugeFunc
+	collectorsDone []prometheus.Collector
+	knownTypes     map[string]bool
+}
+
+// newAgentMetrics registers the metrics; the gauges read a live agent.
+func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetrics {
+	m := &agentMetrics{
+		knownTypes: make(map[string]bool, len(execs)),
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "letsbe_agent_tasks_total",
+			Help: "Tasks that reached a final status, by type and status (COMPLETED or FAILED).",
+		}, []string{"type", "status"}),
+		taskDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "letsbe_agent_task_duration_seconds",
+			Help:    "Time tasks spent executing, by type.",
+			Buckets: []float64{0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 60, 300, 900, 3600},
+		}, []string{"type"}),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "letsbe_agent_orchestrator_request_duration_seconds",
+			Help:    "Latency of requests to the orchestrator, by endpoint and HTTP status (0: no answer). Long polls included.",
+			Buckets: []float64{0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 30, 60},
+		}, []string{"endpoint", "code"}),
+		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "letsbe_agent_orchestrator_request_errors_total",
+			Help: "Requests to the orchestrator that failed, by endpoint and HTTP status (0: no answer).",
+		}, []string{"endpoint", "code"}),
+		registered: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "letsbe_agent_registered",
+			Help: "1 once the agent is registered with the orchestrator.",
+		}, func() float64 {
+			if a.syncer.AgentID() != "" {
+				return 1
+			}
+			return 0
+		}),
+		lastHeartbeat: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "letsbe_agent_last_heartbeat_timestamp_seconds",
+			Help: "Unix time of the last heartbeat the orchestrator accepted (0: none yet).",
+		}, func() float64 {
+			t := a.syncer.LastHeartbeat()
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.UnixNano()) / 1e9
+		}),
+		journalDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "letsbe_agent_journal_tasks",
+			Help: "Tasks held in the durable journal: unfinished, or finished but not yet accepted by the orchestrator.",
+		}, func() float64 { return float64(a.journal.Depth()) }),
+		journalErrors: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "letsbe_agent_journal_write_errors_total",
+			Help: "Journal writes that failed (tasks went on without durability).",
+		}, func() float64 { return float64(a.journal.Failures()) }),
+		outboxDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "letsbe_agent_outbox_reports",
+			Help: "Reports ready to be sent to the orchestrator right now (retries waiting for their backoff excluded).",
+		}, func() float64 { return float64(a.syncer.OutboxDepth()) }),
+		runningTasks: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "letsbe_agent_running_tasks",
+			Help: "Tasks executing now.",
+		}, func() float64 { return float64(len(a.registry.Running())) }),
+	}
+	for typ := range execs {
+		m.knownTypes[typ] = true
+	}
+	m.collectorsDone = []prometheus.Collector{m.tasks, m.taskDuration, m.requests, m.requestErrors,
+		m.registered, m.lastHeartbeat, m.journalDepth, m.journalErrors, m.outboxDepth, m.runningTasks}
+	for _, c := range m.collectorsDone {
+		// A second agent in one process (tests) replaces the first one's collectors.
+		metrics.Registry.Unregister(c)
+		if err := metrics.Registry.Register(c); err != nil {
+			a.log.Error(err, "Cannot register a metric")
+		}
+	}
+	return m
+}
+
+// unregister removes the collectors (the agent stopped).
+func (m *agentMetrics) unregister() {
+	for _, c := range m.collectorsDone {
+		metrics.Registry.Unregister(c)
+	}
+}
+
+// observeTask counts a Task that reached a final status.
+func (m *agentMetrics) observeTask(t *agentv1.Task, elapsed time.Duration) {
+	status := "COMPLETED"
+	if t.Status.Phase == agentv1.TaskFailed {
+		status = "FAILED"
+	}
+	typ := t.Spec.Type
+	if !m.knownTypes[typ] {
+		typ = "unsupported" // types come from the orchestrator: keep the label set bounded
+	}
+	m.tasks.WithLabelValues(typ, status).Inc()
+	if elapsed > 0 {
+		m.taskDuration.WithLabelValues(typ).Observe(elapsed.Seconds())
+	}
+}
+
+// observeRequest records one orchestrator request.
+func (m *agentMetrics) observeRequest(endpoint string, code int, elapsed time.Duration) {
+	c := strconv.Itoa(code)
+	m.requests.WithLabelValues(endpoint, c).Observe(elapsed.Seconds())
+	if code == 0 || code >= 400 {
+		m.requestErrors.WithLabelValues(endpoint, c).Inc()
+	}
+}
