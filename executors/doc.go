@@ -1,14 +1,20 @@
 // Package executors owns everything the agent does to the host on behalf of a
-// task: it decodes and validates task payloads, runs the ECHO and SHELL task
-// types, and is the only code in the agent that starts processes. A process is
+// task: it decodes and validates task payloads, runs the ECHO, SHELL,
+// FILE_WRITE, ENV_UPDATE and DOCKER_RELOAD task types, and is the only code in
+// the agent that starts processes or touches task files. A process is
 // always started from an argv (never through a shell), in its own process
 // group, with a minimal environment that never carries the agent's own
 // variables, with bounded capture of its output, and is reliably stopped on
-// cancellation (SIGTERM to the group, a grace period, then SIGKILL). Payload
-// errors that can never succeed are reported as permanent errors
+// cancellation (SIGTERM to the group, a grace period, then SIGKILL). A file is
+// only ever reached through an os.Root opened on one of the configured file
+// roots, so that "..", symbolic links and races cannot lead outside them, and
+// is replaced atomically (temporary file, fsync, rename, directory fsync).
+// Payload errors that can never succeed are reported as permanent errors
 // ([ErrInvalidPayload], [ErrRefused]) so the caller can fail the task without
 // retrying. The package is plain Go: it must not import controller-runtime or
-// any other package of this repository, must not log, retry or report task
-// status (callers do), and must never pass the agent's environment, a shell
-// interpreter or an unbounded buffer to a child process.
+// any other package of this repository, must not log (except forwarding
+// compose-go's logrus output to the logger it is given, [RouteLogrus]), retry
+// or report task status (callers do), must never pass the agent's environment,
+// a shell interpreter or an unbounded buffer to a child process, and must
+// never put a .env value in an error or a result.
 package executors

@@ -51,15 +51,23 @@ func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ENV_UPDATE executor: %w", err)
 	}
+	dockerReload, err := executors.NewDockerReload(executors.DockerReloadConfig{
+		Roots: cfg.FileRoots, MaxBytes: cfg.MaxFileBytes, Docker: cfg.DockerBinary, Process: proc,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("DOCKER_RELOAD executor: %w", err)
+	}
 	return map[string]executors.Executor{
-		agentv1.TypeEcho:      executors.NewEcho(),
-		agentv1.TypeShell:     shell,
-		agentv1.TypeFileWrite: fileWrite,
-		agentv1.TypeEnvUpdate: envUpdate,
+		agentv1.TypeEcho:         executors.NewEcho(),
+		agentv1.TypeShell:        shell,
+		agentv1.TypeFileWrite:    fileWrite,
+		agentv1.TypeEnvUpdate:    envUpdate,
+		agentv1.TypeDockerReload: dockerReload,
 	}, nil
 }
 
 func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
+	executors.RouteLogrus(log.WithName("compose"))
 	execs, err := buildExecutors(cfg)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,7 +55,19 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 	if err != nil {
 		return fmt.Errorf("listen on %s (--listen): %w", opts.listen, err)
 	}
-	srv := &http.Server{Handler: orch, ReadHeaderTimeout: 10 * time.Second}
+	execs, err := buildExecutors(cfg)
+	if err != nil {
+		return err
+	}
+	types := make([]string, 0, len(execs))
+	for typ := range execs {
+		types = append(types, typ)
+	}
+	slices.Sort(types)
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", dashboard(orch, types))
+	mux.Handle("/", orch)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error(err, "Development orchestrator stopped")
@@ -77,7 +90,7 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 		defer os.RemoveAll(dir)
 		cfg.StateDir = filepath.Join(dir, "state")
 	}
-	log.Info("Development orchestrator listening", "url", base,
+	log.Info("Development orchestrator listening", "url", base, "dashboard", base+"/",
 		"try", "curl -s -XPOST "+base+`/dev/tasks -d '{"type":"ECHO","payload":{"message":"hello"}}'`)
 	return runAgent(ctx, cfg, log)
 }

@@ -1,0 +1,435 @@
+package executors
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
+)
+
+// fakeDocker is a docker executable that records its arguments, one line
+// per run with the arguments separated by \x1f, and its environment. Files
+// in its directory steer it: "stdout" is printed, "fail-<subcommand>" makes
+// that subcommand exit 3, "sleep" makes it hang.
+type fakeDocker struct {
+	dir  string // control files and records
+	bin  string // the directory holding "docker"
+	proc *Process
+}
+
+const fakeDockerScript = `#!/bin/sh
+dir=%q
+printf '%%s\037' "$@" >> "$dir/argv"
+printf '\n' >> "$dir/argv"
+env > "$dir/env"
+sub=
+for a in "$@"; do
+	case "$a" in pull|up) sub=$a; break;; esac
+done
+[ -f "$dir/stdout" ] && cat "$dir/stdout"
+if [ -f "$dir/fail-$sub" ]; then echo "cannot $sub: no such image" >&2; exit 3; fi
+[ -f "$dir/sleep" ] && exec sleep 30
+echo "$sub done"
+`
+
+func newFakeDocker(t *testing.T) *fakeDocker {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(fmt.Sprintf(fakeDockerScript, dir)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &fakeDocker{dir: dir, bin: bin, proc: testProcess(ProcessConfig{Env: []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=/root"}})}
+}
+
+// runs returns the argument lists of the runs so far.
+func (f *fakeDocker) runs(t *testing.T) [][]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.dir, "argv"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		runs = append(runs, strings.Split(strings.TrimSuffix(line, "\x1f"), "\x1f"))
+	}
+	return runs
+}
+
+func (f *fakeDocker) set(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// composeFixture is a file root with a project directory "app".
+type composeFixture struct {
+	root, app, outside string
+	docker             *fakeDocker
+	exec               *DockerReload
+}
+
+func newComposeFixture(t *testing.T, files map[string]string) *composeFixture {
+	t.Helper()
+	base := t.TempDir()
+	fx := &composeFixture{root: filepath.Join(base, "root"), outside: filepath.Join(base, "outside"), docker: newFakeDocker(t)}
+	fx.app = filepath.Join(fx.root, "app")
+	for _, d := range []string{fx.app, fx.outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range files {
+		mustWrite(t, filepath.Join(fx.app, name), content, 0o644)
+	}
+	var err error
+	fx.exec, err = NewDockerReload(DockerReloadConfig{Roots: []string{fx.root}, Process: fx.docker.proc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fx
+}
+
+const composeWeb = `services:
+  web:
+    image: nginx:${TAG:-latest}
+    depends_on: [db]
+  db:
+    image: postgres:16
+    environment:
+      POSTGRES_PASSWORD: ${DB_PASS}
+  debug:
+    image: busybox
+    profiles: [debug]
+`
+
+func TestDockerReload(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		files    map[string]string
+		payload  string // %s is the compose path
+		wantRes  DockerReloadResult
+		wantRuns []string // the subcommand and services of each run
+	}{
+		{
+			name:     "up",
+			files:    map[string]string{"docker-compose.yml": composeWeb, ".env": "DB_PASS=pw\n"},
+			payload:  `{"compose_path": %q}`,
+			wantRes:  DockerReloadResult{Project: "app", Services: []string{"db", "web"}, Stdout: "up done\n"},
+			wantRuns: []string{"up -d --remove-orphans"},
+		},
+		{
+			name:     "pull then up, some services",
+			files:    map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nTAG=1.27\n"},
+			payload:  `{"compose_path": %q, "pull": true, "services": ["web", "db", "web"]}`,
+			wantRes:  DockerReloadResult{Project: "app", Services: []string{"web", "db"}, Stdout: "pull done\nup done\n"},
+			wantRuns: []string{"pull web db", "up -d --remove-orphans web db"},
+		},
+		{
+			name:     "a service of an inactive profile",
+			files:    map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\n"},
+			payload:  `{"compose_path": %q, "services": ["debug"]}`,
+			wantRes:  DockerReloadResult{Project: "app", Services: []string{"debug"}, Stdout: "up done\n"},
+			wantRuns: []string{"up -d --remove-orphans debug"},
+		},
+		{
+			name:     "profile from the .env",
+			files:    map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nCOMPOSE_PROFILES=debug\n"},
+			payload:  `{"compose_path": %q}`,
+			wantRes:  DockerReloadResult{Project: "app", Services: []string{"db", "debug", "web"}, Stdout: "up done\n"},
+			wantRuns: []string{"up -d --remove-orphans"},
+		},
+		{
+			name:     "name from the file",
+			files:    map[string]string{"compose.yaml": "name: shop\n" + composeWeb, ".env": "DB_PASS=pw\n"},
+			payload:  `{"compose_path": %q}`,
+			wantRes:  DockerReloadResult{Project: "shop", Services: []string{"db", "web"}, Stdout: "up done\n"},
+			wantRuns: []string{"up -d --remove-orphans"},
+		},
+		{
+			name:     "name from the .env",
+			files:    map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nCOMPOSE_PROJECT_NAME=tenant17\n"},
+			payload:  `{"compose_path": %q}`,
+			wantRes:  DockerReloadResult{Project: "tenant17", Services: []string{"db", "web"}, Stdout: "up done\n"},
+			wantRuns: []string{"up -d --remove-orphans"},
+		},
+		{
+			name:     "no .env needed",
+			files:    map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    environment:\n      HOME_DIR: ${HOME}\n"},
+			payload:  `{"compose_path": %q}`,
+			wantRes:  DockerReloadResult{Project: "app", Services: []string{"web"}, Stdout: "up done\n"},
+			wantRuns: []string{"up -d --remove-orphans"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fx := newComposeFixture(t, tt.files)
+			var path string
+			for name := range tt.files {
+				if name != ".env" {
+					path = filepath.Join(fx.app, name)
+				}
+			}
+			res, err := fx.exec.Execute(t.Context(), json.RawMessage(fmt.Sprintf(tt.payload, path)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(&tt.wantRes, res); diff != "" {
+				t.Errorf("result (-want +got):\n%s", diff)
+			}
+			runs := fx.docker.runs(t)
+			if len(runs) != len(tt.wantRuns) {
+				t.Fatalf("docker ran %d times (%q), want %d", len(runs), runs, len(tt.wantRuns))
+			}
+			for i, run := range runs {
+				want := append([]string{"compose", "-f", path, "--project-directory", fx.app, "-p", tt.wantRes.Project}, strings.Fields(tt.wantRuns[i])...)
+				if diff := cmp.Diff(want, run); diff != "" {
+					t.Errorf("run %d: argv (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestDockerReloadInvalid: every project compose-go refuses ends the task
+// with compose-go's message, and docker never runs.
+func TestDockerReloadInvalid(t *testing.T) {
+	t.Parallel()
+	const secret = "p4ssw0rd-s3cr3t"
+	tests := []struct {
+		name      string
+		files     map[string]string
+		payload   string // %s is the path of docker-compose.yml
+		permanent bool
+		wantErr   string
+	}{
+		{name: "YAML syntax", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: [nginx\n"}, wantErr: "invalid compose project"},
+		{name: "not a compose file", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    imag: nginx\n"}, wantErr: "services.web.imag"},
+		{name: "unknown dependency", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    depends_on: [cache]\n"}, wantErr: "depends on undefined service"},
+		{name: "unknown network", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    networks: [back]\n"}, wantErr: "undefined network back"},
+		{name: "missing variable", files: map[string]string{"docker-compose.yml": composeWeb}, wantErr: "variable DB_PASS is not set"},
+		{name: "agent variable", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    environment:\n      T: ${AGENT_TOKEN}\n"}, wantErr: "variable AGENT_TOKEN is not set"},
+		{name: "required variable", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx:${TAG:?set TAG first}\n"}, wantErr: "required variable TAG is missing a value: set TAG first"},
+		{name: "bad interpolation", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx:${TAG\n"}, wantErr: "invalid interpolation format"},
+		{name: "missing env_file", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    env_file: [app.env]\n"}, wantErr: "app.env"},
+		{name: "broken env_file", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    env_file: [app.env]\n", "app.env": "A=\"" + secret + "\n"}, wantErr: "unterminated quoted value [...]"},
+		{name: "broken .env", files: map[string]string{"docker-compose.yml": composeWeb, ".env": "DB_PASS='" + secret + "\n"}, wantErr: "/app/.env: line 1: the quoted value of DB_PASS is not terminated"},
+		{name: "a .env value in a message", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    ports: [\"${PORT}\"]\n", ".env": "PORT=" + secret + "\n"}, wantErr: "***"},
+		{name: "a .env value cast", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    scale: ${N}\n", ".env": "N=" + secret + "\n"}, wantErr: "***"},
+		{name: "unknown service", files: map[string]string{"docker-compose.yml": composeWeb, ".env": "DB_PASS=x\n"}, payload: `{"compose_path": %q, "services": ["web", "cache"]}`, permanent: true, wantErr: `service "cache" is not in compose project app (services: db, web, debug)`},
+		{name: "empty service", files: map[string]string{"docker-compose.yml": composeWeb}, payload: `{"compose_path": %q, "services": [""]}`, permanent: true, wantErr: "an empty service name"},
+		{name: "negative timeout", files: map[string]string{"docker-compose.yml": composeWeb}, payload: `{"compose_path": %q, "timeout_seconds": -1}`, permanent: true, wantErr: "timeout_seconds -1 is negative"},
+		{name: "services not a list", files: map[string]string{"docker-compose.yml": composeWeb}, payload: `{"compose_path": %q, "services": "web"}`, permanent: true, wantErr: `field "services" must be an array`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fx := newComposeFixture(t, tt.files)
+			payload := tt.payload
+			if payload == "" {
+				payload = `{"compose_path": %q}`
+			}
+			res, err := fx.exec.Execute(t.Context(), json.RawMessage(fmt.Sprintf(payload, filepath.Join(fx.app, "docker-compose.yml"))))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Execute() = %+v, %v; want an error containing %q", res, err, tt.wantErr)
+			}
+			if IsPermanent(err) != tt.permanent {
+				t.Errorf("IsPermanent(%v) = %v, want %v", err, IsPermanent(err), tt.permanent)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("the error shows a secret: %v", err)
+			}
+			if runs := fx.docker.runs(t); len(runs) > 0 {
+				t.Errorf("docker ran: %q", runs)
+			}
+		})
+	}
+}
+
+// TestDockerReloadAgentEnvironment: the agent's own variables never reach
+// the interpolation, even when they are set in its process.
+func TestDockerReloadAgentEnvironment(t *testing.T) {
+	t.Setenv("AGENT_TOKEN", "agent-secret-token")
+	fx := newComposeFixture(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    environment:\n      T: ${AGENT_TOKEN}\n"})
+	_, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml")}))
+	if err == nil || !strings.Contains(err.Error(), "variable AGENT_TOKEN is not set") {
+		t.Fatalf("Execute() error = %v, want AGENT_TOKEN not set", err)
+	}
+	// Nor docker's environment.
+	fx = newComposeFixture(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n"})
+	if _, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml")})); err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(filepath.Join(fx.docker.dir, "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(env), "AGENT_TOKEN") {
+		t.Errorf("docker got the agent's variables:\n%s", env)
+	}
+}
+
+func TestDockerReloadDockerFails(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=supersecretpassword\n"}
+	tests := []struct {
+		name      string
+		fail      string
+		pull      bool
+		wantErr   string
+		wantRuns  int
+		wantCode  int
+		wantError string
+	}{
+		{name: "pull fails, up is not run", fail: "pull", pull: true, wantErr: "docker compose pull: exit status 3", wantRuns: 1, wantCode: 3},
+		{name: "up fails", fail: "up", pull: true, wantErr: "docker compose up: exit status 3", wantRuns: 2, wantCode: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fx := newComposeFixture(t, files)
+			fx.docker.set(t, "fail-"+tt.fail, "")
+			fx.docker.set(t, "stdout", "using password supersecretpassword\n")
+			res, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml"), "pull": tt.pull}))
+			if err == nil || err.Error() != tt.wantErr || ExitCode(err) != tt.wantCode {
+				t.Fatalf("Execute() error = %v, want %q", err, tt.wantErr)
+			}
+			r := res.(*DockerReloadResult)
+			if r.ExitCode != tt.wantCode || !strings.Contains(r.Stderr, "cannot "+tt.fail+": no such image") {
+				t.Errorf("result = %+v", r)
+			}
+			if strings.Contains(r.Stdout, "supersecretpassword") || !strings.Contains(r.Stdout, "using password ***") {
+				t.Errorf("stdout does not mask the .env value: %q", r.Stdout)
+			}
+			if runs := fx.docker.runs(t); len(runs) != tt.wantRuns {
+				t.Errorf("docker ran %d times, want %d", len(runs), tt.wantRuns)
+			}
+		})
+	}
+
+	t.Run("no docker", func(t *testing.T) {
+		t.Parallel()
+		fx := newComposeFixture(t, files)
+		d, err := NewDockerReload(DockerReloadConfig{Roots: []string{fx.root}, Docker: "no-such-docker", Process: fx.docker.proc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = d.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml")}))
+		if err == nil || !strings.Contains(err.Error(), `start no-such-docker: exec: "no-such-docker": executable file not found`) {
+			t.Errorf("Execute() error = %v", err)
+		}
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		t.Parallel()
+		fx := newComposeFixture(t, files)
+		fx.docker.set(t, "sleep", "")
+		_, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml"), "timeout_seconds": 0.2}))
+		var te *TimeoutError
+		if !errors.As(err, &te) {
+			t.Errorf("Execute() error = %v, want a timeout", err)
+		}
+	})
+}
+
+func TestDockerReloadConfinement(t *testing.T) {
+	t.Parallel()
+	fx := newComposeFixture(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n"})
+	mustWrite(t, filepath.Join(fx.outside, "compose.yaml"), "services:\n  evil:\n    image: evil\n", 0o644)
+	mustWrite(t, filepath.Join(fx.outside, ".env"), "X=1\n", 0o644)
+	for link, target := range map[string]string{
+		"root/link.yaml":   filepath.Join(fx.outside, "compose.yaml"),
+		"root/linkdir":     fx.outside,
+		"root/inside.yaml": "app/compose.yaml",
+	} {
+		if err := os.Symlink(target, filepath.Join(filepath.Dir(fx.root), link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	envApp := filepath.Join(fx.root, "envapp")
+	if err := os.MkdirAll(envApp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(envApp, "compose.yaml"), "services:\n  web:\n    image: nginx\n", 0o644)
+	if err := os.Symlink(filepath.Join(fx.outside, ".env"), filepath.Join(envApp, ".env")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		permanent  bool
+		wantErr    string
+	}{
+		{name: "outside", path: filepath.Join(fx.outside, "compose.yaml"), permanent: true, wantErr: "is outside the file roots"},
+		{name: "traversal", path: fx.root + "/../outside/compose.yaml", permanent: true, wantErr: "is outside the file roots"},
+		{name: "relative", path: "app/compose.yaml", permanent: true, wantErr: "is not an absolute path"},
+		{name: "missing", path: "", permanent: true, wantErr: `field "compose_path" is required`},
+		{name: "symlink outside", path: fx.root + "/link.yaml", permanent: true, wantErr: "leaves the file root"},
+		{name: "symlinked directory outside", path: fx.root + "/linkdir/compose.yaml", permanent: true, wantErr: "leaves the file root"},
+		{name: ".env symlink outside", path: envApp + "/compose.yaml", permanent: true, wantErr: "the project's .env \"" + envApp + "/.env\" leaves the file root"},
+		{name: "a directory", path: fx.app, permanent: true, wantErr: "is not a regular file"},
+		{name: "no such file", path: fx.app + "/nope.yaml", wantErr: "compose file " + fx.app + "/nope.yaml does not exist"},
+	}
+	for _, tt := range tests {
+		_, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": tt.path}))
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: Execute() error = %v, want %q", tt.name, err, tt.wantErr)
+			continue
+		}
+		if IsPermanent(err) != tt.permanent {
+			t.Errorf("%s: IsPermanent(%v) = %v, want %v", tt.name, err, IsPermanent(err), tt.permanent)
+		}
+	}
+	if runs := fx.docker.runs(t); len(runs) > 0 {
+		t.Errorf("docker ran: %q", runs)
+	}
+	// A symbolic link that stays inside the root is followed.
+	res, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": fx.root + "/inside.yaml"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res.(*DockerReloadResult); r.Project != "root" || len(fx.docker.runs(t)) != 1 {
+		t.Errorf("result = %+v, runs %q", r, fx.docker.runs(t))
+	}
+}
+
+// TestRouteLogrus: compose-go's logrus warnings reach the logr logger.
+// Not parallel: logrus's standard logger is global.
+func TestRouteLogrus(t *testing.T) {
+	var lines []string
+	log := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{Verbosity: 1})
+	RouteLogrus(log)
+	t.Cleanup(func() { RouteLogrus(logr.Discard()) })
+
+	fx := newComposeFixture(t, map[string]string{"compose.yaml": "version: \"3\"\nservices:\n  web:\n    image: nginx\n"})
+	if _, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml")})); err != nil {
+		t.Fatal(err)
+	}
+	logrus.WithField("k", "v").Debug("a debug line")
+	logrus.Trace("a trace line")
+	logrus.Error("an error line")
+	want := []string{
+		`"level"=0 "msg"="` + filepath.Join(fx.app, "compose.yaml") + `: the attribute ` + "`version`" + ` is obsolete, it will be ignored, please remove it to avoid potential confusion" "logrusLevel"="warning"`,
+		`"level"=1 "msg"="a debug line" "k"="v"`,
+		`"msg"="an error line" "error"=null`,
+	}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("logged (-want +got):\n%s", diff)
+	}
+}
