@@ -1,0 +1,120 @@
+package main_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds the browser for UI tests: AGENT_CHROMIUM_PATH or Debian's chromium. A
+// missing browser fails the test (CI installs it) unless LETSBE_SKIP_BROWSER_TESTS=1.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("LETSBE_SKIP_BROWSER_TESTS") == "1" {
+		t.Skip("LETSBE_SKIP_BROWSER_TESTS=1: browser tests skipped on purpose")
+	}
+	for _, p := range []string{os.Getenv("AGENT_CHROMIUM_PATH"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium found (install Debian's chromium, set AGENT_CHROMIUM_PATH, or LETSBE_SKIP_BROWSER_TESTS=1)")
+	return ""
+}
+
+func TestE2EDevDashboardInChromium(t *testing.T) {
+	t.Parallel()
+	browser := chromiumPath(t)
+
+	// `letsbe-agent dev` on a free port.
+	cmd := exec.Command(agentBinary, "dev", "--listen", "127.0.0.1:0")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AGENT_HTTP_ADDR=127.0.0.1:0",
+		"AGENT_STATE_DIR=" + filepath.Join(t.TempDir(), "state"), "AGENT_ALLOWED_COMMANDS=echo"}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &agentProc{t: t, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("dev output:\n%s", out.String())
+		}
+	})
+	var url string
+	eventually(t, "the development orchestrator", func() bool {
+		for _, l := range p.logLines() {
+			if l["msg"] == "Development orchestrator listening" {
+				url, _ = l["url"].(string)
+				return true
+			}
+		}
+		return false
+	})
+
+	profile := t.TempDir()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(browser),
+		chromedp.UserDataDir(profile),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-sandbox", os.Geteuid() == 0),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(url+"/"),
+		chromedp.WaitVisible(`#enqueue`),
+		chromedp.SetValue(`#type`, "ECHO"),
+		chromedp.SetValue(`#payload`, `{"message": "from the dashboard"}`),
+		chromedp.Click(`#submit`),
+		chromedp.WaitVisible(`#tasks td.status.COMPLETED`),
+	)
+	if err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Text(`#tasks tr:first-child td.status`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	output, err := chromedp.Run(ctx, chromedp.Text(`#tasks tr:first-child td.out`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != "COMPLETED" || !strings.Contains(output, "from the dashboard") {
+		t.Fatalf("row: status %q output %q", status, output)
+	}
+	cancelBrowser()
+	cancelAlloc()
+	// No Chromium with this test's profile survives.
+	eventually(t, "Chromium to exit", func() bool {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if err == nil && strings.Contains(string(b), profile) {
+				return false
+			}
+		}
+		return true
+	})
+}
