@@ -62,7 +62,11 @@ verify: generate ## Fail if generated code, formatting or go.mod are stale.
 
 ##@ Testing
 .PHONY: test
+# The envtest binaries when already prepared (make envtest-assets); without them the tests on a
+# real API server skip loudly.
+test: export KUBEBUILDER_ASSETS ?= $(shell bash hack/envtest-assets.sh --cached 2>/dev/null)
 test: verify vet ## Everything CI runs: verify, vet, all tests with the race detector.
+	@test -n "$$KUBEBUILDER_ASSETS" || echo "!!!!!!!! KUBEBUILDER_ASSETS is not set: the tests on a real API server will SKIP (make envtest-assets prepares it)" >&2
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: test-short
@@ -72,6 +76,10 @@ test-short: ## Unit tests only, no race detector (quick).
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests: the real binary against the reference orchestrator.
 	$(GO) test -race -count=1 -run 'E2E' ./cmd/...
+
+.PHONY: envtest-assets
+envtest-assets: ## Prepare etcd and kube-apiserver for the envtest tests (apt + a cached build) and print their directory.
+	@bash hack/envtest-assets.sh
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
