@@ -1,0 +1,213 @@
+// Package clustertest runs a test package's tests against a real Kubernetes API server
+// (controller-runtime's envtest: etcd and kube-apiserver, no cluster) with the Task CRD
+// installed. One API server serves the whole test package:
+//
+//	func TestMain(m *testing.M) { os.Exit(clustertest.Run(m)) }
+//
+//	func TestSomething(t *testing.T) {
+//		env := clustertest.Get(t) // skips, loudly, when there is no API server
+//		ns := env.Namespace(t)
+//		st := env.NewStore(t, ns)
+//		...
+//	}
+//
+// The binaries come from KUBEBUILDER_ASSETS (hack/envtest-assets.sh prepares them; `make test`
+// and CI set it). Without it the tests skip with a message saying so, never silently; with it,
+// an API server that does not start fails the test package. Temporary and cache files stay in
+// the test process's own directory (see internal/testdirs), removed at the end.
+package clustertest
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
+	"github.com/letsbe/sysadmin-agent/internal/testdirs"
+)
+
+// startTimeout bounds the API server's start; generous, for a loaded 2-core machine.
+const startTimeout = 2 * time.Minute
+
+// Env is a running API server with the Task CRD installed.
+type Env struct {
+	// Config reaches the API server as an administrator.
+	Config *rest.Config
+	// Client reads and writes directly (no cache); its Scheme is clusterstore.NewScheme().
+	Client client.Client
+	// Scheme knows the built-in types and the Task API.
+	Scheme *runtime.Scheme
+	// StartTime is how long the API server took to start (with the CRD installed).
+	StartTime time.Duration
+
+	testEnv *envtest.Environment
+}
+
+var (
+	current    *Env
+	skipReason string
+)
+
+// Run starts the API server, runs the tests and stops it; it returns the exit code for
+// os.Exit. Without KUBEBUILDER_ASSETS, or in -short mode, the tests run without one (and those
+// calling Get skip).
+func Run(m *testing.M) int {
+	defer func() {
+		if err := testdirs.Cleanup(); err != nil {
+			fmt.Fprintf(os.Stderr, "clustertest: %v\n", err)
+		}
+	}()
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	switch {
+	case testing.Short():
+		skipReason = "no API server in -short mode"
+	case os.Getenv("KUBEBUILDER_ASSETS") == "":
+		skipReason = "SKIPPED: KUBEBUILDER_ASSETS is not set: the envtest binaries (etcd, kube-apiserver) " +
+			"could not be prepared; run `make envtest-assets` (hack/envtest-assets.sh) and set " +
+			"KUBEBUILDER_ASSETS to the directory it prints"
+		fmt.Fprintln(os.Stderr, "!!!!!!!! clustertest: "+skipReason)
+	default:
+		env, err := start()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "clustertest: start the API server: %v\n", err)
+			return 1
+		}
+		current = env
+		if testing.Verbose() {
+			fmt.Fprintf(os.Stderr, "clustertest: API server started in %v\n", env.StartTime.Round(time.Millisecond))
+		}
+	}
+	code := m.Run()
+	if current != nil {
+		begin := time.Now()
+		if err := current.testEnv.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "clustertest: stop the API server: %v\n", err)
+			code = max(code, 1)
+		}
+		if testing.Verbose() {
+			fmt.Fprintf(os.Stderr, "clustertest: API server stopped in %v\n", time.Since(begin).Round(time.Millisecond))
+		}
+	}
+	return code
+}
+
+func start() (*Env, error) {
+	crds, err := crdDir()
+	if err != nil {
+		return nil, err
+	}
+	scheme := clusterstore.NewScheme()
+	te := &envtest.Environment{
+		Scheme:                   scheme,
+		CRDDirectoryPaths:        []string{crds},
+		ErrorIfCRDPathMissing:    true,
+		ControlPlaneStartTimeout: startTimeout,
+	}
+	begin := time.Now()
+	cfg, err := te.Start()
+	if err != nil {
+		return nil, err
+	}
+	env := &Env{Config: cfg, Scheme: scheme, StartTime: time.Since(begin), testEnv: te}
+	env.Client, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		_ = te.Stop()
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return env, nil
+}
+
+// crdDir finds config/crd/bases from the test's working directory (its package directory).
+func crdDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "config", "crd", "bases"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Get returns the test package's API server, or skips t (with the reason) when there is none.
+func Get(t testing.TB) *Env {
+	t.Helper()
+	if current == nil {
+		if skipReason == "" {
+			t.Fatal("clustertest: no API server: call clustertest.Run from TestMain")
+		}
+		t.Skip(skipReason)
+	}
+	return current
+}
+
+// Namespace creates a fresh namespace for one test. The API server has no namespace
+// controller, so it is never really deleted; it goes with the API server.
+func (e *Env) Namespace(t testing.TB) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
+	if err := e.Client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// NewStore returns a cluster store for namespace ns over Client and a cache of its own, which
+// runs until the test ends.
+func (e *Env) NewStore(t testing.TB, ns string) *clusterstore.Store {
+	t.Helper()
+	c, err := cache.New(e.Config, cache.Options{
+		Scheme:            e.Scheme,
+		DefaultNamespaces: map[string]cache.Config{ns: {}},
+	})
+	if err != nil {
+		t.Fatalf("cache: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := clusterstore.New(ctx, clusterstore.Options{
+		Client:    e.Client,
+		Informers: c,
+		Namespace: ns,
+		Logger:    testr.NewWithInterface(t, testr.Options{}),
+	})
+	if err != nil {
+		cancel()
+		t.Fatalf("store: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("cache: %v", err)
+		}
+	})
+	syncCtx, cancelSync := context.WithTimeout(ctx, time.Minute)
+	defer cancelSync()
+	if !c.WaitForCacheSync(syncCtx) {
+		t.Fatal("cache did not sync")
+	}
+	return st
+}

@@ -1,0 +1,51 @@
+package clusterstore
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+)
+
+// hashLen is the number of hex digits of the id's SHA-256 appended to a derived name.
+const hashLen = 10
+
+// ObjectName returns the Kubernetes object name of the Task with the orchestrator's task id
+// id. An id that is already a valid object name (a lowercase RFC 1123 subdomain: a-z, 0-9, '-'
+// and '.', at most 253 characters) is its own name. Any other id is lowercased, every run of
+// other characters becomes one '-', and a short hash of the whole id is appended, so that ids
+// differing only in case or punctuation get different names ("Task_7" becomes
+// "task-7-<hash>"). ObjectName of the empty id is the empty name.
+func ObjectName(id string) string {
+	if id == "" || len(validation.IsDNS1123Subdomain(id)) == 0 {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	hash := hex.EncodeToString(sum[:])[:hashLen]
+
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(id) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	base := strings.Trim(b.String(), "-")
+	if max := validation.DNS1123SubdomainMaxLength - hashLen - 1; len(base) > max {
+		base = strings.TrimRight(base[:max], "-")
+	}
+	if base == "" {
+		base = "task"
+	}
+	return base + "-" + hash
+}
+
+// taskID is the orchestrator's id of a stored object: its task-id annotation, else its name.
+func taskID(obj *agentv1.Task) string { return obj.TaskID() }
