@@ -1,0 +1,225 @@
+package orchestratorsync_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/letsbe/sysadmin-agent/api/store"
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
+)
+
+// syncFixture runs a Syncer against the reference orchestrator, optionally behind a handler
+// wrapper, with no controllers: the test moves Tasks through their phases by hand.
+type syncFixture struct {
+	orch   *orchestratortest.Server
+	mem    *store.Memory
+	syncer *orchestratorsync.Syncer
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startSyncer(t *testing.T, maxTasks int, wrap func(http.Handler) http.Handler) *syncFixture {
+	t.Helper()
+	orch := orchestratortest.New(orchestratortest.Options{IssueAgentTokens: true})
+	var h http.Handler = orch
+	if wrap != nil {
+		h = wrap(orch)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := store.NewMemory()
+	s, err := orchestratorsync.New(orchestratorsync.Options{
+		Client: client, Store: mem, Notifier: mem, StateDir: t.TempDir(),
+		EnrollmentToken: orchestratortest.DefaultEnrollmentToken, Hostname: "test", Version: "test",
+		Capabilities: []string{"ECHO"}, MaxConcurrentTasks: maxTasks,
+		HeartbeatInterval: 50 * time.Millisecond, PollInterval: 20 * time.Millisecond, LongPollWait: time.Second,
+		Backoff: orchestratorsync.Backoff{Base: 5 * time.Millisecond, Cap: 50 * time.Millisecond},
+		Logger:  testr.New(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &syncFixture{orch: orch, mem: mem, syncer: s, cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(f.done); _ = s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-f.done })
+	return f
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// finish moves a local Task to a final phase, as a reconciler would.
+func finish(t *testing.T, s store.Store, name string, ok bool) {
+	t.Helper()
+	_, err := store.MutateStatus(context.Background(), s, name, func(task *agentv1.Task) bool {
+		now := metav1.Now()
+		task.Status.MarkRunning(now, 1)
+		if ok {
+			task.Status.MarkSucceeded(now, 1)
+		} else {
+			task.Status.MarkFailed(now, 1, agentv1.ReasonFailed, "boom")
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPollerNeverTakesMoreThanItsSlots(t *testing.T) {
+	t.Parallel()
+	f := startSyncer(t, 2, nil)
+	ids := []string{}
+	for range 5 {
+		ids = append(ids, f.orch.Enqueue("ECHO", []byte(`{}`), 0))
+	}
+	waitUntil(t, "two tasks taken", func() bool { return f.mem.Len() == 2 })
+	// Heartbeats go on; no third task arrives while both slots are held.
+	waitUntil(t, "a few heartbeats", func() bool { a := f.orch.Agents(); return len(a) == 1 && a[0].Heartbeats >= 3 })
+	if n := f.mem.Len(); n != 2 {
+		t.Fatalf("holding %d tasks with 2 slots", n)
+	}
+	if got := f.orch.Agents()[0].LastHeartbeatBody.QueuedTasks; got != 2 {
+		t.Errorf("queued_tasks = %d, want 2", got)
+	}
+	// Finishing one frees one slot: exactly one more is taken.
+	finish(t, f.mem, ids[0], true)
+	waitUntil(t, "a third task", func() bool { return f.mem.Len() == 3 })
+	waitUntil(t, "the final report", func() bool { s, _ := f.orch.Task(ids[0]); return s.Status == "COMPLETED" })
+	if n := f.mem.Len(); n != 3 {
+		t.Fatalf("holding %d tasks, want 3", n)
+	}
+}
+
+func TestUnsupportedTypeFailsAtIntake(t *testing.T) {
+	t.Parallel()
+	f := startSyncer(t, 1, nil)
+	id := f.orch.Enqueue("REBOOT", []byte(`{}`), 0)
+	waitUntil(t, "FAILED report", func() bool { s, _ := f.orch.Task(id); return s.Status == "FAILED" })
+	s, _ := f.orch.Task(id)
+	if s.Error != `unsupported task type "REBOOT"` {
+		t.Fatalf("error %q", s.Error)
+	}
+	// The slot came back: the next task is taken.
+	id2 := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
+	waitUntil(t, "next task taken", func() bool { _, err := f.mem.Get(context.Background(), id2); return err == nil })
+}
+
+func TestReporterStopsOn409And404(t *testing.T) {
+	t.Parallel()
+	var patches atomic.Int32
+	var refuse atomic.Int32 // HTTP status to answer PATCHes with
+	f := startSyncer(t, 2, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPatch {
+				patches.Add(1)
+				if code := refuse.Load(); code != 0 {
+					http.Error(w, "refused", int(code))
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	for _, code := range []int32{409, 404} {
+		refuse.Store(code)
+		id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
+		waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+		finish(t, f.mem, id, true)
+		waitUntil(t, "the refusal recorded", func() bool {
+			task, err := f.mem.Get(context.Background(), id)
+			return err == nil && task.Status.Report.FinalReported && task.Status.Report.Rejected
+		})
+		before := patches.Load()
+		time.Sleep(200 * time.Millisecond) // 40 backoff ceilings: a retry would show
+		if after := patches.Load(); after != before {
+			t.Errorf("%d: %d more PATCHes after a final refusal", code, after-before)
+		}
+		task, _ := f.mem.Get(context.Background(), id)
+		if !strings.Contains(task.Status.Report.LastError, "refused") {
+			t.Errorf("%d: LastError %q", code, task.Status.Report.LastError)
+		}
+	}
+}
+
+func TestRunningReportIsSupersededAndFinalRetried(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var statuses []string
+	var failFinal atomic.Int32
+	failFinal.Store(3)
+	f := startSyncer(t, 1, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPatch {
+				body, _ := io.ReadAll(r.Body)
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				s := string(body)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case strings.Contains(s, `"RUNNING"`):
+					statuses = append(statuses, "RUNNING:503")
+					w.Header().Set("Retry-After", "0")
+					http.Error(w, "down", http.StatusServiceUnavailable)
+					return
+				case failFinal.Add(-1) >= 0:
+					statuses = append(statuses, "FINAL:503")
+					http.Error(w, "down", http.StatusServiceUnavailable)
+					return
+				}
+				statuses = append(statuses, "FINAL:ok")
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
+	waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+	_, err := store.MutateStatus(context.Background(), f.mem, id, func(task *agentv1.Task) bool {
+		task.Status.MarkRunning(metav1.Now(), 1)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "RUNNING given up", func() bool {
+		task, _ := f.mem.Get(context.Background(), id)
+		return task.Status.Report.RunningReported
+	})
+	finish(t, f.mem, id, false)
+	waitUntil(t, "final delivered", func() bool {
+		task, _ := f.mem.Get(context.Background(), id)
+		return task.Status.Report.FinalReported
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	want := "RUNNING:503,RUNNING:503,FINAL:503,FINAL:503,FINAL:503,FINAL:ok"
+	if got := strings.Join(statuses, ","); got != want {
+		t.Fatalf("PATCH sequence %s, want %s", got, want)
+	}
+}
