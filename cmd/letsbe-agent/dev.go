@@ -82,15 +82,23 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 	base := "http://" + ln.Addr().String()
 	cfg.OrchestratorURL = base
 	cfg.Token = "dev-token"
+	dir, err := os.MkdirTemp("", "letsbe-agent-dev-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
 	if _, set := os.LookupEnv("AGENT_STATE_DIR"); !set && !hasFlag("state-dir") {
-		dir, err := os.MkdirTemp("", "letsbe-agent-dev-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
 		cfg.StateDir = filepath.Join(dir, "state")
 	}
-	log.Info("Development orchestrator listening", "url", base, "dashboard", base+"/",
+	if _, set := os.LookupEnv("AGENT_FILE_ROOTS"); !set && !hasFlag("file-roots") {
+		// Somewhere file tasks can be tried without touching the machine.
+		root := filepath.Join(dir, "files")
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return err
+		}
+		cfg.FileRoots = []string{root}
+	}
+	log.Info("Development orchestrator listening", "url", base, "dashboard", base+"/", "fileRoots", cfg.FileRoots,
 		"try", "curl -s -XPOST "+base+`/dev/tasks -d '{"type":"ECHO","payload":{"message":"hello"}}'`)
 	return runAgent(ctx, cfg, log)
 }
