@@ -46,6 +46,12 @@ type Config struct {
 	LogLevel           string
 	Labels             map[string]string
 	HTTPAddr           string
+
+	// PLAYWRIGHT tasks: an empty ChromiumPath means chromium on PATH, empty
+	// BrowserAllowedHosts any host.
+	ChromiumPath        string
+	BrowserAllowedHosts []string
+	MaxBrowserTasks     int
 }
 
 // setting binds one Config field to a flag and an environment variable.
@@ -81,6 +87,18 @@ var settings = []setting{
 		apply: func(c *Config, v string) error { return setSize(&c.MaxFileBytes, v, 1<<30) }},
 	{flag: "docker-binary", env: "AGENT_DOCKER_BINARY", def: "docker", usage: "docker CLI that DOCKER_RELOAD runs: a name looked up in PATH or an absolute path",
 		apply: func(c *Config, v string) error { return setProgram(&c.DockerBinary, v) }},
+	{flag: "chromium-path", env: "AGENT_CHROMIUM_PATH", usage: "browser that PLAYWRIGHT tasks run: a name looked up in PATH or an absolute path (default chromium or chromium-browser in PATH)",
+		apply: func(c *Config, v string) error {
+			if v == "" {
+				c.ChromiumPath = ""
+				return nil
+			}
+			return setProgram(&c.ChromiumPath, v)
+		}},
+	{flag: "browser-allowed-hosts", env: "AGENT_BROWSER_ALLOWED_HOSTS", usage: "the only hosts PLAYWRIGHT tasks may reach: names, IP addresses or *.domain, comma separated (default any host)",
+		apply: func(c *Config, v string) error { c.BrowserAllowedHosts = splitList(v); return nil }},
+	{flag: "max-browser-tasks", env: "AGENT_MAX_BROWSER_TASKS", def: "1", usage: "PLAYWRIGHT tasks (browsers) at once; others wait their turn",
+		apply: func(c *Config, v string) error { return setPositiveInt(&c.MaxBrowserTasks, v, 64) }},
 	{flag: "heartbeat-interval", env: "AGENT_HEARTBEAT_INTERVAL", def: "30s", usage: "heartbeat interval unless the orchestrator sets one",
 		apply: func(c *Config, v string) error { return setDuration(&c.HeartbeatInterval, v, 100*time.Millisecond) }},
 	{flag: "poll-interval", env: "AGENT_POLL_INTERVAL", def: "5s", usage: "wait between polls when idle unless the orchestrator sets one",

@@ -15,6 +15,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/config"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/executors"
+	"github.com/letsbe/sysadmin-agent/executors/browser"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/journal"
 )
@@ -57,12 +58,19 @@ func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DOCKER_RELOAD executor: %w", err)
 	}
+	playwright, err := browser.New(browser.Config{
+		ChromiumPath: cfg.ChromiumPath, AllowedHosts: cfg.BrowserAllowedHosts, MaxConcurrent: cfg.MaxBrowserTasks,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("invalid AGENT_BROWSER_ALLOWED_HOSTS: %w", err)
+	}
 	return map[string]executors.Executor{
 		agentv1.TypeEcho:         executors.NewEcho(),
 		agentv1.TypeShell:        shell,
 		agentv1.TypeFileWrite:    fileWrite,
 		agentv1.TypeEnvUpdate:    envUpdate,
 		agentv1.TypeDockerReload: dockerReload,
+		agentv1.TypePlaywright:   playwright,
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package browser
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -359,4 +360,43 @@ func FuzzParseFlow(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The README's example flow is a valid flow.
+func TestReadmeExample(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var example string
+	for _, block := range strings.Split(string(readme), "```json\n")[1:] {
+		block = block[:strings.Index(block, "```")]
+		if strings.Contains(block, `"PLAYWRIGHT"`) {
+			example = block
+		}
+	}
+	if example == "" {
+		t.Fatal("no PLAYWRIGHT example in the README")
+	}
+	var task struct {
+		Payload json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(example), &task); err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	f, err := parseFlow(task.Payload, mustHosts(t, "127.0.0.1"))
+	if err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, s := range f.steps {
+		seen[s.action] = true
+	}
+	if len(seen) != len(fieldsOf) {
+		t.Errorf("the README example uses %d of the %d actions", len(seen), len(fieldsOf))
+	}
+	if !f.steps[len(f.steps)-2].pattern.match("http://127.0.0.1:8080/admin/setup") {
+		t.Error("the README's expect_url pattern does not match the setup page")
+	}
 }
