@@ -433,3 +433,32 @@ func TestRouteLogrus(t *testing.T) {
 		t.Errorf("logged (-want +got):\n%s", diff)
 	}
 }
+
+// BenchmarkDockerReloadValidate measures loading and validating a
+// three-service project with compose-go, the part of DOCKER_RELOAD before
+// docker runs.
+func BenchmarkDockerReloadValidate(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "app")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(composeWeb), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("DB_PASS=pw\nTAG=1.27\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	d, err := NewDockerReload(DockerReloadConfig{Roots: []string{filepath.Dir(dir)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		cp, err := d.openProject(filepath.Join(dir, "compose.yaml"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cp.load(b.Context(), d.childEnv()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

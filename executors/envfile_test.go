@@ -528,3 +528,20 @@ func TestEnvUpdateFailingWrite(t *testing.T) {
 		t.Errorf("temporary files left: %v", tmp)
 	}
 }
+
+// BenchmarkEditEnv edits a 200-line .env: two keys changed in place, one
+// added, one removed.
+func BenchmarkEditEnv(b *testing.B) {
+	var src strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&src, "# setting %d\nKEY_%03d='value number %d'\n", i, i, i)
+	}
+	set := map[string]string{"KEY_010": "new value", "KEY_150": "x\ny", "NEW_KEY": "z"}
+	remove := []string{"KEY_199"}
+	b.SetBytes(int64(src.Len()))
+	for b.Loop() {
+		if _, err := editEnv([]byte(src.String()), set, remove); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
