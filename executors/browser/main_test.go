@@ -96,7 +96,7 @@ func processesMentioning(s string) []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if state, _, ok := procStat(pid); !ok || state == 'Z' || state == 'X' {
+		if state, ok := procState(pid); !ok || state == 'Z' || state == 'X' {
 			continue
 		}
 		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")

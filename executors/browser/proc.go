@@ -2,29 +2,25 @@ package browser
 
 import (
 	"bytes"
-	"errors"
 	"os"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
 )
 
-// killTree kills the browser's processes: its process group pgid (0 when
-// unknown), and every process whose command line mentions the session's
-// data directory in --user-data-dir (Chromium passes it to its children, so
-// this also finds a child that left the group). It returns once neither is
-// found alive for a few passes in a row, or after limit.
-func killTree(pgid int, dataDir string, limit time.Duration) {
+// killTree kills what is left of a browser once its main process has been
+// reaped: every process whose command line mentions the session's profile
+// directory (Chromium passes --user-data-dir to its children, and its crash
+// handler gets a database inside the profile's HOME). The process group is
+// not used here: once its leader is reaped and its members are gone, its
+// number may belong to someone else (the group is killed by cmd.Cancel,
+// while the leader still holds it). It returns once none is found alive for
+// a few passes in a row, or after limit.
+func killTree(profile string, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for quiet := 0; quiet < 3 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if pgid > 0 {
-			if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-				pgid = 0
-			}
-		}
 		found := 0
-		for _, p := range browserProcesses(pgid, dataDir) {
+		for _, p := range browserProcesses(profile) {
 			_ = syscall.Kill(p, syscall.SIGKILL)
 			found++
 		}
@@ -36,11 +32,10 @@ func killTree(pgid int, dataDir string, limit time.Duration) {
 	}
 }
 
-// browserProcesses lists the live (not zombie) processes that are in process
-// group pgid (if > 0) or have the argument --user-data-dir=dataDir (if not
-// empty).
-func browserProcesses(pgid int, dataDir string) []int {
-	marker := []byte("--user-data-dir=" + dataDir)
+// browserProcesses lists the live (not zombie) processes that mention the
+// directory profile in their command line.
+func browserProcesses(profile string) []int {
+	marker := []byte(profile + "/")
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -52,43 +47,27 @@ func browserProcesses(pgid int, dataDir string) []int {
 		if err != nil || pid == self {
 			continue
 		}
-		state, group, ok := procStat(pid)
-		if !ok || state == 'Z' || state == 'X' {
+		if state, ok := procState(pid); !ok || state == 'Z' || state == 'X' {
 			continue
 		}
-		if pgid > 0 && group == pgid {
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && bytes.Contains(cmdline, marker) {
 			pids = append(pids, pid)
-			continue
-		}
-		if dataDir != "" {
-			cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-			if err == nil && slices.ContainsFunc(bytes.Split(cmdline, []byte{0}), func(arg []byte) bool { return bytes.Equal(arg, marker) }) {
-				pids = append(pids, pid)
-			}
 		}
 	}
 	return pids
 }
 
-// procStat returns the state and the process group of pid from
-// /proc/pid/stat.
-func procStat(pid int) (state byte, pgid int, ok bool) {
+// procState returns the state of pid (R, S, Z...) from /proc/pid/stat.
+func procState(pid int) (state byte, ok bool) {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, 0, false
+		return 0, false
 	}
-	// pid (comm) state ppid pgrp ...; comm may contain spaces and parens.
+	// pid (comm) state ...; comm may contain spaces and parens.
 	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, 0, false
+	if i < 0 || i+2 >= len(stat) {
+		return 0, false
 	}
-	fields := bytes.Fields(stat[i+1:])
-	if len(fields) < 3 || len(fields[0]) != 1 {
-		return 0, 0, false
-	}
-	g, err := strconv.Atoi(string(fields[2]))
-	if err != nil {
-		return 0, 0, false
-	}
-	return fields[0][0], g, true
+	return stat[i+2], true
 }

@@ -43,7 +43,6 @@ type session struct {
 	cancelEvts  context.CancelFunc
 	events      sync.WaitGroup
 	profile     string
-	pgid        int
 	target      *chromedp.Target
 }
 
@@ -156,9 +155,6 @@ func (e *Executor) launch(ctx context.Context, path string, plog *pageLog) (_ *s
 	stop := context.AfterFunc(launchCtx, cancelTab)
 	_, runErr := chromedp.Run(tabCtx, func(ctx context.Context, t *chromedp.Target) (struct{}, error) {
 		s.target = t
-		if b := chromedp.FromContext(ctx).Browser; b != nil && b.Process() != nil {
-			s.pgid = b.Process().Pid
-		}
 		return struct{}{}, s.setup(evtCtx, t, e.hosts, plog)
 	})
 	if !stop() {
@@ -237,7 +233,7 @@ func (s *session) close() {
 	case <-time.After(shutdownTimeout):
 	}
 	s.events.Wait()
-	killTree(s.pgid, filepath.Join(s.profile, "data"), shutdownTimeout)
+	killTree(s.profile, shutdownTimeout)
 	_ = removeAllRetry(s.profile)
 }
 
