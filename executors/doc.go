@@ -16,5 +16,6 @@
 // compose-go's logrus output to the logger it is given, [RouteLogrus]), retry
 // or report task status (callers do), must never pass the agent's environment,
 // a shell interpreter or an unbounded buffer to a child process, and must
-// never put a .env value in an error or a result.
+// keep .env values out of its errors and results (DOCKER_RELOAD masks them in
+// compose-go's messages and in docker's output).
 package executors
