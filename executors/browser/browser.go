@@ -194,10 +194,13 @@ func (e *Executor) run(ctx context.Context, f *flow, path string) (*Result, erro
 				shots.add("failure", png)
 			}
 		}
-		res.FinalURL, res.Title = s.location()
+		u, title := s.location()
+		// Redacted before they are cut short, so that no part of a
+		// secret is left.
+		res.FinalURL, res.Title = truncate(red.String(u), maxURLLen), truncate(red.String(title), maxTitleLen)
 	}
 	if res.FinalURL == "" {
-		res.FinalURL = plog.url()
+		res.FinalURL = truncate(plog.url(), maxURLLen)
 	}
 	plog.fill(res)
 	red.apply(res)

@@ -46,6 +46,8 @@ const (
 	maxConsoleErrorLen = 1000
 	maxBlocked         = 100
 	maxTextInError     = 200
+	maxURLLen          = 4096
+	maxTitleLen        = 1000
 )
 
 // redactor replaces the values of secret fill steps, also URL-encoded, with

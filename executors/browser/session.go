@@ -27,6 +27,7 @@ const (
 	launchTimeout   = 30 * time.Second
 	shutdownTimeout = 10 * time.Second
 	infoTimeout     = 3 * time.Second // the failure screenshot, the final URL and title
+	maxStartError   = 2000            // bytes of a start error, with the browser's output
 	windowWidth     = 1280
 	windowHeight    = 720
 )
@@ -43,7 +44,6 @@ type session struct {
 	cancelEvts  context.CancelFunc
 	events      sync.WaitGroup
 	profile     string
-	target      *chromedp.Target
 }
 
 // flags returns the browser's command-line flags (chromedp adds
@@ -154,14 +154,15 @@ func (e *Executor) launch(ctx context.Context, path string, plog *pageLog) (_ *s
 	defer cancelLaunch()
 	stop := context.AfterFunc(launchCtx, cancelTab)
 	_, runErr := chromedp.Run(tabCtx, func(ctx context.Context, t *chromedp.Target) (struct{}, error) {
-		s.target = t
 		return struct{}{}, s.setup(evtCtx, t, e.hosts, plog)
 	})
 	if !stop() {
 		return nil, fmt.Errorf("start chromium %s: %w", path, context.Cause(launchCtx))
 	}
 	if runErr != nil {
-		return nil, fmt.Errorf("start chromium %s: %w", path, runErr)
+		// Not wrapped: the message can carry the browser's output, which
+		// is cut short here.
+		return nil, fmt.Errorf("start chromium %s: %s", path, truncate(runErr.Error(), maxStartError))
 	}
 	return s, nil
 }

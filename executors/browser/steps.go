@@ -351,8 +351,8 @@ func (s *session) screenshot(fullPage bool) ([]byte, error) {
 	return s.capture(ctx, fullPage)
 }
 
-// location returns the page's URL and title at the end of the flow; the last
-// URL navigated to when the page does not answer.
+// location returns the page's URL and title at the end of the flow, or
+// nothing when the page does not answer.
 func (s *session) location() (string, string) {
 	ctx, cancel := context.WithTimeout(s.ctx, infoTimeout)
 	defer cancel()
@@ -364,7 +364,7 @@ func (s *session) location() (string, string) {
 	if err != nil {
 		return "", ""
 	}
-	return l.URL, truncate(l.Title, maxConsoleErrorLen)
+	return l.URL, l.Title
 }
 
 // screenshots adds screenshots to a result within the caps.
