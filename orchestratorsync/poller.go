@@ -3,6 +3,8 @@ package orchestratorsync
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -90,8 +92,12 @@ func (s *slots) adopt(ctx context.Context, st store.Store) error {
 
 // pollLoop asks for tasks while it has free slots: again at once after a task (drain the
 // queue), after the poll interval when the orchestrator answered "nothing" at once (it ignores
-// long polls), and with backoff on errors.
+// long polls), and with backoff on errors. A task is stored on its own goroutine, so that the
+// next request does not wait for the store to make the last one durable (with the journal,
+// creates then share a commit); it returns once every task it took is stored.
 func (s *Syncer) pollLoop(ctx context.Context) {
+	var intakes sync.WaitGroup
+	defer intakes.Wait()
 	attempt := 0
 	for {
 		if !s.slots.acquire(ctx, s.stopPolling) {
@@ -135,7 +141,7 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 		}
 		attempt = 0
 		if task != nil {
-			s.intake(ctx, task)
+			intakes.Go(func() { s.intakeAsync(ctx, task) })
 			continue
 		}
 		s.slots.unused()
@@ -161,6 +167,20 @@ func (s *Syncer) sleepOrStop(ctx context.Context, d time.Duration) error {
 	case <-t.C():
 		return nil
 	}
+}
+
+// intakeAsync is intake on a goroutine of its own: a task handed over is stored even when
+// polling stops meanwhile, and a panic is logged, not fatal.
+func (s *Syncer) intakeAsync(ctx context.Context, task *Task) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error(fmt.Errorf("panic: %v", p), "Task intake panicked", "task", task.ID, "stack", string(debug.Stack()))
+			if _, err := s.opts.Store.Get(context.WithoutCancel(ctx), task.ID); apierrors.IsNotFound(err) {
+				s.slots.release(task.ID) // a slot bound to a Task that never got stored
+			}
+		}
+	}()
+	s.intake(context.WithoutCancel(ctx), task)
 }
 
 // intake turns an orchestrator task into a Pending Task (or a FAILED one when its type is not
