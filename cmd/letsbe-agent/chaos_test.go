@@ -121,10 +121,11 @@ func TestE2EKillWithUndeliveredFinalReport(t *testing.T) {
 	o, f := startFaultyOrchestrator(t, orchestratortest.Options{}, orchestratortest.FaultOptions{})
 	state := filepath.Join(t.TempDir(), "state")
 	a := startAgent(t, o, state, "AGENT_BACKOFF_BASE=20ms")
-	id := o.enqueue(t, "SHELL", `{"cmd":"echo durable"}`)
-	eventually(t, "assignment", func() bool { st, _ := o.Task(id); return st.Status != orchestratortest.StatusPending })
+	// The task runs for a second: the outage starts once RUNNING is reported, so its final
+	// report cannot be delivered and only the journal keeps it.
+	id := o.enqueue(t, "SHELL", `{"cmd":"sleep 1"}`)
+	eventually(t, "RUNNING report", func() bool { st, _ := o.Task(id); return st.Status == orchestratortest.StatusRunning })
 	f.SetOutage(true)
-	// The task completes but its report cannot be delivered; the journal must keep it.
 	eventually(t, "task done locally", func() bool {
 		return strings.Contains(a.out.String(), `"msg":"Report not delivered; retrying","task":"`+id+`","status":"COMPLETED"`)
 	})
@@ -132,7 +133,7 @@ func TestE2EKillWithUndeliveredFinalReport(t *testing.T) {
 	f.SetOutage(false)
 	startAgent(t, o, state, "AGENT_BACKOFF_BASE=20ms")
 	st := o.waitFinal(t, id)
-	if st.Status != "COMPLETED" || !strings.Contains(string(st.Result), `"stdout":"durable\n"`) {
+	if st.Status != "COMPLETED" || !strings.Contains(string(st.Result), `"exit_code":0`) {
 		t.Fatalf("got %s %s", st.Status, st.Result)
 	}
 	checkExactlyOnce(t, o, []string{id})
