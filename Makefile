@@ -77,6 +77,16 @@ test-short: ## Unit tests only, no race detector (quick).
 test-e2e: ## End-to-end tests: the real binary against the reference orchestrator.
 	$(GO) test -race -count=1 -run 'E2E' ./cmd/...
 
+BENCH_PKGS    ?= ./api/store ./orchestratorsync ./orchestratorsync/journal ./controllers ./executors
+BENCH_COUNT   ?= 6
+BENCH_TIME    ?= 100ms
+BENCH_FLAGS   ?=
+.PHONY: bench
+bench: build ## Throughput, pickup latency, footprint and Go benchmarks against targets: docs/benchmarks.md (BENCH_FLAGS for hack/bench).
+	@mkdir -p docs
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) $(BENCH_PKGS) | tee docs/benchmarks-raw.txt
+	$(GO) run ./hack/bench -agent $(BIN)/letsbe-agent -gobench docs/benchmarks-raw.txt -out docs/benchmarks.md $(BENCH_FLAGS)
+
 .PHONY: envtest-assets
 envtest-assets: ## Prepare etcd and kube-apiserver for the envtest tests (apt + a cached build) and print their directory.
 	@bash hack/envtest-assets.sh

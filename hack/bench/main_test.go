@@ -1,0 +1,198 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseStatus(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      string
+		want    memory
+		wantErr bool
+	}{
+		{
+			name: "both",
+			in:   "Name:\tletsbe-agent\nVmPeak:\t 1300 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nRssAnon:\t    4096 kB\nRssFile:\t    6144 kB\nRssShmem:\t       0 kB\nThreads:\t7\n",
+			want: memory{RSS: 10 << 20, HWM: 20 << 20, Anon: 4 << 20, File: 6 << 20},
+		},
+		{name: "missing", in: "Name:\tx\nVmRSS:\t 1 kB\n", wantErr: true},
+		{name: "bad unit", in: "VmRSS:\t 1 MB\nVmHWM:\t 1 kB\nRssAnon:\t 1 kB\nRssFile:\t 1 kB\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseStatus([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Fatalf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{
+			// utime 150, stime 25 ticks; the command name holds a space and a ')'.
+			name: "odd command name",
+			in:   "4242 (letsbe (x) agent) S 1 4242 4242 0 -1 4194560 900 0 0 0 150 25 0 0 20 0 7 0 12345 1000 2000",
+			want: 1750 * time.Millisecond,
+		},
+		{name: "short", in: "1 (a) S 1 2 3", wantErr: true},
+		{name: "no parenthesis", in: "garbage", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseStat([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// dump is a shortened SIGQUIT stack dump of the agent (Go 1.26 format).
+const dump = `SIGQUIT: quit
+PC=0x493421 m=0 sigcode=0
+
+goroutine 0 gp=0x1f82580 m=0 mp=0x1f839c0 [idle]:
+runtime.futex(0x1f83b18, 0x80, 0x0, 0x0, 0x0, 0x0)
+	runtime/sys_linux_amd64.s:557 +0x21 fp=0x7ffc6367a3f8 sp=0x7ffc6367a3f0 pc=0x493421
+runtime.mcall()
+	runtime/asm_amd64.s:463 +0x4e fp=0x7ffc6367a4e0 sp=0x7ffc6367a4c8 pc=0x48e0ae
+
+goroutine 1 gp=0x3bc6e0c341e0 m=nil [select]:
+runtime.gopark(0x3bc6e1097cf8?, 0x2?, 0x0?, 0xde?, 0x3bc6e1097c4c?)
+	runtime/proc.go:462 +0xce fp=0x3bc6e1097ab8 sp=0x3bc6e1097a98 pc=0x48602e
+main.main()
+	github.com/letsbe/sysadmin-agent/cmd/letsbe-agent/main.go:24 +0x5f fp=0x3bc6e1097f50 sp=0x3bc6e1097ee8 pc=0x10ae61f
+runtime.main()
+	runtime/proc.go:290 +0x29d fp=0x3bc6e1097fe0 sp=0x3bc6e1097f50 pc=0x44df7d
+runtime.goexit({})
+	runtime/asm_amd64.s:1771 +0x1 fp=0x3bc6e1097fe8 sp=0x3bc6e1097fe0 pc=0x490041
+
+goroutine 3 gp=0x3bc6e0c34d20 m=nil [GC sweep wait]:
+runtime.gopark(0x1?, 0x0?, 0x0?, 0x0?, 0x0?)
+	runtime/proc.go:462 +0xce fp=0x3bc6e0c8cf38 sp=0x3bc6e0c8cf18 pc=0x48602e
+runtime.bgsweep(0x3bc6e0cb2000)
+	runtime/mgcsweep.go:323 +0xdf fp=0x3bc6e0c8cfa8 sp=0x3bc6e0c8cf60 pc=0x42d29f
+runtime.gcenable.gowrap1()
+	runtime/mgc.go:214 +0x17 fp=0x3bc6e0c8cfc8 sp=0x3bc6e0c8cfa8 pc=0x41f8f7
+runtime.goexit({})
+	runtime/asm_amd64.s:1771 +0x1 fp=0x3bc6e0c8cfd0 sp=0x3bc6e0c8cfc8 pc=0x490041
+created by runtime.gcenable in goroutine 1
+	runtime/mgc.go:214 +0x66
+
+goroutine 40 gp=0x3bc6e11001e0 m=3 mp=0x3bc6e0c97008 [syscall]:
+runtime.notetsleepg(0x1fa4dc0, 0xffffffffffffffff)
+	runtime/lock_futex.go:123 +0x29 fp=0x3bc6e0c8f7a0 sp=0x3bc6e0c8f778 pc=0x4226a9
+os/signal.signal_recv()
+	runtime/sigqueue.go:152 +0x29 fp=0x3bc6e0c8f7c0 sp=0x3bc6e0c8f7a0 pc=0x48ab49
+os/signal.loop()
+	os/signal/signal_unix.go:23 +0x13 fp=0x3bc6e0c8f7e0 sp=0x3bc6e0c8f7c0 pc=0x10933b3
+runtime.goexit({})
+	runtime/asm_amd64.s:1771 +0x1 fp=0x3bc6e0c8f7e8 sp=0x3bc6e0c8f7e0 pc=0x490041
+created by os/signal.Notify.func1.1 in goroutine 1
+	os/signal/signal.go:152 +0x1f
+
+goroutine 49 gp=0x3bc6e0d4b4a0 m=nil [chan receive]:
+runtime.gopark(0x0?, 0x0?, 0x0?, 0x0?, 0x0?)
+	runtime/proc.go:462 +0xce fp=0x3bc6e0c8e6d0 sp=0x3bc6e0c8e6b0 pc=0x48602e
+github.com/letsbe/sysadmin-agent/orchestratorsync/journal.(*Journal).commitLoop(0x3bc6e0d8c150)
+	github.com/letsbe/sysadmin-agent/orchestratorsync/journal/journal.go:143 +0xa5 fp=0x3bc6e0c8e7c8 sp=0x3bc6e0c8e6f0 pc=0x1023d65
+github.com/letsbe/sysadmin-agent/orchestratorsync/journal.Open.gowrap1()
+	github.com/letsbe/sysadmin-agent/orchestratorsync/journal/journal.go:73 +0x17 fp=0x3bc6e0c8e7e0 sp=0x3bc6e0c8e7c8 pc=0x1023b57
+runtime.goexit({})
+	runtime/asm_amd64.s:1771 +0x1 fp=0x3bc6e0c8e7e8 sp=0x3bc6e0c8e7e0 pc=0x490041
+created by github.com/letsbe/sysadmin-agent/orchestratorsync/journal.Open in goroutine 1
+	github.com/letsbe/sysadmin-agent/orchestratorsync/journal/journal.go:73 +0x1c5
+
+rax    0xca
+rip    0x493421
+`
+
+func TestCountGoroutines(t *testing.T) {
+	t.Parallel()
+	// 1 (main), 40 (os/signal.loop), 49 (journal); not 0 (g0) nor 3 (runtime.bgsweep).
+	if got := countGoroutines([]byte(dump)); got != 3 {
+		t.Fatalf("countGoroutines = %d, want 3", got)
+	}
+	if got := countGoroutines([]byte(`{"level":"info","msg":"Starting agent"}`)); got != 0 {
+		t.Fatalf("countGoroutines of a log = %d, want 0", got)
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	t.Parallel()
+	raw := `goos: linux
+goarch: amd64
+pkg: github.com/letsbe/sysadmin-agent/api/store
+cpu: Intel(R) Xeon(R) Processor
+BenchmarkMemoryCreateGetUpdate-2   	  100000	     10000 ns/op	    4000 B/op	      50 allocs/op
+BenchmarkMemoryCreateGetUpdate-2   	  100000	     30000 ns/op	    4000 B/op	      50 allocs/op
+BenchmarkMemoryCreateGetUpdate-2   	  100000	     20000 ns/op	    4000 B/op	      50 allocs/op
+PASS
+ok  	github.com/letsbe/sysadmin-agent/api/store	3.1s
+pkg: github.com/letsbe/sysadmin-agent/executors
+BenchmarkShellTrue
+BenchmarkShellTrue-2   	    1000	   1500000 ns/op	   12.5 extra/op
+`
+	got, err := parseGoBench(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []goBench{
+		{Pkg: "github.com/letsbe/sysadmin-agent/api/store", Name: "BenchmarkMemoryCreateGetUpdate", Runs: 3,
+			Metrics: map[string]float64{"ns/op": 20000, "B/op": 4000, "allocs/op": 50}},
+		{Pkg: "github.com/letsbe/sysadmin-agent/executors", Name: "BenchmarkShellTrue", Runs: 1,
+			Metrics: map[string]float64{"ns/op": 1500000, "extra/op": 12.5}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestStatistics(t *testing.T) {
+	t.Parallel()
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median odd = %v", got)
+	}
+	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median even = %v", got)
+	}
+	ds := make([]time.Duration, 200)
+	for i := range ds {
+		ds[len(ds)-1-i] = time.Duration(i+1) * time.Millisecond // 200 ms .. 1 ms, unsorted
+	}
+	for _, tt := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 100 * time.Millisecond}, {99, 198 * time.Millisecond}, {100, 200 * time.Millisecond}} {
+		if got := percentile(ds, tt.p); got != tt.want {
+			t.Errorf("percentile(%v) = %v, want %v", tt.p, got, tt.want)
+		}
+	}
+	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -4200: "-4,200"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+}

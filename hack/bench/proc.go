@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
+)
+
+// userHZ is the unit of utime and stime in /proc/PID/stat: USER_HZ, 100 on every Linux ABI
+// Go supports (the kernel converts to it for user space whatever its own HZ).
+const userHZ = 100
+
+// orchestrator is the reference orchestrator served in-process on loopback.
+type orchestrator struct {
+	*orchestratortest.Server
+	hs *httptest.Server
+}
+
+func startOrchestrator(opts orchestratortest.Options) *orchestrator {
+	srv := orchestratortest.New(opts)
+	return &orchestrator{Server: srv, hs: httptest.NewServer(srv)}
+}
+
+func (o *orchestrator) URL() string { return o.hs.URL }
+func (o *orchestrator) Close()      { o.hs.Close() }
+
+// agentProc is a running letsbe-agent.
+type agentProc struct {
+	cmd      *exec.Cmd
+	logPath  string
+	httpAddr string
+	done     chan struct{}
+}
+
+// startAgent runs the binary against o with a clean environment plus env ("K=V") and
+// cfg.agentEnv, its state and log (agent.log) in the work directory name.
+func startAgent(cfg *config, o *orchestrator, name string, env ...string) (*agentProc, error) {
+	stateDir := cfg.stateDir(name)
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(stateDir, "agent.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(cfg.agentBin)
+	cmd.Env = append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + stateDir,
+		"ORCHESTRATOR_URL=" + o.URL(),
+		"AGENT_TOKEN=" + orchestratortest.DefaultEnrollmentToken,
+		"AGENT_STATE_DIR=" + filepath.Join(stateDir, "state"),
+		"AGENT_ALLOWED_COMMANDS=true",
+		"AGENT_LOG_LEVEL=info",
+		// Never the default port: several agents run at once, next to other engineers' tests.
+		"AGENT_HTTP_ADDR=" + httpAddr,
+		"GOTRACEBACK=all",
+	}, append(env, cfg.agentEnv...)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start agent: %w", err)
+	}
+	p := &agentProc{cmd: cmd, logPath: logPath, httpAddr: httpAddr, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *agentProc) pid() int { return p.cmd.Process.Pid }
+
+func (p *agentProc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM and waits (SIGKILL after 30 s).
+func (p *agentProc) stop() {
+	if !p.alive() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// logTail returns the end of the agent's log, for error messages.
+func (p *agentProc) logTail() string {
+	b, _ := os.ReadFile(p.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// waitReady waits until the agent registered with o and its poller asked for work.
+func (p *agentProc) waitReady(o *orchestrator, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if !p.alive() {
+			return fmt.Errorf("agent exited during start-up:\n%s", p.logTail())
+		}
+		if len(o.Agents()) > 0 && o.Stats().NextTask > 0 {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("agent not ready after %s:\n%s", timeout, p.logTail())
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr, nil
+}
+
+// memory is a process's resident set from /proc/PID/status, in bytes.
+type memory struct {
+	RSS, HWM int64 // VmRSS and VmHWM: now and peak
+	// Anon and File split RSS into anonymous memory (heap, stacks) and file-backed pages (the
+	// mapped binary: shared with the page cache and reclaimable).
+	Anon, File int64
+}
+
+func readMemory(pid int) (memory, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return memory{}, err
+	}
+	return parseStatus(b)
+}
+
+// parseStatus reads VmRSS, VmHWM, RssAnon and RssFile (kB) from the text of /proc/PID/status.
+func parseStatus(b []byte) (memory, error) {
+	var m memory
+	fields := map[string]*int64{"VmRSS": &m.RSS, "VmHWM": &m.HWM, "RssAnon": &m.Anon, "RssFile": &m.File}
+	found := 0
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		dst := fields[key]
+		if !ok || dst == nil {
+			continue
+		}
+		f := strings.Fields(val)
+		if len(f) != 2 || f[1] != "kB" {
+			return memory{}, fmt.Errorf("unexpected %s line %q", key, sc.Text())
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return memory{}, fmt.Errorf("parse %s: %w", key, err)
+		}
+		*dst = n << 10
+		found++
+	}
+	if found != len(fields) {
+		return memory{}, errors.New("VmRSS, VmHWM, RssAnon or RssFile missing from /proc/PID/status")
+	}
+	return m, nil
+}
+
+// readCPU returns the process's user+system CPU time from /proc/PID/stat.
+func readCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStat(b)
+}
+
+// parseStat reads utime+stime (fields 14 and 15, in USER_HZ ticks) from /proc/PID/stat. The
+// command name (field 2) may hold spaces and parentheses, so fields are counted after the last
+// ')'.
+func parseStat(b []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc/PID/stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state), so field n is f[n-3].
+	if len(f) < 13 {
+		return 0, errors.New("short /proc/PID/stat")
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc/PID/stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// goroutines counts the agent's goroutines: go_goroutines from its metrics listener when it
+// has one, else from the stack dump of SIGQUIT (which ends the process). It says which.
+func (p *agentProc) goroutines() (int, string, error) {
+	if n, err := scrapeGoroutines(p.httpAddr); err == nil {
+		return n, "go_goroutines of /metrics", nil
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		return 0, "", err
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		return 0, "", errors.New("agent did not exit on SIGQUIT")
+	}
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return 0, "", err
+	}
+	n := countGoroutines(b)
+	if n == 0 {
+		return 0, "", errors.New("no goroutine dump in the agent's output after SIGQUIT")
+	}
+	return n, "SIGQUIT stack dump, runtime goroutines left out", nil
+}
+
+// countGoroutines counts the goroutines of a Go stack dump as runtime.NumGoroutine does:
+// without g0 ("goroutine 0") and without the runtime's own goroutines, those whose start
+// function (the frame above runtime.goexit) is in package runtime, except runtime.main.
+func countGoroutines(dump []byte) int {
+	n := 0
+	for _, block := range strings.Split(string(dump), "\n\n") {
+		lines := strings.Split(strings.TrimSpace(block), "\n")
+		if !strings.HasPrefix(lines[0], "goroutine ") || strings.HasPrefix(lines[0], "goroutine 0 ") {
+			continue
+		}
+		start := ""
+		for _, l := range lines[1:] {
+			if l == "" || l[0] == '\t' || l[0] == ' ' || strings.HasPrefix(l, "created by ") ||
+				strings.HasPrefix(l, "runtime.goexit(") || strings.HasPrefix(l, "...") {
+				continue
+			}
+			start = l
+		}
+		if strings.HasPrefix(start, "runtime.") && !strings.HasPrefix(start, "runtime.main(") {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+var goGoroutines = regexp.MustCompile(`(?m)^go_goroutines (\d+)`)
+
+func scrapeGoroutines(addr string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	m := goGoroutines.FindSubmatch(b)
+	if m == nil {
+		return 0, errors.New("no go_goroutines in /metrics")
+	}
+	return strconv.Atoi(string(m[1]))
+}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Targets from issue 6 (on the 2-core dev machine).
+const (
+	targetRatio       = 0.8
+	targetRate        = 3000.0
+	targetTargetConc  = 16
+	targetPickupP50   = 5 * time.Millisecond
+	targetPickupP99   = 25 * time.Millisecond
+	targetIdleRSS     = 30 << 20
+	stretchIdleRSS    = 20 << 20
+	targetIdleCPU     = 0.2 // percent
+	targetRetainedRSS = 60 << 20
+	targetBinary      = 32_000_000 // bytes: 32 MB
+	targetShell       = time.Millisecond
+)
+
+// results holds everything a run measured.
+type results struct {
+	Facts      facts
+	BinarySize int64
+	Idle       idleFootprint
+	Throughput []throughput
+	Pickup     []pickup
+	Retained   retained
+	Shell      shellOverhead
+	GoBench    []goBench
+	GoBenchRaw string
+}
+
+// summaryBenchmarks are the Go benchmarks of the task pipeline, shown in the summary table;
+// the details list every benchmark run.
+var summaryBenchmarks = map[string]bool{
+	"BenchmarkMemoryCreateGetUpdate": true,
+	"BenchmarkJournalCreate":         true,
+	"BenchmarkReconcileEcho":         true,
+	"BenchmarkRunnerEcho":            true,
+	"BenchmarkClientTaskRoundTrip":   true,
+	"BenchmarkShellTrue":             true,
+	"BenchmarkBareExecTrue":          true,
+}
+
+type row struct{ figure, measured, target, result string }
+
+func verdict(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "**miss**"
+}
+
+// split names the anonymous and file-backed parts of a resident set.
+func split(m memory) string {
+	return fmt.Sprintf("anonymous %.1f + file-backed %.1f MiB", float64(m.Anon)/(1<<20), float64(m.File)/(1<<20))
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func ms(d time.Duration) string {
+	v := float64(d) / float64(time.Millisecond)
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f ms", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f ms", v)
+	}
+	return fmt.Sprintf("%.0f ms", v)
+}
+
+// thousands formats n with a comma every three digits.
+func thousands(n float64) string {
+	s := fmt.Sprintf("%.0f", n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func (r *results) rows() []row {
+	var rows []row
+	for _, tp := range r.Throughput {
+		a, b := medianRate(tp.Agent), medianRate(tp.Baseline)
+		_, _, reqA := perTask(tp.Agent)
+		_, _, reqB := perTask(tp.Baseline)
+		ratio := a / b
+		rw := row{
+			figure: fmt.Sprintf("throughput, %d concurrent", tp.Conc),
+			measured: fmt.Sprintf("%s tasks/s = %.2f × baseline (%s tasks/s); %.2f requests/task (baseline %.2f)",
+				thousands(a), ratio, thousands(b), reqA, reqB),
+			target: "—", result: "—",
+		}
+		if tp.Conc == targetTargetConc {
+			rw.target = fmt.Sprintf("≥ %.1f × baseline and ≥ %s tasks/s", targetRatio, thousands(targetRate))
+			rw.result = verdict(ratio >= targetRatio && a >= targetRate)
+		}
+		rows = append(rows, rw)
+	}
+	for _, p := range r.Pickup {
+		p50, p99 := percentile(p.Latencies, 50), percentile(p.Latencies, 99)
+		rw := row{measured: fmt.Sprintf("p50 %s, p99 %s (%d tasks)", ms(p50), ms(p99), len(p.Latencies)), target: "—", result: "—"}
+		if p.LongPoll {
+			rw.figure = "pickup latency, long poll"
+			rw.target = fmt.Sprintf("p50 ≤ %s, p99 ≤ %s", ms(targetPickupP50), ms(targetPickupP99))
+			rw.result = verdict(p50 <= targetPickupP50 && p99 <= targetPickupP99)
+		} else {
+			rw.figure = fmt.Sprintf("pickup latency, interval polling (%s)", p.PollInterval)
+		}
+		rows = append(rows, rw)
+	}
+	if r.Idle.Window > 0 {
+		peak := r.Idle.End
+		if r.Idle.Start.RSS > peak.RSS {
+			peak = r.Idle.Start
+		}
+		idleRSS := peak.RSS
+		stretch := "stretch: miss"
+		if idleRSS <= stretchIdleRSS {
+			stretch = "stretch: pass"
+		}
+		rows = append(rows,
+			row{"idle RSS", mib(idleRSS) + " (" + split(peak) + ")", "≤ 30 MiB (stretch: 20)", verdict(idleRSS <= targetIdleRSS) + " (" + stretch + ")"},
+			row{"idle CPU", fmt.Sprintf("%.3f %% over %.0f s (%d heartbeat(s), %d next-task request(s))",
+				r.Idle.cpuPercent(), r.Idle.Window.Seconds(), r.Idle.Heartbeats, r.Idle.NextTasks),
+				fmt.Sprintf("≤ %.1f %%", targetIdleCPU), verdict(r.Idle.cpuPercent() <= targetIdleCPU)},
+		)
+	}
+	if r.Retained.Tasks > 0 {
+		rows = append(rows, row{fmt.Sprintf("RSS after %s tasks", thousands(float64(r.Retained.Tasks))),
+			fmt.Sprintf("%s (%s; peak %s); the store keeps the last 1,000 reported tasks", mib(r.Retained.Mem.RSS), split(r.Retained.Mem), mib(r.Retained.Mem.HWM)),
+			"≤ 60 MiB", verdict(r.Retained.Mem.RSS <= targetRetainedRSS)})
+	}
+	rows = append(rows, row{"binary (stripped)", fmt.Sprintf("%.1f MB", float64(r.BinarySize)/1e6), "≤ 32 MB", verdict(r.BinarySize <= targetBinary)})
+	if r.Idle.Window > 0 {
+		rows = append(rows, row{"goroutines at idle", fmt.Sprintf("%d (%s)", r.Idle.Goroutines, r.Idle.GoroutinesFrom), "—", "—"})
+	}
+	if r.Shell.Runs > 0 {
+		rows = append(rows, row{"SHELL overhead over bare exec", fmt.Sprintf("%s median (SHELL `true` %s, exec `true` %s)",
+			ms(r.Shell.PairedDifference), ms(r.Shell.Shell), ms(r.Shell.Bare)),
+			"≤ 1 ms median", verdict(r.Shell.PairedDifference <= targetShell)})
+	}
+	for _, b := range r.GoBench {
+		if summaryBenchmarks[b.Name] {
+			rows = append(rows, row{"`" + b.Name + "`", goBenchMetrics(b), "—", "—"})
+		}
+	}
+	return rows
+}
+
+func goBenchMetrics(b goBench) string {
+	var parts []string
+	for _, unit := range []string{"ns/op", "B/op", "allocs/op"} {
+		if v, ok := b.Metrics[unit]; ok {
+			parts = append(parts, thousands(v)+" "+unit)
+		}
+	}
+	for unit, v := range b.Metrics {
+		if unit != "ns/op" && unit != "B/op" && unit != "allocs/op" {
+			parts = append(parts, fmt.Sprintf("%.4g %s", v, unit))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// summary renders the one table: every figure next to its target.
+func (r *results) summary() string {
+	var b strings.Builder
+	b.WriteString("| figure | measured | target | result |\n| --- | --- | --- | --- |\n")
+	for _, rw := range r.rows() {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", rw.figure, rw.measured, rw.target, rw.result)
+	}
+	return b.String()
+}
+
+// document renders docs/benchmarks.md.
+func (r *results) document(cfg *config, table string) string {
+	var b strings.Builder
+	f := r.Facts
+	fmt.Fprintf(&b, `# Benchmarks
+
+Generated by `+"`make bench`"+` (hack/bench) on %s in %s. The machine is shared with other
+builds and tests, so figures are noisy, the journal's fsyncs most of all: compare runs made on the
+same machine, and see the load averages below.
+
+## Machine
+
+| | |
+| --- | --- |
+| CPU | %s |
+| cores | %d |
+| memory | %s |
+| kernel | %s (%s) |
+| Go | %s |
+| state directory file system | %s |
+| load average (1, 5, 15 min) at start / end | %s / %s |
+
+## Results
+
+%s`, f.Date.Format("2006-01-02 15:04 MST"), f.Duration.Round(time.Second), f.CPU, f.Cores, f.Memory,
+		f.Kernel, f.OSArch, f.GoVersion, f.StateFS, f.LoadStart, f.LoadEnd, table)
+
+	if len(r.Throughput) > 0 {
+		fmt.Fprintf(&b, `
+## Throughput
+
+The real stripped binary against the reference orchestrator (orchestratortest, served in-process
+on loopback), AGENT_MAX_CONCURRENT_TASKS as given. Each run enqueues %s ECHO tasks at once to an
+idle agent (after %d warm-up tasks) and counts from the first enqueue to the arrival of the last
+final report. The baseline is a bare net/http client with as many workers as the concurrency,
+each doing next (long poll) → RUNNING → final per task, against its own orchestrator; agent and
+baseline runs alternate. Requests per task count next-task, report, heartbeat and register
+requests. The agent skips a RUNNING report whose task is already final by the time the reporter
+gets to it (the final report supersedes it), so it can need fewer requests than the baseline.
+
+| concurrency | agent tasks/s: median (runs) | baseline tasks/s: median (runs) | agent requests/task: next, report, all | baseline requests/task |
+| --- | --- | --- | --- | --- |
+`, thousands(float64(cfg.tasksN)), cfg.warmup)
+		for _, tp := range r.Throughput {
+			na, ra, ta := perTask(tp.Agent)
+			_, _, tb := perTask(tp.Baseline)
+			fmt.Fprintf(&b, "| %d | %s (%s) | %s (%s) | %.2f, %.2f, %.2f | %.2f |\n", tp.Conc,
+				thousands(medianRate(tp.Agent)), rates(tp.Agent), thousands(medianRate(tp.Baseline)), rates(tp.Baseline),
+				na, ra, ta, tb)
+		}
+	}
+
+	if len(r.Pickup) > 0 {
+		b.WriteString(`
+## Pickup latency
+
+Enqueue to the arrival of the task's RUNNING report (the orchestrator's own timestamps), one ECHO
+task at a time to an otherwise idle agent, after 10 warm-up tasks. With long poll each task is
+enqueued once the agent's request is parked; with interval polling (an orchestrator that ignores
+` + "`wait`" + `) after a random pause within the poll interval, so enqueues fall uniformly over the
+polling cycle. When the reporter found the task already final, its RUNNING report was superseded
+and the final report's arrival counts ("final report first").
+
+| mode | p50 | p90 | p99 | max | final report first |
+| --- | --- | --- | --- | --- | --- |
+`)
+		for _, p := range r.Pickup {
+			mode := "long poll (default settings)"
+			if !p.LongPoll {
+				mode = fmt.Sprintf("interval polling, AGENT_POLL_INTERVAL=%s", p.PollInterval)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d of %d |\n", mode, ms(percentile(p.Latencies, 50)),
+				ms(percentile(p.Latencies, 90)), ms(percentile(p.Latencies, 99)), ms(percentile(p.Latencies, 100)),
+				p.Superseded, len(p.Latencies))
+		}
+	}
+
+	b.WriteString("\n## Footprint\n\n")
+	fmt.Fprintf(&b, "- Binary: %s bytes, built like `make build` (CGO_ENABLED=0, -trimpath, -ldflags '-s -w').\n", thousands(float64(r.BinarySize)))
+	if r.Idle.Window > 0 {
+		fmt.Fprintf(&b, `- Idle: default settings (AGENT_HEARTBEAT_INTERVAL 30s, 25 s long polls), from 3 s after
+  registration, while the pickup measurements ran next to it. VmRSS %s (%s) at the start
+  and %s (%s) at the end of the window; CPU (utime+stime from /proc/PID/stat) %.2f s over
+  %.1f s. File-backed pages are the parts of the mapped binary that were touched: shared with
+  the page cache and reclaimable, but counted in RSS.
+- Goroutines at idle: %d, from the %s.
+`, mib(r.Idle.Start.RSS), split(r.Idle.Start), mib(r.Idle.End.RSS), split(r.Idle.End), r.Idle.CPU.Seconds(), r.Idle.Window.Seconds(),
+			r.Idle.Goroutines, r.Idle.GoroutinesFrom)
+	}
+	if r.Retained.Tasks > 0 {
+		fmt.Fprintf(&b, `- After %s ECHO tasks at concurrency %d (%.1f s): VmRSS %s (%s), VmHWM (peak) %s. The agent
+  keeps the last 1,000 reported tasks in its store and deletes older ones; reported tasks leave
+  the journal.
+`, thousands(float64(r.Retained.Tasks)), r.Retained.Conc, r.Retained.Elapsed.Seconds(), mib(r.Retained.Mem.RSS), split(r.Retained.Mem), mib(r.Retained.Mem.HWM))
+	}
+	if r.Shell.Runs > 0 {
+		fmt.Fprintf(&b, `- SHELL overhead: the SHELL executor (payload decoding, command-line parsing, allowlist,
+  process group, output capture) running `+"`true`"+` against a bare os/exec of `+"`true`"+`, in-process,
+  %d runs each, alternating: median SHELL %s, median exec %s, median of the paired differences
+  %s (the figure compared with the target).
+`, r.Shell.Runs, ms(r.Shell.Shell), ms(r.Shell.Bare), ms(r.Shell.PairedDifference))
+	}
+
+	if len(r.GoBench) > 0 {
+		fmt.Fprintf(&b, "\n## Go benchmarks\n\nMedians over the runs of `go test -bench . -benchmem -count N`; the raw output, for `benchstat`, is `%s`.\n\n", r.GoBenchRaw)
+		b.WriteString("| package | benchmark | runs | ns/op | B/op | allocs/op |\n| --- | --- | --- | --- | --- | --- |\n")
+		for _, g := range r.GoBench {
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s |\n", strings.TrimPrefix(g.Pkg, "github.com/letsbe/sysadmin-agent/"), g.Name, g.Runs,
+				metric(g, "ns/op"), metric(g, "B/op"), metric(g, "allocs/op"))
+		}
+	}
+	return b.String()
+}
+
+func metric(g goBench, unit string) string {
+	if v, ok := g.Metrics[unit]; ok {
+		return thousands(v)
+	}
+	return "—"
+}
+
+func rates(bs []batch) string {
+	s := make([]string, len(bs))
+	for i, b := range bs {
+		s[i] = thousands(b.rate())
+	}
+	return strings.Join(s, ", ")
+}
