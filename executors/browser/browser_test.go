@@ -251,8 +251,8 @@ func TestFailingStep(t *testing.T) {
 		},
 		{
 			name:    "text differs",
-			step:    stepJSON("action", "expect_text", "selector", "button", "text", "Log in", "timeout_seconds", 1),
-			wantErr: `step 2 (expect_text "button"): timed out after 1s waiting for the text (last text "Sign in")`,
+			step:    stepJSON("action", "expect_text", "selector", "button", "text", "Log in", "timeout_seconds", 2),
+			wantErr: `step 2 (expect_text "button"): timed out after 2s waiting for the text (last text "Sign in")`,
 			timeout: true,
 		},
 		{
@@ -412,9 +412,9 @@ func TestSecretStaysOut(t *testing.T) {
 		stepJSON("action", "fill", "selector", "#password", "value", testPassword, "secret", true),
 		stepJSON("action", "click", "selector", "#go"),
 		stepJSON("action", "wait_for_url", "url", "**/reflect?**"),
-		stepJSON("action", "expect_text", "selector", "#out", "text", "something else", "timeout_seconds", 1),
+		stepJSON("action", "expect_text", "selector", "#out", "text", "something else", "timeout_seconds", 2),
 	))
-	if err == nil || !strings.Contains(err.Error(), `step 5 (expect_text "#out"): timed out after 1s waiting for the text (last text "You typed: [REDACTED]")`) {
+	if err == nil || !strings.Contains(err.Error(), `step 5 (expect_text "#out"): timed out after 2s waiting for the text (last text "You typed: [REDACTED]")`) {
 		t.Fatalf("error = %v", err)
 	}
 	b, _ := json.Marshal(res)
