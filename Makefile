@@ -41,6 +41,7 @@ $(BIN)/letsbe-agent: go.mod go.sum $(shell find . -name '*.go' -not -name '*_tes
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, the CRD and RBAC from the API markers.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=letsbe-agent paths=./controllers/... output:rbac:artifacts:config=config/rbac
 
 .PHONY: fmt
 fmt: ## Format the code.

@@ -3,7 +3,9 @@
 // per-task timeout and cancellation, turning an error or a panic into a FAILED Task, the final
 // status write).
 //
-// It depends on the Task store interface, never on a cluster client, and knows nothing of the
-// orchestrator's wire format: reporting is the sync side's job. It never runs a command or touches
-// a file itself; executors do.
+// NewRunner runs the controllers without a cluster (memory mode); SetupWithManager registers
+// the same ones with a controller-runtime manager (cluster mode), beside the TaskCollector that
+// deletes old reported Tasks. The reconcilers depend on the Task store interface, never on a
+// cluster client, and know nothing of the orchestrator's wire format: reporting is the sync
+// side's job. The package never runs a command or touches a file itself; executors do.
 package controllers

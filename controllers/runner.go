@@ -64,16 +64,8 @@ func NewRunner(opts Options) (*Runner, error) {
 	}
 	r := &Runner{opts: opts}
 	for _, typ := range r.Types() {
-		rec := &TaskReconciler{
-			Type:       typ,
-			Executor:   opts.Executors[typ],
-			Store:      opts.Store,
-			Registry:   opts.Registry,
-			MaxTimeout: opts.MaxTimeout,
-			Observe:    opts.Observe,
-		}
 		c, err := controller.NewTypedUnmanaged(controllerName(typ), controller.TypedOptions[reconcile.Request]{
-			Reconciler:              rec,
+			Reconciler:              opts.reconciler(typ),
 			MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1),
 			RecoverPanic:            ptr.To(true),
 			Logger:                  opts.Logger,
@@ -82,7 +74,7 @@ func NewRunner(opts Options) (*Runner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("controllers: new %s controller: %w", typ, err)
 		}
-		if err := c.Watch(r.source(typ)); err != nil {
+		if err := c.Watch(taskSource(opts.Store, opts.Notifier, typ)); err != nil {
 			return nil, fmt.Errorf("controllers: watch %s tasks: %w", typ, err)
 		}
 		r.controllers = append(r.controllers, c)
@@ -94,13 +86,28 @@ func NewRunner(opts Options) (*Runner, error) {
 func (r *Runner) Registry() *Registry { return r.opts.Registry }
 
 // Types returns the supported task types, sorted.
-func (r *Runner) Types() []string {
-	types := make([]string, 0, len(r.opts.Executors))
-	for typ := range r.opts.Executors {
+func (r *Runner) Types() []string { return r.opts.types() }
+
+// types returns the task types of the executors, sorted.
+func (opts *Options) types() []string {
+	types := make([]string, 0, len(opts.Executors))
+	for typ := range opts.Executors {
 		types = append(types, typ)
 	}
 	slices.Sort(types)
 	return types
+}
+
+// reconciler returns the reconciler of one task type.
+func (opts *Options) reconciler(typ string) *TaskReconciler {
+	return &TaskReconciler{
+		Type:       typ,
+		Executor:   opts.Executors[typ],
+		Store:      opts.Store,
+		Registry:   opts.Registry,
+		MaxTimeout: opts.MaxTimeout,
+		Observe:    opts.Observe,
+	}
 }
 
 // Start runs every controller until ctx ends, then waits for their workers to return. The
@@ -115,22 +122,22 @@ func (r *Runner) Start(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// source feeds a controller: every Task of its type that is not final, at start and on change.
-// It never blocks the store: q.Add is non-blocking, also after shutdown.
-func (r *Runner) source(typ string) source.TypedSource[reconcile.Request] {
+// taskSource feeds a controller: every Task of its type that is not final, at start and on
+// change. It never blocks the store: q.Add is non-blocking, also after shutdown.
+func taskSource(st store.Store, n store.Notifier, typ string) source.TypedSource[reconcile.Request] {
 	return source.TypedFunc[reconcile.Request](func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 		enqueue := func(t *agentv1.Task) {
 			if t.Spec.Type == typ && !t.Status.Phase.IsFinal() {
 				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: t.Name}})
 			}
 		}
-		unsubscribe := r.opts.Notifier.Subscribe(func(ev store.Event) {
+		unsubscribe := n.Subscribe(func(ev store.Event) {
 			if ev.Type != store.Deleted {
 				enqueue(ev.Task)
 			}
 		})
 		context.AfterFunc(ctx, unsubscribe)
-		list, err := r.opts.Store.List(ctx)
+		list, err := st.List(ctx)
 		if err != nil {
 			return fmt.Errorf("list tasks: %w", err)
 		}

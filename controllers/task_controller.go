@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -123,8 +124,11 @@ func (r *TaskReconciler) execute(ctx context.Context, log logr.Logger, task *age
 		}
 	}()
 
-	var payload json.RawMessage
-	if task.Spec.Payload != nil {
+	// An orchestrator task always has a payload, JSON null at least (see orchestratorsync's
+	// wire types), but stores that keep Tasks as JSON drop a null field (the API server, the
+	// journal): a missing payload is null, so every mode reports the same error for it.
+	payload := json.RawMessage("null")
+	if task.Spec.Payload != nil && len(task.Spec.Payload.Raw) > 0 {
 		payload = task.Spec.Payload.Raw
 	}
 	result, err := r.Executor.Execute(ctx, payload)
@@ -144,12 +148,30 @@ func (r *TaskReconciler) execute(ctx context.Context, log logr.Logger, task *age
 		}
 	}
 	if cause := context.Cause(ctx); cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		err = cause
+		err = withCause(cause, err)
 	}
 	out.err = err
 	out.reason = reasonFor(err)
 	return out
 }
+
+// withCause explains a context error by the context's cause (a timeout, a cancellation),
+// keeping what the executor said about where it stopped, if it said more than the bare
+// context error.
+func withCause(cause, err error) error {
+	switch {
+	case errors.Is(err, cause):
+		return err
+	case err == context.Canceled || err == context.DeadlineExceeded || strings.Contains(cause.Error(), err.Error()):
+		return cause
+	}
+	return &causedError{cause: cause, err: err}
+}
+
+type causedError struct{ cause, err error }
+
+func (e *causedError) Error() string   { return e.cause.Error() + ": " + e.err.Error() }
+func (e *causedError) Unwrap() []error { return []error{e.cause, e.err} }
 
 func reasonFor(err error) string {
 	var timeout *executors.TimeoutError

@@ -11,10 +11,12 @@
 //		...
 //	}
 //
-// The binaries come from KUBEBUILDER_ASSETS (hack/envtest-assets.sh prepares them; `make test`
-// and CI set it). Without it the tests skip with a message saying so, never silently; with it,
-// an API server that does not start fails the test package. Temporary and cache files stay in
-// the test process's own directory (see internal/testdirs), removed at the end.
+// The API server starts with the first test that calls Get, so a test package whose other
+// tests need none (cmd/letsbe-agent) pays nothing for it when those run alone. The binaries come
+// from KUBEBUILDER_ASSETS (hack/envtest-assets.sh prepares them; `make test` and CI set it).
+// Without it the tests skip with a message saying so, never silently; with it, an API server
+// that does not start fails every test that needs it. Temporary and cache files stay in the test
+// process's own directory (see internal/testdirs), removed at the end.
 package clustertest
 
 import (
@@ -24,6 +26,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,22 +59,27 @@ type Env struct {
 	StartTime time.Duration
 
 	testEnv *envtest.Environment
+	usersMu sync.Mutex
 }
 
 var (
 	current    *Env
+	startErr   error
+	startOnce  sync.Once
 	skipReason string
+	running    atomic.Bool // Run was called
 )
 
-// Run starts the API server, runs the tests and stops it; it returns the exit code for
-// os.Exit. Without KUBEBUILDER_ASSETS, or in -short mode, the tests run without one (and those
-// calling Get skip).
+// Run runs the tests, then stops the API server if one of them started it; it returns the exit
+// code for os.Exit. Without KUBEBUILDER_ASSETS, or in -short mode, the tests run without one
+// (and those calling Get skip).
 func Run(m *testing.M) int {
 	defer func() {
 		if err := testdirs.Cleanup(); err != nil {
 			fmt.Fprintf(os.Stderr, "clustertest: %v\n", err)
 		}
 	}()
+	running.Store(true)
 	if !flag.Parsed() {
 		flag.Parse()
 	}
@@ -82,16 +91,6 @@ func Run(m *testing.M) int {
 			"could not be prepared; run `make envtest-assets` (hack/envtest-assets.sh) and set " +
 			"KUBEBUILDER_ASSETS to the directory it prints"
 		fmt.Fprintln(os.Stderr, "!!!!!!!! clustertest: "+skipReason)
-	default:
-		env, err := start()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "clustertest: start the API server: %v\n", err)
-			return 1
-		}
-		current = env
-		if testing.Verbose() {
-			fmt.Fprintf(os.Stderr, "clustertest: API server started in %v\n", env.StartTime.Round(time.Millisecond))
-		}
 	}
 	code := m.Run()
 	if current != nil {
@@ -151,14 +150,24 @@ func crdDir() (string, error) {
 	}
 }
 
-// Get returns the test package's API server, or skips t (with the reason) when there is none.
+// Get returns the test package's API server, starting it on the first call, or skips t (with
+// the reason) when there is none.
 func Get(t testing.TB) *Env {
 	t.Helper()
-	if current == nil {
-		if skipReason == "" {
-			t.Fatal("clustertest: no API server: call clustertest.Run from TestMain")
-		}
+	if skipReason != "" {
 		t.Skip(skipReason)
+	}
+	if !running.Load() {
+		t.Fatal("clustertest: no API server: call clustertest.Run from TestMain")
+	}
+	startOnce.Do(func() {
+		current, startErr = start()
+		if startErr == nil && testing.Verbose() {
+			fmt.Fprintf(os.Stderr, "clustertest: API server started in %v\n", current.StartTime.Round(time.Millisecond))
+		}
+	})
+	if startErr != nil {
+		t.Fatalf("clustertest: start the API server: %v", startErr)
 	}
 	return current
 }
@@ -172,6 +181,25 @@ func (e *Env) Namespace(t testing.TB) string {
 		t.Fatalf("create namespace: %v", err)
 	}
 	return ns.Name
+}
+
+// Kubeconfig returns a kubeconfig that reaches the API server as a new user named name, in
+// groups (beside system:authenticated), authenticated by a client certificate. The user may
+// do only what RBAC grants it (nothing, to begin with), unless a group says otherwise
+// (system:masters).
+func (e *Env) Kubeconfig(t testing.TB, name string, groups ...string) []byte {
+	t.Helper()
+	e.usersMu.Lock() // envtest's AddUser is not safe for concurrent use
+	defer e.usersMu.Unlock()
+	user, err := e.testEnv.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		t.Fatalf("add user %s: %v", name, err)
+	}
+	b, err := user.KubeConfig()
+	if err != nil {
+		t.Fatalf("kubeconfig of %s: %v", name, err)
+	}
+	return b
 }
 
 // NewStore returns a cluster store for namespace ns over Client and a cache of its own, which

@@ -1,0 +1,109 @@
+package clusterstore_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/controllers"
+	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
+	"github.com/letsbe/sysadmin-agent/controllers/clusterstore/clustertest"
+	"github.com/letsbe/sysadmin-agent/executors"
+)
+
+// TestControllersUnderAManager: the reconcilers registered with a controller-runtime manager
+// (cluster mode's wiring, SetupWithManager) drive Tasks to completion through the real API
+// server, over a cluster store that reads from the API server and a cache limited to one
+// namespace; the collector deletes reported Tasks past their retention.
+func TestControllersUnderAManager(t *testing.T) {
+	t.Parallel()
+	env := clustertest.Get(t)
+	ns := env.Namespace(t)
+	log := testr.NewWithOptions(t, testr.Options{Verbosity: 1})
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Logger:                 log,
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := clusterstore.New(t.Context(), clusterstore.Options{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Informers: mgr.GetCache(), Namespace: ns, Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shell, err := executors.NewShell(executors.ShellConfig{AllowedCommands: []string{"echo"}, Process: executors.NewProcess(executors.ProcessConfig{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := controllers.Options{
+		Store: st, Notifier: st,
+		Executors:               map[string]executors.Executor{agentv1.TypeEcho: executors.NewEcho(), agentv1.TypeShell: shell},
+		MaxConcurrentReconciles: 2, MaxTimeout: time.Minute,
+		Registry: controllers.NewRegistry(), SkipNameValidation: true,
+	}
+	if err := controllers.SetupWithManager(mgr, controllers.Options{Store: st, Notifier: st}); err == nil {
+		t.Error("SetupWithManager without a Registry succeeded")
+	}
+	if err := controllers.SetupWithManager(mgr, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Add(&controllers.TaskCollector{Store: st, Retention: time.Second, Interval: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A Task that exists before the manager starts, and one after; ids that are not object
+	// names reach the reconcilers as ids.
+	createTask(t, st, "Before_Start", "ECHO", `{"n":1}`, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	createTask(t, st, "After_Start", "SHELL", `{"cmd":"echo hi"}`, 0)
+	for _, id := range []string{"Before_Start", "After_Start"} {
+		got := waitTask(t, st, id, isFinal)
+		if got.Status.Phase != agentv1.TaskSucceeded {
+			t.Fatalf("%s: %s %q", id, got.Status.Phase, got.Status.Error)
+		}
+	}
+
+	// Reported, and past its retention: collected. Unreported: kept.
+	reported, err := st.Get(t.Context(), "Before_Start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported.Status.MarkReported(reported.Status.CompletionTime.Rfc3339Copy(), false, "")
+	if err := st.UpdateStatus(t.Context(), reported); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		_, err := st.Get(t.Context(), "Before_Start")
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reported task was not collected: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := st.Get(t.Context(), "After_Start"); err != nil {
+		t.Errorf("the unreported task: %v, want it kept", err)
+	}
+}
