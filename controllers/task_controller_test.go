@@ -142,10 +142,14 @@ func TestReconcileOutcomes(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
+	wrapping := funcExecutor(func(ctx context.Context, _ json.RawMessage) (any, error) {
+		<-ctx.Done()
+		return nil, fmt.Errorf("step 2 (click \"#go\"): %w", ctx.Err())
+	})
 	failing := funcExecutor(func(context.Context, json.RawMessage) (any, error) {
 		return map[string]int{"partial": 1}, errors.New("disk on fire")
 	})
-	start(t, mem, map[string]executors.Executor{"PANIC": panicky, "SLOW": slow, "FAIL": failing})
+	start(t, mem, map[string]executors.Executor{"PANIC": panicky, "SLOW": slow, "FAIL": failing, "WRAP": wrapping})
 
 	tests := []struct {
 		name, typ, payload string
@@ -165,6 +169,7 @@ func TestReconcileOutcomes(t *testing.T) {
 		{name: "shell-timeout", typ: "SHELL", payload: `{"cmd":"sleep 30"}`, timeout: 300 * time.Millisecond, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonTimedOut, wantErr: "timed out after 300ms"},
 		{name: "panic", typ: "PANIC", payload: `{}`, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonPanicked, wantErr: "executor panicked: boom"},
 		{name: "slow-timeout", typ: "SLOW", payload: `{}`, timeout: 200 * time.Millisecond, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonTimedOut, wantErr: "timed out after 200ms"},
+		{name: "wrap-timeout", typ: "WRAP", payload: `{}`, timeout: 200 * time.Millisecond, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonTimedOut, wantErr: `timed out after 200ms: step 2 (click "#go"): context deadline exceeded`},
 		{name: "fail", typ: "FAIL", payload: `{}`, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonFailed, wantErr: "disk on fire", wantResult: `{"partial":1}`},
 	}
 	for _, tc := range tests {
