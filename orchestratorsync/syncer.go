@@ -218,6 +218,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return fmt.Errorf("list tasks: %w", err)
 	}
 
+	s.reloadIdentity()
 	id, gen := s.session.current()
 	why := "start"
 	if id != "" {
@@ -246,6 +247,28 @@ func (s *Syncer) Run(ctx context.Context) error {
 	wg.Go(func() { s.loop(ctx, "reporter", s.rep.run) })
 	wg.Wait()
 	return nil
+}
+
+// reloadIdentity adopts the identity saved in the state directory since New, unless this
+// Syncer registered already: a Syncer built long before it runs (a standby replica in cluster
+// mode, sharing the state directory with the leader it replaces) must register as the same
+// agent, or the orchestrator would refuse the reports of the tasks it handed to that one.
+func (s *Syncer) reloadIdentity() {
+	id, err := LoadIdentity(s.opts.StateDir)
+	if err != nil || id.AgentID == "" {
+		return // New logged a damaged file already, or nothing was saved
+	}
+	s.session.mu.Lock()
+	defer s.session.mu.Unlock()
+	if s.session.generation > 0 {
+		return
+	}
+	s.session.agentID = id.AgentID
+	if id.Token != "" {
+		s.opts.Client.SetToken(id.Token)
+	} else {
+		s.opts.Client.SetToken(s.opts.EnrollmentToken)
+	}
 }
 
 // loop runs fn until ctx ends, restarting it after a panic (logged with its stack).
