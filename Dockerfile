@@ -59,8 +59,12 @@ ENTRYPOINT ["/usr/local/bin/letsbe-dev-orchestrator"]
 CMD ["--listen", "0.0.0.0:8080"]
 
 FROM docker:${DOCKER_VERSION}-cli AS agent
+# WITH_CHROMIUM=true adds Alpine's Chromium (about 300 MB) for PLAYWRIGHT tasks; without it they
+# fail with a message naming AGENT_CHROMIUM_PATH.
+ARG WITH_CHROMIUM=false
 RUN set -eux; \
     apk add --no-cache tini; \
+    if [ "$WITH_CHROMIUM" = "true" ]; then apk add --no-cache chromium; fi; \
     addgroup -S -g 10001 letsbe; \
     adduser -S -D -u 10001 -G letsbe -h /home/letsbe letsbe; \
     install -d -o letsbe -g letsbe -m 0700 /var/lib/letsbe-agent; \
