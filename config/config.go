@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // DefaultAllowedCommands is the SHELL allowlist when AGENT_ALLOWED_COMMANDS is not set: programs
@@ -52,6 +53,16 @@ type Config struct {
 	ChromiumPath        string
 	BrowserAllowedHosts []string
 	MaxBrowserTasks     int
+
+	// Cluster mode (Store "kubernetes"): Tasks live in Namespace on the API server; with
+	// LeaderElection, one replica (the holder of a Lease) runs them.
+	Store              string
+	Namespace          string
+	LeaderElection     bool
+	LeaseDuration      time.Duration
+	LeaseRenewDeadline time.Duration
+	LeaseRetryPeriod   time.Duration
+	TaskRetention      time.Duration
 }
 
 // setting binds one Config field to a flag and an environment variable.
@@ -127,7 +138,34 @@ var settings = []setting{
 		}},
 	{flag: "labels", env: "AGENT_LABELS", usage: "labels sent at registration (k=v,k2=v2)",
 		apply: func(c *Config, v string) error { return setLabels(&c.Labels, v) }},
+	{flag: "store", env: "AGENT_STORE", def: StoreMemory, usage: "where Tasks live: memory (with the journal in the state directory) or kubernetes (custom resources on the cluster's API server)",
+		apply: func(c *Config, v string) error { return setEnum(&c.Store, v, StoreMemory, StoreKubernetes) }},
+	{flag: "namespace", env: "AGENT_NAMESPACE", usage: "kubernetes store: the namespace of the Tasks and the Lease (default the pod's namespace, else " + DefaultNamespace + ")",
+		apply: func(c *Config, v string) error { return setNamespace(&c.Namespace, v) }},
+	{flag: "leader-election", env: "AGENT_LEADER_ELECTION", def: "true", usage: "kubernetes store: only the replica holding the Lease polls and runs tasks (true or false)",
+		apply: func(c *Config, v string) error { return setBool(&c.LeaderElection, v) }},
+	{flag: "lease-duration", env: "AGENT_LEASE_DURATION", def: "15s", usage: "kubernetes store: how long a standby waits before taking over a Lease that is not renewed",
+		apply: func(c *Config, v string) error { return setDuration(&c.LeaseDuration, v, time.Second) }},
+	{flag: "lease-renew-deadline", env: "AGENT_LEASE_RENEW_DEADLINE", def: "10s", usage: "kubernetes store: how long the leader keeps trying to renew its Lease before it stops (and exits)",
+		apply: func(c *Config, v string) error { return setDuration(&c.LeaseRenewDeadline, v, 500*time.Millisecond) }},
+	{flag: "lease-retry-period", env: "AGENT_LEASE_RETRY_PERIOD", def: "2s", usage: "kubernetes store: wait between attempts to acquire or renew the Lease",
+		apply: func(c *Config, v string) error { return setDuration(&c.LeaseRetryPeriod, v, 100*time.Millisecond) }},
+	{flag: "task-retention", env: "AGENT_TASK_RETENTION", def: "1h", usage: "kubernetes store: how long a finished Task stays once the orchestrator accepted its final report",
+		apply: func(c *Config, v string) error { return setDuration(&c.TaskRetention, v, time.Second) }},
 }
+
+// Stores AGENT_STORE names.
+const (
+	StoreMemory     = "memory"
+	StoreKubernetes = "kubernetes"
+)
+
+// DefaultNamespace is the kubernetes store's namespace outside a pod, when AGENT_NAMESPACE is
+// not set.
+const DefaultNamespace = "letsbe-system"
+
+// podNamespaceFile holds the pod's namespace in every pod with a service account token.
+const podNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // Mode says which checks Load applies.
 type Mode int
@@ -216,6 +254,15 @@ func (c *Config) Validate(mode Mode) error {
 	if len(c.AllowedCommands) == 0 {
 		return errors.New("invalid AGENT_ALLOWED_COMMANDS: the list is empty")
 	}
+	if c.Store == StoreKubernetes && c.LeaderElection {
+		// client-go's leader election needs lease > renew deadline > 1.2 x retry period.
+		if c.LeaseDuration <= c.LeaseRenewDeadline {
+			return fmt.Errorf("invalid AGENT_LEASE_DURATION %s: must be longer than AGENT_LEASE_RENEW_DEADLINE %s", c.LeaseDuration, c.LeaseRenewDeadline)
+		}
+		if c.LeaseRenewDeadline*5 <= c.LeaseRetryPeriod*6 {
+			return fmt.Errorf("invalid AGENT_LEASE_RENEW_DEADLINE %s: must be longer than 1.2 x AGENT_LEASE_RETRY_PERIOD %s", c.LeaseRenewDeadline, c.LeaseRetryPeriod)
+		}
+	}
 	for _, cmd := range c.AllowedCommands {
 		if strings.ContainsAny(cmd, "/\\") || strings.TrimSpace(cmd) != cmd {
 			return fmt.Errorf("invalid AGENT_ALLOWED_COMMANDS entry %q: want a program name, not a path", cmd)
@@ -271,6 +318,36 @@ func setProgram(dst *string, v string) error {
 	}
 	*dst = filepath.Clean(v)
 	return nil
+}
+
+func setBool(dst *bool, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	*dst = b
+	return nil
+}
+
+// setNamespace accepts a namespace name; empty means the pod's namespace, else
+// DefaultNamespace.
+func setNamespace(dst *string, v string) error {
+	if v == "" {
+		v = defaultNamespace(podNamespaceFile)
+	}
+	if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
+		return fmt.Errorf("want a namespace name: %s", strings.Join(errs, "; "))
+	}
+	*dst = v
+	return nil
+}
+
+// defaultNamespace is the namespace in file (the pod's), else DefaultNamespace.
+func defaultNamespace(file string) string {
+	if b, err := os.ReadFile(file); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b))
+	}
+	return DefaultNamespace
 }
 
 func setPositiveInt(dst *int, v string, maximum int) error {

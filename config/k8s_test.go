@@ -187,7 +187,7 @@ func TestK8sManifests(t *testing.T) {
 	}
 	secret := byKind["Secret"][0].(*corev1.Secret)
 	sa := byKind["ServiceAccount"][0].(*corev1.ServiceAccount)
-	checkDeployment(t, byKind["Deployment"][0].(*appsv1.Deployment), configMapEnv(t, k), "letsbe-agent", secret, sa)
+	checkDeployment(t, byKind["Deployment"][0].(*appsv1.Deployment), configMapEnv(t, k), "letsbe-agent", secret, sa, singleAgent)
 }
 
 // TestKustomizeBuild builds config/k8s with kubectl kustomize, as `kubectl apply -k` does,
@@ -251,7 +251,7 @@ func TestKustomizeBuild(t *testing.T) {
 	for _, obj := range decodeAll(t, "secret.example.yaml", readRepoFile(t, k8sDir+"/secret.example.yaml")) {
 		secret = *obj.(*corev1.Secret)
 	}
-	checkDeployment(t, dep, cm.Data, cm.Name, &secret, sa)
+	checkDeployment(t, dep, cm.Data, cm.Name, &secret, sa, singleAgent)
 
 	generated := decodeAll(t, "crd", readRepoFile(t, "config/crd/bases/agent.letsbe.io_tasks.yaml"))[0].(*apiextensionsv1.CustomResourceDefinition)
 	// kustomize adds the common labels; everything else is the generated CRD unchanged.
@@ -264,22 +264,37 @@ func TestKustomizeBuild(t *testing.T) {
 	}
 }
 
+// deploymentShape is what differs between the agent's Deployments: one agent (config/k8s) or
+// replicas electing a leader through the Kubernetes API (config/k8s-cluster).
+type deploymentShape struct {
+	replicas  int32
+	strategy  appsv1.DeploymentStrategyType
+	apiAccess bool // the pod mounts its service account token
+}
+
+var singleAgent = deploymentShape{replicas: 1, strategy: appsv1.RecreateDeploymentStrategyType}
+
 // checkDeployment checks the agent's Deployment against the settings it gets from the
 // ConfigMap (cmEnv, named cmName), the Secret and the ServiceAccount.
-func checkDeployment(t *testing.T, dep *appsv1.Deployment, cmEnv map[string]string, cmName string, secret *corev1.Secret, sa *corev1.ServiceAccount) {
+func checkDeployment(t *testing.T, dep *appsv1.Deployment, cmEnv map[string]string, cmName string, secret *corev1.Secret, sa *corev1.ServiceAccount, want deploymentShape) {
 	t.Helper()
 	spec := dep.Spec.Template.Spec
-	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 1 {
-		t.Errorf("replicas = %v, want 1", dep.Spec.Replicas)
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != want.replicas {
+		t.Errorf("replicas = %v, want %d", dep.Spec.Replicas, want.replicas)
 	}
-	if dep.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-		t.Errorf("strategy = %q, want Recreate", dep.Spec.Strategy.Type)
+	if dep.Spec.Strategy.Type != want.strategy {
+		t.Errorf("strategy = %q, want %s", dep.Spec.Strategy.Type, want.strategy)
 	}
 	if spec.ServiceAccountName != sa.Name {
 		t.Errorf("serviceAccountName = %q, want %q", spec.ServiceAccountName, sa.Name)
 	}
-	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
-		t.Error("the pod mounts a service account token; the agent does not use the Kubernetes API")
+	// Explicit: unset, the ServiceAccount's own setting would decide.
+	if a := spec.AutomountServiceAccountToken; a == nil || *a != want.apiAccess {
+		got := "unset"
+		if a != nil {
+			got = strconv.FormatBool(*a)
+		}
+		t.Errorf("automountServiceAccountToken = %s, want %v: a token only where the agent uses the Kubernetes API", got, want.apiAccess)
 	}
 	if spec.TerminationGracePeriodSeconds == nil || *spec.TerminationGracePeriodSeconds < 60 {
 		t.Errorf("terminationGracePeriodSeconds = %v, want at least 60 (the agent drains for up to ~45s)", spec.TerminationGracePeriodSeconds)

@@ -28,12 +28,14 @@ const flushTimeout = 10 * time.Second
 type agent struct {
 	cfg      *config.Config
 	log      logr.Logger
-	store    *store.Memory
+	store    store.Store
 	journal  *journal.Journal
 	runner   *controllers.Runner
 	syncer   *orchestratorsync.Syncer
 	registry *controllers.Registry
 	metrics  *agentMetrics
+	// standby, in cluster mode, reports whether another replica leads (see cluster.go).
+	standby func() bool
 }
 
 // buildExecutors returns one executor per supported task type.
@@ -109,9 +111,20 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	syncer, err := a.newSyncer(mem, mem, runner.Types())
+	if err != nil {
+		return nil, err
+	}
+	a.runner, a.syncer = runner, syncer
+	return a, nil
+}
+
+// newSyncer builds the orchestrator client and the sync side over the Tasks of st (both
+// modes); types are the task types the agent runs.
+func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*orchestratorsync.Syncer, error) {
 	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{
-		BaseURL:   cfg.OrchestratorURL,
-		Token:     cfg.Token,
+		BaseURL:   a.cfg.OrchestratorURL,
+		Token:     a.cfg.Token,
 		UserAgent: "letsbe-agent/" + version,
 		Observe:   a.metrics.observeRequest,
 	})
@@ -119,41 +132,36 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		return nil, fmt.Errorf("invalid ORCHESTRATOR_URL: %w", err)
 	}
 	hostname, _ := os.Hostname()
-	syncer, err := orchestratorsync.New(orchestratorsync.Options{
+	return orchestratorsync.New(orchestratorsync.Options{
 		Client:             client,
-		Store:              mem,
-		Notifier:           mem,
-		StateDir:           cfg.StateDir,
-		EnrollmentToken:    cfg.Token,
+		Store:              st,
+		Notifier:           n,
+		StateDir:           a.cfg.StateDir,
+		EnrollmentToken:    a.cfg.Token,
 		Hostname:           hostname,
 		Version:            version,
-		Capabilities:       runner.Types(),
-		Labels:             cfg.Labels,
-		HeartbeatInterval:  cfg.HeartbeatInterval,
-		PollInterval:       cfg.PollInterval,
-		MaxConcurrentTasks: cfg.MaxConcurrentTasks,
-		RunningTasks:       registry.Running,
+		Capabilities:       types,
+		Labels:             a.cfg.Labels,
+		HeartbeatInterval:  a.cfg.HeartbeatInterval,
+		PollInterval:       a.cfg.PollInterval,
+		MaxConcurrentTasks: a.cfg.MaxConcurrentTasks,
+		RunningTasks:       a.registry.Running,
 		CancelTask: func(ctx context.Context, id string) {
-			if _, err := controllers.Cancel(ctx, mem, registry, id, controllers.ErrCancelled); err != nil {
-				log.Error(err, "Cannot cancel task", "task", id)
+			if _, err := controllers.Cancel(ctx, st, a.registry, id, controllers.ErrCancelled); err != nil {
+				a.log.Error(err, "Cannot cancel task", "task", id)
 			}
 		},
 		SystemInfo: func() orchestratorsync.SystemInfo {
-			si := executors.ReadSystemInfo(cfg.StateDir)
+			si := executors.ReadSystemInfo(a.cfg.StateDir)
 			return orchestratorsync.SystemInfo{
 				Load1: si.Load1, MemTotalBytes: si.MemTotalBytes,
 				MemAvailableBytes: si.MemAvailableBytes, DiskFreeBytes: si.DiskFreeBytes,
 			}
 		},
 		OnRefused: func(t *agentv1.Task) { a.metrics.observeTask(t, 0) },
-		Logger:    log.WithName("sync"),
-		Backoff:   orchestratorsync.Backoff{Base: cfg.BackoffBase},
+		Logger:    a.log.WithName("sync"),
+		Backoff:   orchestratorsync.Backoff{Base: a.cfg.BackoffBase},
 	})
-	if err != nil {
-		return nil, err
-	}
-	a.runner, a.syncer = runner, syncer
-	return a, nil
 }
 
 // run runs the agent until ctx ends, then drains: no new tasks, running ones get the grace
@@ -247,6 +255,9 @@ func doneOf(wg *sync.WaitGroup) <-chan struct{} {
 }
 
 func runAgent(ctx context.Context, cfg *config.Config, log logr.Logger) error {
+	if cfg.Store == config.StoreKubernetes {
+		return runCluster(ctx, cfg, log)
+	}
 	a, err := newAgent(cfg, log)
 	if err != nil {
 		return err

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/controllers/clusterstore/clustertest"
+	"github.com/letsbe/sysadmin-agent/internal/testdirs"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -34,12 +36,13 @@ func TestMain(m *testing.M) {
 		args = append(args, "-race")
 	}
 	build := exec.Command("go", append(args, ".")...)
+	build.Env = testdirs.OriginalEnviron() // the Go build cache where it is, not in this test's dirs
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build letsbe-agent:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := clustertest.Run(m) // with the API server of the cluster-mode tests, if they run
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

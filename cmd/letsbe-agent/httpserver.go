@@ -25,6 +25,7 @@ type readiness struct {
 	LastHeartbeat     *time.Time `json:"last_heartbeat,omitempty"`
 	HeartbeatInterval string     `json:"heartbeat_interval"`
 	Draining          bool       `json:"draining,omitempty"`
+	Standby           bool       `json:"standby,omitempty"`
 }
 
 // taskSummary is one row of /debug/tasks: never the payload or the result, which may hold
@@ -101,10 +102,17 @@ func (a *agent) serveHTTP(ctx context.Context, ln net.Listener) {
 	}
 }
 
-// readiness: registered, and the last heartbeat succeeded within two intervals.
+// readiness: registered, and the last heartbeat succeeded within two intervals. In cluster
+// mode a standby replica (another one holds the lease) is ready: it is healthy and takes over
+// when the leader stops, and a rolling update must be able to count on it.
 func (a *agent) readiness(now time.Time) readiness {
 	interval := a.syncer.HeartbeatInterval()
 	r := readiness{AgentID: a.syncer.AgentID(), HeartbeatInterval: interval.String(), Draining: a.syncer.Draining()}
+	if a.standby != nil && a.standby() {
+		r.Ready, r.Standby = true, true
+		r.Reason = "standby: another replica holds the lease; this one takes over when it stops"
+		return r
+	}
 	last := a.syncer.LastHeartbeat()
 	if !last.IsZero() {
 		lt := last.UTC()

@@ -45,8 +45,11 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 
 	state := "READY"
-	if readyCode != http.StatusOK {
+	switch {
+	case readyCode != http.StatusOK:
 		state = "NOT READY (" + ready.Reason + ")"
+	case ready.Standby:
+		state = "READY (" + ready.Reason + ")"
 	}
 	fmt.Fprintf(stdout, "Agent:      %s\n", orDash(ready.AgentID))
 	fmt.Fprintf(stdout, "State:      %s\n", state)

@@ -14,17 +14,26 @@ import (
 	"path/filepath"
 )
 
-// Root is the directory holding TMPDIR and XDG_CACHE_HOME, and XDG_DATA_HOME; empty when it
-// could not be made (the process keeps its directories then).
+// Root is TMPDIR, and holds XDG_CACHE_HOME and XDG_DATA_HOME; empty when it could not be
+// made (the process keeps its directories then).
 var Root string
 
+// originalEnviron is the environment as the process started.
+var originalEnviron = os.Environ()
+
+// OriginalEnviron returns the environment as the process started, before this package moved
+// the directories: for the go command run by a test (building the agent), whose build cache
+// lives under the user's cache directory and must stay warm.
+func OriginalEnviron() []string { return append([]string(nil), originalEnviron...) }
+
 func init() {
-	root, err := os.MkdirTemp("", "letsbe-test-")
+	// TMPDIR is the root itself, and its name short: it only grows the usual /tmp by a dozen
+	// bytes, for programs that put sockets under it (Chromium: at most 107 bytes a path).
+	root, err := os.MkdirTemp("", "lbt")
 	if err != nil {
 		return
 	}
 	for _, v := range []struct{ env, dir string }{
-		{"TMPDIR", "tmp"},
 		{"XDG_CACHE_HOME", "cache"},
 		{"XDG_DATA_HOME", "data"},
 	} {
@@ -32,6 +41,9 @@ func init() {
 		if os.Mkdir(dir, 0o700) != nil || os.Setenv(v.env, dir) != nil {
 			return
 		}
+	}
+	if os.Setenv("TMPDIR", root) != nil {
+		return
 	}
 	Root = root
 }
