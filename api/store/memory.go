@@ -34,7 +34,8 @@ type Memory struct {
 
 // Persister makes changes durable. Persist is called with every change in order, inside the
 // write; it must not block, and returns a function that blocks until the change is durable.
-// The write returns, and subscribers hear of the change, only after that.
+// The write returns only after that, and subscribers hear of a change only after that too,
+// except of a creation (see Memory.commit).
 type Persister interface {
 	Persist(ev Event) (wait func())
 }
@@ -200,6 +201,12 @@ func (m *Memory) nextRevision() string {
 // handed to it in order under the lock, the lock is released while the change becomes durable,
 // and handlers hear of it afterwards (possibly out of order with other Tasks' changes; handlers
 // only enqueue and read fresh state, so order does not matter to them).
+//
+// A creation is announced at once, under the lock, while it becomes durable: whatever a
+// subscriber does with a new Task (mark it Running, fail it) is a later write, persisted after
+// the creation, so no change is ever durable without the Task's creation, and nothing runs
+// before its Running status is durable. This saves a task one journal commit on its way to
+// execution. Create itself still returns only once the creation is durable.
 func (m *Memory) commit(ev Event) {
 	if m.persist == nil {
 		m.notify(ev)
@@ -207,6 +214,12 @@ func (m *Memory) commit(ev Event) {
 		return
 	}
 	wait := m.persist.Persist(ev)
+	if ev.Type == Added {
+		m.notify(ev)
+		m.mu.Unlock()
+		wait()
+		return
+	}
 	m.mu.Unlock()
 	wait()
 	m.notify(ev)
