@@ -293,6 +293,11 @@ func TestManyTasksConcurrently(t *testing.T) {
 			t.Fatalf("task %d: %s %s", i, got.Status.Phase, got.Status.Result.Raw)
 		}
 	}
+	// Observe runs right after the final status write, which the test may see first.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.observed.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if got := h.observed.Load(); got != n {
 		t.Fatalf("Observe called %d times, want %d", got, n)
 	}
