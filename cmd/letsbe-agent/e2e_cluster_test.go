@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -273,6 +274,10 @@ func testClusterFailoverAndHandover(t *testing.T) {
 	agentID := o.Agents()[0].ID
 	standby.waitReady(t, true)
 	leader.waitReady(t, false)
+	out, err := exec.Command(agentBinary, "status", "--http-addr", standby.httpAddr()).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "State:      READY (standby: ") {
+		t.Errorf("letsbe-agent status of the standby: %v\n%s", err, out)
+	}
 	if _, body := httpGet(t, "http://"+leader.httpAddr()+"/metrics"); !strings.Contains(body, `leader_election_master_status{name="letsbe-agent"} 1`) {
 		t.Error("the leader's /metrics lack leader_election_master_status 1")
 	}
