@@ -66,7 +66,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		if t.Started != nil {
 			started = t.Started.Local().Format("2006-01-02 15:04:05")
 			if t.Completed != nil {
-				dur = t.Completed.Sub(*t.Started).String()
+				dur = t.Completed.Sub(*t.Started).Round(time.Millisecond).String()
 			} else {
 				dur = time.Since(*t.Started).Round(time.Second).String() + "+"
 			}
