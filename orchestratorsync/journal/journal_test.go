@@ -74,6 +74,8 @@ func TestJournalSurvivesReopen(t *testing.T) {
 	if err := mem.Delete(ctx, "deleted"); err != nil {
 		t.Fatal(err)
 	}
+	// Removals are not waited for; a later durable write is committed after them.
+	mutate(t, mem, "pending", func(x *agentv1.Task) { x.Status.AddEvent(now, "Test", "sync point") })
 	if got := j.Depth(); got != 3 {
 		t.Errorf("depth = %d, want 3", got)
 	}
