@@ -191,6 +191,18 @@ func (a *agent) run(ctx context.Context) error {
 	case <-doneOf(&wg):
 	}
 
+	a.drain("the journal keeps them for the next start")
+	stopSync()
+	stopControllers()
+	wg.Wait()
+	a.log.Info("Agent stopped")
+	return errors.Join(runErr, syncErr)
+}
+
+// drain stops taking tasks, lets the running ones finish within the shutdown grace, cancels
+// the rest and flushes final reports for a bounded time; undelivered tells where those that did
+// not go out stay.
+func (a *agent) drain(undelivered string) {
 	a.log.Info("Draining: no new tasks; waiting for running ones", "grace", a.cfg.ShutdownGrace.String())
 	a.syncer.Drain()
 	a.waitIdle(a.cfg.ShutdownGrace)
@@ -199,15 +211,10 @@ func (a *agent) run(ctx context.Context) error {
 	a.waitIdle(5 * time.Second)
 
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancelFlush()
 	if !a.syncer.Flush(flushCtx) {
-		a.log.Info("Some final reports were not delivered before shutdown")
+		a.log.Info("Some final reports were not delivered before shutdown: " + undelivered)
 	}
-	cancelFlush()
-	stopSync()
-	stopControllers()
-	wg.Wait()
-	a.log.Info("Agent stopped")
-	return errors.Join(runErr, syncErr)
 }
 
 // waitIdle waits until no Task is unfinished, or d passes.

@@ -181,17 +181,7 @@ func (c *clusterAgent) run(ctx context.Context) error {
 	}
 
 	if !c.standby() {
-		c.log.Info("Draining: no new tasks; waiting for running ones", "grace", c.cfg.ShutdownGrace.String())
-		c.syncer.Drain()
-		c.waitIdle(c.cfg.ShutdownGrace)
-		c.registry.CancelAll(controllers.ErrShuttingDown)
-		c.cancelPending()
-		c.waitIdle(5 * time.Second)
-		flushCtx, cancelFlush := context.WithTimeout(context.Background(), flushTimeout)
-		if !c.syncer.Flush(flushCtx) {
-			c.log.Info("Some final reports were not delivered before shutdown; the next leader delivers them")
-		}
-		cancelFlush()
+		c.drain("the next leader delivers them")
 	}
 	stopManager()
 	err = <-mgrDone
