@@ -31,7 +31,7 @@ type syncFixture struct {
 	done   chan struct{}
 }
 
-func startSyncer(t *testing.T, maxTasks int, wrap func(http.Handler) http.Handler) *syncFixture {
+func startSyncer(t *testing.T, maxTasks int, wrap func(http.Handler) http.Handler, extra ...func(*orchestratorsync.Options)) *syncFixture {
 	t.Helper()
 	orch := orchestratortest.New(orchestratortest.Options{IssueAgentTokens: true})
 	var h http.Handler = orch
@@ -45,14 +45,18 @@ func startSyncer(t *testing.T, maxTasks int, wrap func(http.Handler) http.Handle
 		t.Fatal(err)
 	}
 	mem := store.NewMemory()
-	s, err := orchestratorsync.New(orchestratorsync.Options{
+	opts := orchestratorsync.Options{
 		Client: client, Store: mem, Notifier: mem, StateDir: t.TempDir(),
 		EnrollmentToken: orchestratortest.DefaultEnrollmentToken, Hostname: "test", Version: "test",
 		Capabilities: []string{"ECHO"}, MaxConcurrentTasks: maxTasks,
 		HeartbeatInterval: 50 * time.Millisecond, PollInterval: 20 * time.Millisecond, LongPollWait: time.Second,
 		Backoff: orchestratorsync.Backoff{Base: 5 * time.Millisecond, Cap: 50 * time.Millisecond},
 		Logger:  testr.New(t),
-	})
+	}
+	for _, f := range extra {
+		f(&opts)
+	}
+	s, err := orchestratorsync.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,4 +226,23 @@ func TestRunningReportIsSupersededAndFinalRetried(t *testing.T) {
 	if got := strings.Join(statuses, ","); got != want {
 		t.Fatalf("PATCH sequence %s, want %s", got, want)
 	}
+}
+
+func TestLoopsSurviveAPanic(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	f := startSyncer(t, 1, nil, func(o *orchestratorsync.Options) {
+		o.SystemInfo = func() orchestratorsync.SystemInfo {
+			if calls.Add(1) == 1 {
+				panic("sensor fell off")
+			}
+			return orchestratorsync.SystemInfo{Load1: 0.5}
+		}
+	})
+	// The heartbeat loop panics on its first beat, is restarted, and beats on; work goes on.
+	waitUntil(t, "heartbeats after the panic", func() bool { a := f.orch.Agents(); return len(a) == 1 && a[0].Heartbeats >= 2 })
+	id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
+	waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+	finish(t, f.mem, id, true)
+	waitUntil(t, "final report", func() bool { s, _ := f.orch.Task(id); return s.Status == "COMPLETED" })
 }
