@@ -82,7 +82,7 @@ func New(cfg Config) (*Executor, error) {
 }
 
 // Execute implements [executors.Executor] for a payload
-// {"flow": {"steps": [...]}, "timeout_seconds"?: 120}. The result is a
+// {"flow": {"steps": [...], "ignore_https_errors"?: false}, "timeout_seconds"?: 120}. The result is a
 // [*Result], also when a step fails: the error then names the step, and the
 // result holds the steps so far and a screenshot of the page at the failure.
 func (e *Executor) Execute(ctx context.Context, payload json.RawMessage) (any, error) {
@@ -157,7 +157,7 @@ func (e *Executor) acquire(ctx context.Context) error {
 func (e *Executor) run(ctx context.Context, f *flow, path string) (*Result, error) {
 	red := newRedactor(f.secrets)
 	plog := &pageLog{redact: red}
-	s, err := e.launch(ctx, path, plog)
+	s, err := e.launch(ctx, path, f, plog)
 	if err != nil {
 		return nil, err
 	}

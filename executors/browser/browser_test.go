@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"html"
 	"image/png"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -397,6 +399,50 @@ func TestHostAllowlist(t *testing.T) {
 	t.Cleanup(func() {
 		if s.sawHost("localhost") {
 			t.Error("a request to a blocked host reached the server")
+		}
+	})
+}
+
+// An admin UI with a self-signed certificate: refused with a clear error at
+// the goto, accepted with the flow's ignore_https_errors.
+func TestIgnoreHTTPSErrors(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><html><head><title>Admin</title></head><body><h1 id="t">TLS admin</h1></body></html>`)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	steps := `"steps": [` + stepJSON("action", "goto", "url", srv.URL+"/admin") + `,` +
+		stepJSON("action", "expect_text", "selector", "#t", "text", "TLS admin") + `]`
+
+	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
+		e, dir := newTestExecutor(t, Config{AllowedHosts: []string{"127.0.0.1"}})
+		res, err := execute(t.Context(), t, e, dir, `{"flow": {`+steps+`}}`)
+		want := fmt.Sprintf(`step 1 (goto %q): page load error net::ERR_CERT_AUTHORITY_INVALID `+
+			`(the server's TLS certificate is not trusted; set "ignore_https_errors": true in the flow to accept it)`, srv.URL+"/admin")
+		if err == nil || err.Error() != want {
+			t.Fatalf("error\n got %v\nwant %s", err, want)
+		}
+		var te *executors.TimeoutError
+		if errors.As(err, &te) {
+			t.Error("the certificate error is a timeout")
+		}
+		if res == nil || len(res.Steps) != 1 || res.Steps[0].OK || !strings.HasSuffix(want, "): "+res.Steps[0].Error) {
+			t.Errorf("result = %+v", res)
+		}
+	})
+	t.Run("accepted", func(t *testing.T) {
+		t.Parallel()
+		e, dir := newTestExecutor(t, Config{AllowedHosts: []string{"127.0.0.1"}})
+		res, err := execute(t.Context(), t, e, dir, `{"flow": {"ignore_https_errors": true, `+steps+`}}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Steps) != 2 || !res.Steps[1].OK || res.FinalURL != srv.URL+"/admin" || res.Title != "Admin" {
+			t.Errorf("result = %+v", res)
 		}
 	})
 }

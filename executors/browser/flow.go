@@ -78,6 +78,9 @@ type flow struct {
 	steps   []step
 	timeout time.Duration // 0: none of its own
 	secrets []string      // the values of secret fill steps, to keep out of results
+	// ignoreHTTPSErrors makes the flow's browser accept any TLS certificate
+	// (Playwright's ignoreHTTPSErrors, set on its browser context).
+	ignoreHTTPSErrors bool
 }
 
 // step is one validated step of a flow.
@@ -140,9 +143,11 @@ type flowPayload struct {
 	TimeoutSeconds float64         `json:"timeout_seconds"`
 }
 
-// flowSpec is the "flow" object.
+// flowSpec is the "flow" object: the steps and the options of the browser
+// they run in (Playwright's browser context).
 type flowSpec struct {
-	Steps []json.RawMessage `json:"steps"`
+	Steps             []json.RawMessage `json:"steps"`
+	IgnoreHTTPSErrors bool              `json:"ignore_https_errors"`
 }
 
 // parseFlow decodes and validates a PLAYWRIGHT payload. A goto to a host that
@@ -170,7 +175,7 @@ func parseFlow(payload json.RawMessage, hosts hostList) (*flow, error) {
 	case len(spec.Steps) > maxSteps:
 		return nil, executors.InvalidPayloadf("field \"flow.steps\" has %d steps, more than %d", len(spec.Steps), maxSteps)
 	}
-	f := &flow{timeout: timeout, steps: make([]step, 0, len(spec.Steps))}
+	f := &flow{timeout: timeout, steps: make([]step, 0, len(spec.Steps)), ignoreHTTPSErrors: spec.IgnoreHTTPSErrors}
 	for i, raw := range spec.Steps {
 		s, err := parseStep(i+1, raw, hosts)
 		if err != nil {

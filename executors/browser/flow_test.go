@@ -115,11 +115,37 @@ func TestParseFlowTimeoutAndSecrets(t *testing.T) {
 	if f.timeout != 90*time.Second {
 		t.Errorf("timeout = %v, want 90s", f.timeout)
 	}
+	if f.ignoreHTTPSErrors {
+		t.Error("ignore_https_errors is on by default")
+	}
 	if diff := cmp.Diff([]string{"one"}, f.secrets); diff != "" {
 		t.Errorf("secrets (-want +got):\n%s", diff)
 	}
 	if got := []int{f.steps[0].index, f.steps[3].index}; !cmp.Equal(got, []int{1, 4}) {
 		t.Errorf("indexes = %v", got)
+	}
+}
+
+func TestParseFlowIgnoreHTTPSErrors(t *testing.T) {
+	t.Parallel()
+	const steps = `"steps": [{"action": "goto", "url": "https://127.0.0.1:8443/"}]`
+	tests := []struct {
+		flow string
+		want bool
+	}{
+		{`{` + steps + `}`, false},
+		{`{"ignore_https_errors": null, ` + steps + `}`, false},
+		{`{"ignore_https_errors": false, ` + steps + `}`, false},
+		{`{"ignore_https_errors": true, ` + steps + `}`, true},
+	}
+	for _, tt := range tests {
+		f, err := parseFlow(json.RawMessage(`{"flow": `+tt.flow+`}`), hostList{})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.flow, err)
+		}
+		if f.ignoreHTTPSErrors != tt.want {
+			t.Errorf("%s: ignoreHTTPSErrors = %v, want %v", tt.flow, f.ignoreHTTPSErrors, tt.want)
+		}
 	}
 }
 
@@ -137,6 +163,8 @@ func TestParseFlowRejects(t *testing.T) {
 		{name: "flow not an object", payload: `{"flow": []}`, wantErr: `invalid payload: field "flow": must be a JSON object, got array`},
 		{name: "no steps", payload: `{"flow": {"steps": []}}`, wantErr: `invalid payload: field "flow.steps" needs at least one step`},
 		{name: "steps not an array", payload: `{"flow": {"steps": {}}}`, wantErr: `invalid payload: field "flow": field "steps" must be an array, got object`},
+		{name: "ignore_https_errors not bool", payload: `{"flow": {"ignore_https_errors": "yes", "steps": [{"action": "goto", "url": "https://127.0.0.1/"}]}}`,
+			wantErr: `invalid payload: field "flow": field "ignore_https_errors" must be a boolean, got string`},
 		{name: "negative timeout", payload: `{"timeout_seconds": -1, "flow": {"steps": [{"action": "goto", "url": "http://127.0.0.1/"}]}}`, wantErr: "invalid payload: timeout_seconds -1 is negative"},
 		{name: "step not an object", payload: flowJSON(`"goto"`), wantErr: "invalid payload: step 1: must be an object"},
 		{name: "no action", payload: flowJSON(`{"url": "x"}`), wantErr: `invalid payload: step 1: field "action" is required`},
@@ -325,6 +353,8 @@ func FuzzParseFlow(f *testing.F) {
 			`{"action": "expect_url", "pattern": "/dash/i"}`,
 			`{"action": "screenshot", "name": "done", "full_page": true}`),
 		`{"timeout_seconds": 1e300, "flow": {"steps": [{"action": "goto", "url": "http://evil.test/"}]}}`,
+		`{"flow": {"ignore_https_errors": true, "steps": [{"action": "goto", "url": "https://a.example.com:8443/"}]}}`,
+		`{"flow": {"ignore_https_errors": "true", "steps": [{"action": "goto", "url": "https://127.0.0.1/"}]}}`,
 		`{"flow": {"steps": [{"action": "press", "key": "+"}, {"action": "press", "key": "Shift+"}]}}`,
 		`{"flow": {"steps": [null, 1, "x", []]}}`,
 		`{"flow": null}`,

@@ -53,8 +53,10 @@ type session struct {
 // or default-browser UI, and nothing that talks to the network on its own
 // (background networking, component and safe-browsing updates, sync,
 // metrics, crash reports, domain reliability, translation, optimisation
-// hints, media router).
-func (e *Executor) flags(profile string) []chromedp.ExecAllocatorOption {
+// hints, media router). ignoreHTTPSErrors (the flow's option) makes this
+// browser, and only this one, accept any TLS certificate, for its pages,
+// subresources, workers and WebSockets alike.
+func (e *Executor) flags(profile string, ignoreHTTPSErrors bool) []chromedp.ExecAllocatorOption {
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.Flag("headless", true),
 		chromedp.Flag("disable-gpu", true),
@@ -91,15 +93,18 @@ func (e *Executor) flags(profile string) []chromedp.ExecAllocatorOption {
 		// refuses to start without this.
 		chromedp.Flag("no-sandbox", os.Geteuid() == 0),
 	}
+	if ignoreHTTPSErrors {
+		opts = append(opts, chromedp.Flag("ignore-certificate-errors", true))
+	}
 	if rules := e.hosts.resolverRules(); rules != "" {
 		opts = append(opts, chromedp.Flag("host-resolver-rules", rules))
 	}
 	return opts
 }
 
-// launch starts a browser with a fresh profile and opens its tab. On error
-// nothing is left behind.
-func (e *Executor) launch(ctx context.Context, path string, plog *pageLog) (_ *session, err error) {
+// launch starts a browser with a fresh profile for flow f and opens its tab.
+// On error nothing is left behind.
+func (e *Executor) launch(ctx context.Context, path string, f *flow, plog *pageLog) (_ *session, err error) {
 	profile, err := os.MkdirTemp(e.cfg.TempDir, "letsbe-browser-")
 	if err != nil {
 		return nil, fmt.Errorf("create browser profile: %w", err)
@@ -117,7 +122,7 @@ func (e *Executor) launch(ctx context.Context, path string, plog *pageLog) (_ *s
 		}
 	}
 	s := &session{profile: profile}
-	opts := append(e.flags(profile),
+	opts := append(e.flags(profile, f.ignoreHTTPSErrors),
 		chromedp.ExecPath(path),
 		chromedp.NoInheritEnv,
 		chromedp.Env(

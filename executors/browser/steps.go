@@ -238,8 +238,11 @@ func (s *session) do(ctx context.Context, st *step, shots *screenshots, red reda
 	case actionGoto:
 		_, err := chromedp.Run(ctx, chromedp.Navigate(st.url))
 		var le *chromedp.LoadError
-		if errors.As(err, &le) && strings.Contains(le.ErrorText, "ERR_BLOCKED_BY_CLIENT") {
+		switch {
+		case errors.As(err, &le) && strings.Contains(le.ErrorText, "ERR_BLOCKED_BY_CLIENT"):
 			return fmt.Errorf("%w (blocked by the browser host allowlist)", err)
+		case errors.As(err, &le) && strings.HasPrefix(le.ErrorText, "net::ERR_CERT_"):
+			return fmt.Errorf("%w (the server's TLS certificate is not trusted; set \"ignore_https_errors\": true in the flow to accept it)", err)
 		}
 		return err
 
