@@ -75,7 +75,9 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		}
 		// Running in the store, but no worker here runs it: the agent stopped mid-execution.
 		log.Info("Task was running when the agent stopped; failing it, not re-running it")
-		return reconcile.Result{}, r.finish(ctx, task.Name, outcome{err: ErrInterrupted, reason: agentv1.ReasonInterrupted}, 0)
+		out := outcome{err: ErrInterrupted, reason: agentv1.ReasonInterrupted}
+		out.note = r.killLeftover(log, task)
+		return reconcile.Result{}, r.finish(ctx, task.Name, out, 0)
 	}
 
 	timeout := r.timeout(task)
@@ -96,6 +98,7 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 
 	execCtx, cancelTimeout := context.WithTimeoutCause(execCtx, timeout, &executors.TimeoutError{After: timeout})
 	defer cancelTimeout()
+	execCtx = executors.WithProcessHook(execCtx, func(ref executors.ProcessRef) { r.recordProcess(ctx, log, task.Name, ref) })
 	started := time.Now()
 	out := r.execute(execCtx, log, task)
 	if err := r.finish(ctx, task.Name, out, time.Since(started)); err != nil {
@@ -112,6 +115,40 @@ type outcome struct {
 	result *runtime.RawExtension
 	err    error
 	reason string
+	note   string // an extra event, if any
+}
+
+// recordProcess makes the identity of a process group the executor started durable, so that
+// an agent restarted after a crash can stop it instead of leaving it running unowned.
+func (r *TaskReconciler) recordProcess(ctx context.Context, log logr.Logger, name string, ref executors.ProcessRef) {
+	_, err := store.MutateStatus(context.WithoutCancel(ctx), r.Store, name, func(t *agentv1.Task) bool {
+		t.Status.Process = &agentv1.ProcessRef{PGID: int64(ref.PGID), BootID: ref.BootID, StartTicks: int64(ref.StartTicks)}
+		return true
+	})
+	if err != nil {
+		log.Error(err, "Cannot record the task's process group", "pgid", ref.PGID)
+		return
+	}
+	log.V(1).Info("Process group recorded", "pgid", ref.PGID)
+}
+
+// killLeftover stops the process group an interrupted Task left running, if it is still the
+// same group, and returns a note for the Task's events.
+func (r *TaskReconciler) killLeftover(log logr.Logger, task *agentv1.Task) string {
+	p := task.Status.Process
+	if p == nil {
+		return ""
+	}
+	killed, err := executors.KillLeftover(executors.ProcessRef{PGID: int(p.PGID), BootID: p.BootID, StartTicks: uint64(p.StartTicks)})
+	switch {
+	case err != nil:
+		log.Error(err, "Cannot stop the interrupted task's process group", "pgid", p.PGID)
+		return fmt.Sprintf("could not stop the process group %d left running: %v", p.PGID, err)
+	case killed:
+		log.Info("Killed the process group the interrupted task left running", "pgid", p.PGID)
+		return fmt.Sprintf("killed process group %d, left running by the interrupted execution", p.PGID)
+	}
+	return ""
 }
 
 // execute runs the executor, turning a panic into an error and the context's cause (timeout,
@@ -210,6 +247,9 @@ func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome, e
 			return false
 		}
 		t.Status.Result = out.result
+		if out.note != "" {
+			t.Status.AddEvent(r.now(), agentv1.EventWarning, out.note)
+		}
 		if out.err == nil {
 			t.Status.MarkSucceeded(r.now(), t.Generation)
 		} else {

@@ -179,6 +179,9 @@ func (p *Process) Run(ctx context.Context, cmd Command) (*ProcessResult, error) 
 		return res, fmt.Errorf("start %s: %w", argv0, err)
 	}
 	pgid := c.Process.Pid // Setpgid with Pgid 0: the group is named after the leader
+	if hook, ok := ctx.Value(processHookKey{}).(func(ProcessRef)); ok {
+		hook(identifyGroup(pgid))
+	}
 
 	var signaled atomic.Bool
 	exited := make(chan struct{})

@@ -139,6 +139,25 @@ type TaskStatus struct {
 	// Report is the delivery state of the Task's reports to the orchestrator.
 	// +optional
 	Report ReportState `json:"report,omitempty"`
+
+	// Process identifies the process group the executor started, if any, so that one left
+	// running by an agent crash can be stopped when the Task is found interrupted.
+	// +optional
+	Process *ProcessRef `json:"process,omitempty"`
+}
+
+// ProcessRef identifies a process group across an agent restart without ever mistaking
+// another group for it.
+type ProcessRef struct {
+	// PGID is the process group id (the leader's pid).
+	// +required
+	PGID int64 `json:"pgid"`
+	// BootID is the kernel's boot id when the group started.
+	// +optional
+	BootID string `json:"bootID,omitempty"`
+	// StartTicks is the leader's start time, in clock ticks since boot.
+	// +optional
+	StartTicks int64 `json:"startTicks,omitempty"`
 }
 
 // Task is one unit of work handed over by the orchestrator. Its name is the orchestrator's task

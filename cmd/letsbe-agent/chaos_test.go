@@ -101,13 +101,28 @@ func TestE2EKillDuringRunningTask(t *testing.T) {
 	marker := fmt.Sprintf("%d", 1000+time.Now().UnixNano()%1000)
 	id := o.enqueue(t, "SHELL", `{"cmd":"sleep `+marker+`"}`)
 	eventually(t, "RUNNING report", func() bool { st, _ := o.Task(id); return st.Status == orchestratortest.StatusRunning })
+	// The process group is recorded durably right after the command starts (a crash in the
+	// millisecond before that leaves the command unowned).
+	eventually(t, "the process group recorded", func() bool { return strings.Contains(a.out.String(), `"msg":"Process group recorded"`) })
 	a.kill()
-	killStray(t, "sleep "+marker)
+	t.Cleanup(func() { killStray(t, "sleep "+marker) })
+	if !processRunning("sleep " + marker) {
+		t.Fatal("the task's command died with the agent; the test needs it to outlive it")
+	}
 
 	startAgent(t, o, state)
 	st := o.waitFinal(t, id)
 	if st.Status != "FAILED" || st.Error != "interrupted: agent restarted during execution" {
 		t.Fatalf("got %s %q, want FAILED interrupted", st.Status, st.Error)
+	}
+	// The restarted agent stopped the command the crashed one had left running.
+	eventually(t, "the leftover command to be killed", func() bool { return !processRunning("sleep " + marker) })
+	var killedEvent bool
+	for _, e := range st.Events {
+		killedEvent = killedEvent || strings.Contains(e.Message, "left running by the interrupted execution")
+	}
+	if !killedEvent {
+		t.Errorf("no event about the killed process group: %+v", st.Events)
 	}
 	checkExactlyOnce(t, o, []string{id})
 	// The agent goes on working after the recovery.
@@ -186,6 +201,18 @@ func TestE2ECancelFromHeartbeat(t *testing.T) {
 	if st.Status != "FAILED" || st.Error != "cancelled" {
 		t.Fatalf("got %s %q, want FAILED cancelled", st.Status, st.Error)
 	}
+}
+
+// processRunning reports whether a live (not zombie) process has exactly this command line.
+func processRunning(cmdline string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ") == cmdline {
+			return true
+		}
+	}
+	return false
 }
 
 // killStray kills leftover processes whose command line is exactly cmdline (a task's child

@@ -144,16 +144,11 @@ func (j *Journal) Load(mem *store.Memory) (int, error) {
 // Persist implements store.Persister: it queues the change and returns a function that waits
 // until it is durable. A Task whose final report was accepted leaves the journal.
 //
-// Delivery bookkeeping is not worth an fsync of its own: a Running Task whose RUNNING report
-// was delivered is not written at all (after a restart it fails as interrupted either way),
-// and the removal of a Task whose final report was accepted is queued in order but not waited
-// for (if it is lost, the final report goes out once more, and an identical repeat is a no-op
-// for the orchestrator).
+// The removal of a Task whose final report was accepted is queued in order but not waited for:
+// if it is lost, the final report goes out once more, and an identical repeat is a no-op for
+// the orchestrator.
 func (j *Journal) Persist(ev store.Event) func() {
 	st := ev.Task.Status
-	if ev.Type == store.Modified && st.Phase == agentv1.TaskRunning && st.Report.RunningReported {
-		return func() {}
-	}
 	p := pending{ev: ev, done: make(chan struct{})}
 	j.closeMu.RLock()
 	defer j.closeMu.RUnlock()
