@@ -241,23 +241,15 @@ func marshalResult(result any) (*runtime.RawExtension, error) {
 func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome, elapsed time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
 	defer cancel()
-	var final *agentv1.Task
-	task, err := store.MutateStatus(ctx, r.Store, name, func(t *agentv1.Task) bool {
-		if t.Status.Phase.IsFinal() {
-			return false
-		}
-		t.Status.Result = out.result
-		if out.note != "" {
-			t.Status.AddEvent(r.now(), agentv1.EventWarning, out.note)
-		}
-		if out.err == nil {
-			t.Status.MarkSucceeded(r.now(), t.Generation)
-		} else {
-			t.Status.MarkFailed(r.now(), t.Generation, out.reason, out.err.Error())
-		}
-		final = t
-		return true
-	})
+	task, final, err := r.writeFinal(ctx, name, out)
+	if err != nil && !apierrors.IsNotFound(err) && out.result != nil {
+		// The store refused the status, most likely for its size (an API server takes about
+		// 1.5 MiB per object): keep the outcome, drop the result, and say so.
+		ctrl.LoggerFrom(ctx).Error(err, "Cannot store the task's result; storing its status without it", "task", name, "resultBytes", len(out.result.Raw))
+		out.note = strings.TrimSpace(out.note + fmt.Sprintf(" result of %d bytes dropped: the store refused it", len(out.result.Raw)))
+		out.result = nil
+		task, final, err = r.writeFinal(ctx, name, out)
+	}
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -277,6 +269,28 @@ func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome, e
 		r.Observe(task, elapsed)
 	}
 	return nil
+}
+
+// writeFinal applies the outcome to the Task unless it is final already; final is the Task
+// as written, nil when nothing was written.
+func (r *TaskReconciler) writeFinal(ctx context.Context, name string, out outcome) (task, final *agentv1.Task, err error) {
+	task, err = store.MutateStatus(ctx, r.Store, name, func(t *agentv1.Task) bool {
+		if t.Status.Phase.IsFinal() {
+			return false
+		}
+		t.Status.Result = out.result
+		if out.note != "" {
+			t.Status.AddEvent(r.now(), agentv1.EventWarning, out.note)
+		}
+		if out.err == nil {
+			t.Status.MarkSucceeded(r.now(), t.Generation)
+		} else {
+			t.Status.MarkFailed(r.now(), t.Generation, out.reason, out.err.Error())
+		}
+		final = t
+		return true
+	})
+	return task, final, err
 }
 
 func (r *TaskReconciler) timeout(task *agentv1.Task) time.Duration {

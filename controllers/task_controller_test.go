@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -300,5 +301,54 @@ func TestManyTasksConcurrently(t *testing.T) {
 	}
 	if got := h.observed.Load(); got != n {
 		t.Fatalf("Observe called %d times, want %d", got, n)
+	}
+}
+
+// sizeLimitedStore refuses statuses whose result is larger than limit, as an API server
+// refuses objects over its size limit.
+type sizeLimitedStore struct {
+	*store.Memory
+	limit int
+}
+
+func (s sizeLimitedStore) UpdateStatus(ctx context.Context, t *agentv1.Task) error {
+	if t.Status.Result != nil && len(t.Status.Result.Raw) > s.limit {
+		return apierrors.NewRequestEntityTooLargeError("limit is 100 bytes")
+	}
+	return s.Memory.UpdateStatus(ctx, t)
+}
+
+func TestResultTooLargeForTheStoreIsDroppedNotLost(t *testing.T) {
+	t.Parallel()
+	mem := store.NewMemory()
+	big := funcExecutor(func(context.Context, json.RawMessage) (any, error) {
+		return map[string]string{"stdout": strings.Repeat("x", 500)}, nil
+	})
+	r, err := controllers.NewRunner(controllers.Options{
+		Store: sizeLimitedStore{mem, 100}, Notifier: mem,
+		Executors:          map[string]executors.Executor{"BIG": big},
+		MaxTimeout:         time.Minute,
+		Logger:             testLogger(t),
+		SkipNameValidation: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	create(t, mem, "big", "BIG", `{}`, 0)
+	got := waitFor(t, mem, "big", final)
+	if got.Status.Phase != agentv1.TaskSucceeded || got.Status.Result != nil {
+		t.Fatalf("phase %s, result %v: want Succeeded without the result", got.Status.Phase, got.Status.Result)
+	}
+	var noted bool
+	for _, e := range got.Status.Events {
+		noted = noted || strings.Contains(e.Message, "result of 513 bytes dropped")
+	}
+	if !noted {
+		t.Errorf("no event says the result was dropped: %+v", got.Status.Events)
 	}
 }

@@ -156,6 +156,8 @@ func (r *reporter) markDelivered(ctx context.Context, name string, final, reject
 				return false
 			}
 			t.Status.MarkReported(now, rejected, msg)
+			// Delivered: the result (up to megabytes of output) has no further use here.
+			t.Status.Result = nil
 			return true
 		}
 		if t.Status.Report.RunningReported {
