@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -235,4 +234,3 @@ func TestE2EVersion(t *testing.T) {
 	}
 }
 
-var _ = orchestratorsync.StatusCompleted
