@@ -233,4 +233,3 @@ func TestE2EVersion(t *testing.T) {
 		t.Fatalf("version: %v %q", err, out)
 	}
 }
-
