@@ -47,7 +47,7 @@ func KillLeftover(ref ProcessRef) (bool, error) {
 	}
 	ticks, err := startTicks(ref.PGID)
 	if err != nil || ticks != ref.StartTicks {
-		return false, nil // gone, or the id now belongs to another process
+		return false, nil //nolint:nilerr // gone (unreadable), or the id now belongs to another process: nothing of ours to kill
 	}
 	if err := syscall.Kill(-ref.PGID, syscall.SIGKILL); err != nil {
 		if errors.Is(err, syscall.ESRCH) {

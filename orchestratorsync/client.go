@@ -298,17 +298,16 @@ func (c *Client) do(ctx context.Context, method, ep, query string, in any, timeo
 
 	start := time.Now()
 	resp, err := c.hc.Do(req)
-	if c.observe != nil {
-		code := 0
-		if resp != nil {
-			code = resp.StatusCode
-		}
-		defer func() { c.observe(endpointName(ep), code, time.Since(start)) }()
-	}
 	if err != nil {
+		if c.observe != nil {
+			c.observe(endpointName(ep), 0, time.Since(start))
+		}
 		return nil, c.requestFailed(ctx, reqCtx, method, ep, timeout, err)
 	}
 	defer drainAndClose(resp.Body)
+	if c.observe != nil {
+		defer func() { c.observe(endpointName(ep), resp.StatusCode, time.Since(start)) }()
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
 		return nil, c.requestFailed(ctx, reqCtx, method, ep, timeout, err)

@@ -29,7 +29,6 @@ type reporter struct {
 	retained    []string // reported final Tasks, oldest first
 	retainedSet map[string]struct{}
 	idle        *sync.Cond
-	inflight    int
 }
 
 func newReporter(s *Syncer) *reporter {

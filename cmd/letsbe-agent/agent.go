@@ -89,7 +89,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	mem := store.NewMemory(store.WithPersister(jnl))
 	restored, err := jnl.Load(mem)
 	if err != nil {
-		jnl.Close()
+		_ = jnl.Close()
 		return nil, err
 	}
 	if restored > 0 {
@@ -167,7 +167,11 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 // run runs the agent until ctx ends, then drains: no new tasks, running ones get the grace
 // period, the rest are cancelled, and final reports are flushed for a bounded time.
 func (a *agent) run(ctx context.Context) error {
-	defer a.journal.Close()
+	defer func() {
+		if err := a.journal.Close(); err != nil {
+			a.log.Error(err, "Cannot close the journal")
+		}
+	}()
 	defer a.metrics.unregister()
 	ln, err := a.listenHTTP()
 	if err != nil {

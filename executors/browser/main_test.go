@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // skipEnv, set to 1, skips the tests that run Chromium. Without it a missing
@@ -105,16 +104,4 @@ func processesMentioning(s string) []int {
 		}
 	}
 	return pids
-}
-
-// waitFor polls cond (for things that happen in another process).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

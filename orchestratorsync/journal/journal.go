@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
@@ -55,7 +56,7 @@ func Open(dir string, log logr.Logger) (*Journal, error) {
 	}
 	path := filepath.Join(dir, FileName)
 	db, err := openDB(path)
-	if err != nil && !errors.Is(err, bolt.ErrTimeout) {
+	if err != nil && !errors.Is(err, bolterrors.ErrTimeout) {
 		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
 		log.Error(err, "JOURNAL UNREADABLE: moving it aside and starting with an empty journal; tasks it held may need attention", "journal", path, "movedTo", aside)
 		if rerr := os.Rename(path, aside); rerr != nil {
@@ -64,7 +65,7 @@ func Open(dir string, log logr.Logger) (*Journal, error) {
 		db, err = openDB(path)
 	}
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("journal %s is locked: is another agent running with this AGENT_STATE_DIR?", path)
 		}
 		return nil, fmt.Errorf("open journal %s: %w", path, err)

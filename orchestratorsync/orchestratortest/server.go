@@ -398,19 +398,19 @@ func (s *Server) wakeOneLocked() {
 	}
 }
 
-func (st TaskState) clone() TaskState {
-	st.Payload = slices.Clone(st.Payload)
-	st.Result = slices.Clone(st.Result)
-	st.Events = slices.Clone(st.Events)
-	if st.StartedAt != nil {
-		v := *st.StartedAt
-		st.StartedAt = &v
+func (t TaskState) clone() TaskState {
+	t.Payload = slices.Clone(t.Payload)
+	t.Result = slices.Clone(t.Result)
+	t.Events = slices.Clone(t.Events)
+	if t.StartedAt != nil {
+		v := *t.StartedAt
+		t.StartedAt = &v
 	}
-	if st.FinishedAt != nil {
-		v := *st.FinishedAt
-		st.FinishedAt = &v
+	if t.FinishedAt != nil {
+		v := *t.FinishedAt
+		t.FinishedAt = &v
 	}
-	return st
+	return t
 }
 
 func (st AgentState) clone() AgentState {
