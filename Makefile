@@ -66,7 +66,7 @@ verify: generate ## Fail if generated code, formatting or go.mod are stale.
 # The envtest binaries when already prepared (make envtest-assets); without them the tests on a
 # real API server skip loudly.
 test: export KUBEBUILDER_ASSETS ?= $(shell bash hack/envtest-assets.sh --cached 2>/dev/null)
-test: verify vet ## Everything CI runs: verify, vet, all tests with the race detector.
+test: verify vet lint ## Everything CI runs: verify, vet, golangci-lint, all tests with the race detector.
 	@test -n "$$KUBEBUILDER_ASSETS" || echo "!!!!!!!! KUBEBUILDER_ASSETS is not set: the tests on a real API server will SKIP (make envtest-assets prepares it)" >&2
 	$(GO) test $(TEST_FLAGS) ./...
 
