@@ -14,18 +14,15 @@ import (
 	"github.com/go-logr/logr/testr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
+	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
 	"github.com/letsbe/sysadmin-agent/executors"
 )
 
-// funcExecutor adapts a function to executors.Executor.
-type funcExecutor func(ctx context.Context, payload json.RawMessage) (any, error)
-
-func (f funcExecutor) Execute(ctx context.Context, p json.RawMessage) (any, error) { return f(ctx, p) }
+type funcExecutor = controllertest.Func
 
 type harness struct {
 	store    *store.Memory
@@ -79,52 +76,15 @@ func testLogger(t *testing.T) logr.Logger {
 
 func create(t *testing.T, s store.Store, name, typ, payload string, timeout time.Duration) {
 	t.Helper()
-	task := &agentv1.Task{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       agentv1.TaskSpec{Type: typ},
-	}
-	if payload != "" {
-		task.Spec.Payload = &runtime.RawExtension{Raw: []byte(payload)}
-	}
-	if timeout > 0 {
-		task.Spec.Timeout = &metav1.Duration{Duration: timeout}
-	}
-	task.Status.MarkPending(metav1.Now(), 1)
-	if err := s.Create(t.Context(), task); err != nil {
-		t.Fatal(err)
-	}
+	controllertest.CreatePending(t, s, name, typ, payload, timeout)
 }
 
-// waitPhase waits (event-driven) until the Task is in a phase pred accepts.
 func waitFor(t *testing.T, m *store.Memory, name string, pred func(*agentv1.Task) bool) *agentv1.Task {
 	t.Helper()
-	ch := make(chan struct{}, 1)
-	unsubscribe := m.Subscribe(func(ev store.Event) {
-		if ev.Task.Name == name {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
-	})
-	defer unsubscribe()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	for {
-		if task, err := m.Get(ctx, name); err == nil && pred(task) {
-			return task
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			task, _ := m.Get(context.Background(), name)
-			t.Fatalf("task %s: condition not reached; last status %+v", name, task.Status)
-			return nil
-		}
-	}
+	return controllertest.WaitFor(t, m, name, 20*time.Second, pred)
 }
 
-func final(t *agentv1.Task) bool { return t.Status.Phase.IsFinal() }
+var final = controllertest.Final
 
 func condition(task *agentv1.Task, typ string) metav1.Condition {
 	for _, c := range task.Status.Conditions {

@@ -12,20 +12,18 @@ import (
 	"github.com/go-logr/logr/testr"
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
 	"github.com/letsbe/sysadmin-agent/controllers/clusterstore/clustertest"
+	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
 	"github.com/letsbe/sysadmin-agent/executors"
 )
 
 // funcExecutor adapts a function to executors.Executor.
-type funcExecutor func(ctx context.Context, payload json.RawMessage) (any, error)
-
-func (f funcExecutor) Execute(ctx context.Context, p json.RawMessage) (any, error) { return f(ctx, p) }
+type funcExecutor = controllertest.Func
 
 // startRunner runs the agent's reconcilers over st with the real ECHO and SHELL executors plus
 // extra test types, until the test ends.
@@ -69,50 +67,15 @@ func startRunner(t *testing.T, st *clusterstore.Store, extra map[string]executor
 
 func createTask(t *testing.T, st store.Store, id, typ, payload string, timeout time.Duration) {
 	t.Helper()
-	task := &agentv1.Task{
-		ObjectMeta: metav1.ObjectMeta{Name: id},
-		Spec:       agentv1.TaskSpec{Type: typ},
-	}
-	if payload != "" {
-		task.Spec.Payload = &runtime.RawExtension{Raw: []byte(payload)}
-	}
-	if timeout > 0 {
-		task.Spec.Timeout = &metav1.Duration{Duration: timeout}
-	}
-	task.Status.MarkPending(metav1.Now(), 1)
-	if err := st.Create(t.Context(), task); err != nil {
-		t.Fatal(err)
-	}
+	controllertest.CreatePending(t, st, id, typ, payload, timeout)
 }
 
-// waitTask waits, woken by the store's notifications, until the Task satisfies pred.
 func waitTask(t *testing.T, st *clusterstore.Store, id string, pred func(*agentv1.Task) bool) *agentv1.Task {
 	t.Helper()
-	wake := make(chan struct{}, 1)
-	defer st.Subscribe(func(ev store.Event) {
-		if ev.Task.Name == id {
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
-		}
-	})()
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	defer cancel()
-	for {
-		task, err := st.Get(ctx, id)
-		if err == nil && pred(task) {
-			return task
-		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			t.Fatalf("task %s: condition not reached; last %+v (%v)", id, task, err)
-		}
-	}
+	return controllertest.WaitFor(t, st, id, waitTimeout, pred)
 }
 
-func isFinal(t *agentv1.Task) bool { return t.Status.Phase.IsFinal() }
+var isFinal = controllertest.Final
 
 func readyReason(task *agentv1.Task) string {
 	for _, c := range task.Status.Conditions {
