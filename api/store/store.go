@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,6 +27,22 @@ type Store interface {
 	List(ctx context.Context) (*agentv1.TaskList, error)
 	// Delete removes the named Task, or returns NotFound.
 	Delete(ctx context.Context, name string) error
+}
+
+// ErrNotDurable is wrapped by the error of a write the store could not make durable (the
+// journal failed: disk full, read-only file system, I/O error). Such a write is not kept, so a
+// Task whose creation fails with it must not run.
+var ErrNotDurable = errors.New("agent cannot persist tasks")
+
+// Delivered remembers, for a bounded window, the task ids whose final report the orchestrator
+// accepted and the exact bytes of that report, so that a task offered again is answered with
+// the same final report instead of being run twice.
+type Delivered interface {
+	// RecordDelivered notes that body was the accepted final report of task id.
+	RecordDelivered(id string, body []byte)
+	// LookupDelivered returns the final report accepted for id within the window. found is
+	// false for an id not seen; body is nil when the id is known but its body was not kept.
+	LookupDelivered(id string) (body []byte, found bool)
 }
 
 // EventType says what happened to a Task.
