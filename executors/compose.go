@@ -130,6 +130,8 @@ func (d *DockerReload) Execute(ctx context.Context, payload json.RawMessage) (an
 	res := &DockerReloadResult{Project: project.Name, Services: services, ExitCode: -1}
 	// Names the result shows anyway are not masked in the output.
 	mask := cp.masker(append([]string{project.Name}, services...))
+	// docker's output also streams as it comes (Progress): the same values are masked there.
+	ProgressFrom(ctx).Mask(maskValues(cp.values, append([]string{project.Name}, services...))...)
 
 	base := []string{d.docker, "compose", "-f", cp.path, "--project-directory", cp.dir, "-p", project.Name}
 	var stdout, stderr strings.Builder

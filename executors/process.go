@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,6 +139,8 @@ func (p *Process) lookPath(name string) (string, error) {
 
 // Run runs cmd.Argv directly (never through a shell) in a new process group,
 // with the configured environment, stdin from /dev/null and capped output.
+// When ctx carries a [Progress], stdout and stderr are also written to it as
+// they come.
 //
 // When ctx ends first, the whole group gets SIGTERM, then SIGKILL after the
 // kill grace. Whatever happens, every process left in the group is killed
@@ -164,13 +167,21 @@ func (p *Process) Run(ctx context.Context, cmd Command) (*ProcessResult, error) 
 	}
 
 	stdout, stderr := newHeadTail(p.maxOutput), newHeadTail(p.maxOutput)
+	var stdoutW, stderrW io.Writer = stdout, stderr
+	if streaming(ctx) {
+		// The output also goes, as it comes, to the task's Progress (which masks and
+		// bounds it): the captured result stays exactly what it would be without.
+		prog := ProgressFrom(ctx)
+		stdoutW = io.MultiWriter(stdout, ProgressWriter(prog, StreamStdout))
+		stderrW = io.MultiWriter(stderr, ProgressWriter(prog, StreamStderr))
+	}
 	c := &exec.Cmd{
 		Path:        path,
 		Args:        append([]string{}, cmd.Argv...),
 		Env:         p.env,
 		Dir:         cmd.Dir,
-		Stdout:      stdout,
-		Stderr:      stderr,
+		Stdout:      stdoutW,
+		Stderr:      stderrW,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 		WaitDelay:   p.waitDelay,
 	}
