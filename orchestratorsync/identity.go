@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // identityFile is the name of the file in the state directory that keeps the agent's identity.
@@ -19,7 +20,21 @@ type Identity struct {
 	Token   string `json:"token,omitempty"`
 }
 
-// LoadIdentity reads the identity from dir. A missing file is an empty identity, not an error.
+// DamagedIdentityError is returned by LoadIdentity for an identity file that cannot be
+// decoded. The agent moves such a file aside (MoveIdentityAside) and registers again.
+type DamagedIdentityError struct {
+	Path string
+	Err  error
+}
+
+func (e *DamagedIdentityError) Error() string {
+	return fmt.Sprintf("decode identity %s: %v", e.Path, e.Err)
+}
+
+func (e *DamagedIdentityError) Unwrap() error { return e.Err }
+
+// LoadIdentity reads the identity from dir. A missing file is an empty identity, not an error;
+// a file that does not decode (or holds no agent id) is a *DamagedIdentityError.
 func LoadIdentity(dir string) (Identity, error) {
 	var id Identity
 	b, err := os.ReadFile(filepath.Join(dir, identityFile))
@@ -30,13 +45,30 @@ func LoadIdentity(dir string) (Identity, error) {
 		return id, fmt.Errorf("read identity: %w", err)
 	}
 	if err := json.Unmarshal(b, &id); err != nil {
-		// A damaged identity only costs a fresh registration.
-		return Identity{}, fmt.Errorf("decode identity %s: %w", filepath.Join(dir, identityFile), err)
+		return Identity{}, &DamagedIdentityError{Path: filepath.Join(dir, identityFile), Err: err}
+	}
+	if id.AgentID == "" {
+		return Identity{}, &DamagedIdentityError{Path: filepath.Join(dir, identityFile), Err: errors.New("no agent_id")}
 	}
 	return id, nil
 }
 
-// SaveIdentity writes the identity to dir (created 0700) as a 0600 file, atomically.
+// MoveIdentityAside renames a damaged identity file to identity.json.damaged-<time> in the
+// same directory, keeping it for inspection, and returns the new path.
+func MoveIdentityAside(dir string, now time.Time) (string, error) {
+	aside := filepath.Join(dir, identityFile+".damaged-"+now.UTC().Format("20060102T150405.000000000Z"))
+	if err := os.Rename(filepath.Join(dir, identityFile), aside); err != nil {
+		return "", fmt.Errorf("move damaged identity aside: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return "", fmt.Errorf("move damaged identity aside: %w", err)
+	}
+	return aside, nil
+}
+
+// SaveIdentity writes the identity to dir (created 0700) as a 0600 file, atomically and
+// durably: a temporary file, fsynced, renamed over the old one, then the directory fsynced.
+// When it returns nil the identity survives a crash; when it fails the old file is intact.
 func SaveIdentity(dir string, id Identity) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
@@ -71,5 +103,18 @@ func SaveIdentity(dir string, id Identity) error {
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, identityFile)); err != nil {
 		return fmt.Errorf("save identity: %w", err)
 	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("save identity: %w", err)
+	}
 	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

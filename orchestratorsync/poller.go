@@ -106,8 +106,10 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 		started := s.clock.Now()
 		wait := s.opts.LongPollWait
 		var task *Task
+		var received string // the agent id the task is handed to
 		err := s.session.do(ctx, func(agentID string) error {
 			var err error
+			received = agentID
 			task, err = s.opts.Client.NextTask(ctx, agentID, max(wait, 0))
 			return err
 		})
@@ -115,7 +117,7 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 			var invalid *InvalidTaskError
 			if errors.As(err, &invalid) && invalid.ID != "" {
 				// Assigned to us but unusable: it must still end FAILED and be reported.
-				s.intakeInvalid(ctx, invalid)
+				s.intakeInvalid(ctx, invalid, received)
 				attempt = 0
 				continue
 			}
@@ -141,7 +143,7 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 		}
 		attempt = 0
 		if task != nil {
-			intakes.Go(func() { s.intakeAsync(ctx, task) })
+			intakes.Go(func() { s.intakeAsync(ctx, task, received) })
 			continue
 		}
 		s.slots.unused()
@@ -171,7 +173,7 @@ func (s *Syncer) sleepOrStop(ctx context.Context, d time.Duration) error {
 
 // intakeAsync is intake on a goroutine of its own: a task handed over is stored even when
 // polling stops meanwhile, and a panic is logged, not fatal.
-func (s *Syncer) intakeAsync(ctx context.Context, task *Task) {
+func (s *Syncer) intakeAsync(ctx context.Context, task *Task, agentID string) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error(fmt.Errorf("panic: %v", p), "Task intake panicked", "task", task.ID, "stack", string(debug.Stack()))
@@ -180,12 +182,13 @@ func (s *Syncer) intakeAsync(ctx context.Context, task *Task) {
 			}
 		}
 	}()
-	s.intake(context.WithoutCancel(ctx), task)
+	s.intake(context.WithoutCancel(ctx), task, agentID)
 }
 
 // intake turns an orchestrator task into a Pending Task (or a FAILED one when its type is not
-// supported). The slot acquired for it is bound to it.
-func (s *Syncer) intake(ctx context.Context, wt *Task) {
+// supported), recording the agent id it was received under. The slot acquired for it is
+// bound to it.
+func (s *Syncer) intake(ctx context.Context, wt *Task, agentID string) {
 	now := metav1.NewTime(s.clock.Now().UTC())
 	task := &agentv1.Task{
 		TypeMeta: metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
@@ -196,6 +199,7 @@ func (s *Syncer) intake(ctx context.Context, wt *Task) {
 		Spec: agentv1.TaskSpec{
 			Type:    wt.Type,
 			Payload: &runtime.RawExtension{Raw: wt.Payload},
+			AgentID: agentID,
 		},
 	}
 	if wt.TimeoutSeconds > 0 {
@@ -212,12 +216,12 @@ func (s *Syncer) intake(ctx context.Context, wt *Task) {
 	s.create(ctx, task)
 }
 
-func (s *Syncer) intakeInvalid(ctx context.Context, e *InvalidTaskError) {
+func (s *Syncer) intakeInvalid(ctx context.Context, e *InvalidTaskError, agentID string) {
 	now := metav1.NewTime(s.clock.Now().UTC())
 	task := &agentv1.Task{
 		TypeMeta:   metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
 		ObjectMeta: metav1.ObjectMeta{Name: e.ID},
-		Spec:       agentv1.TaskSpec{Type: "INVALID"},
+		Spec:       agentv1.TaskSpec{Type: "INVALID", AgentID: agentID},
 	}
 	task.Status.MarkPending(now, 1)
 	task.Status.MarkFailed(now, 1, agentv1.ReasonInvalidSpec, e.Error())

@@ -2,16 +2,28 @@ package orchestratorsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/singleflight"
 )
 
+// reregisterResetAfter is how long re-registrations must stay away before their back-off
+// starts again from the base delay.
+const reregisterResetAfter = 10 * time.Minute
+
 // session holds the agent's registration and re-registers when the orchestrator forgets it
-// (heartbeat 404) or revokes its credential (401 anywhere). Concurrent callers that hit a 401
-// with the same credential trigger one registration, not one each.
+// (404) or revokes its credential (401 anywhere).
+//
+// Registration is single-flight: concurrent callers share one registration, which runs on the
+// session's own context (not a caller's), so a caller giving up does not abort it for the
+// others. No lock is held across a network call or a sleep: readers (readiness, metrics,
+// status) take the short lock or read an atomic and never wait for the orchestrator.
 type session struct {
 	client   *Client
 	log      logr.Logger
@@ -21,68 +33,93 @@ type session struct {
 	enroll   string
 	request  func() RegisterRequest
 	onResp   func(*RegisterResponse)
+	// save writes the identity before it is used; SaveIdentity when nil.
+	save func(dir string, id Identity) error
 
-	mu         sync.Mutex
-	agentID    string
-	generation uint64 // bumped by every successful registration
-	failures   int    // consecutive registrations followed by an immediate 401
-	registered chan struct{}
+	flight singleflight.Group
+	// base is the context registrations run on: the Syncer's Run context.
+	base atomic.Pointer[context.Context]
+
+	registeredNow atomic.Bool // registered, and no registration attempt failed since
+	registered    chan struct{}
+	closeOnce     sync.Once
+
+	mu          sync.Mutex // guards the fields below; never held across a call or a sleep
+	agentID     string
+	generation  uint64 // bumped by every successful registration
+	lastErr     string // the last registration failure, "" after a success
+	reregisters int    // re-registrations in the current streak (back-off exponent)
+	lastRereg   time.Time
+	saved       Identity // what the identity file holds, as far as this process knows
 }
 
+// current returns the agent id in use and the registration generation.
 func (s *session) current() (string, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.agentID, s.generation
 }
 
-// register registers (retrying with backoff until it works or ctx ends) unless another caller
-// already did since generation gen.
-func (s *session) register(ctx context.Context, gen uint64, why string) error {
+// status reports whether the agent is registered and, when it is not, the last registration
+// error ("" when none was seen yet).
+func (s *session) status() (bool, string) {
+	if s.registeredNow.Load() {
+		return true, ""
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.generation != gen {
+	return false, s.lastErr
+}
+
+// start sets the context registrations run on.
+func (s *session) start(ctx context.Context) { s.base.Store(&ctx) }
+
+func (s *session) baseContext() context.Context {
+	if p := s.base.Load(); p != nil {
+		return *p
+	}
+	return context.Background()
+}
+
+// register registers (retrying with backoff until it works or the session's context ends)
+// unless another caller already did since generation gen. Concurrent callers share one
+// registration; each waits for it only as long as its own ctx lasts.
+func (s *session) register(ctx context.Context, gen uint64, why string) error {
+	if _, g := s.current(); g != gen {
+		return nil
+	}
+	ch := s.flight.DoChan("register", func() (any, error) {
+		return nil, s.registerLoop(s.baseContext(), gen, why)
+	})
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// registerLoop is the one registration in flight.
+func (s *session) registerLoop(ctx context.Context, gen uint64, why string) error {
+	if _, g := s.current(); g != gen {
 		return nil
 	}
 	if gen > 0 {
-		// Wait a little before re-registering after a revocation, growing with repetition, so
-		// an orchestrator that keeps refusing us is not hammered.
-		s.failures++
-		if err := sleep(ctx, s.clock, s.backoff.Delay(s.failures-1)); err != nil {
+		// A re-registration (401 or 404): wait first, growing with repetition, so an
+		// orchestrator that keeps refusing us is not hammered.
+		if err := sleep(ctx, s.clock, s.reregisterDelay()); err != nil {
 			return err
 		}
 	}
-	// Always start over from the enrollment token: the per-agent one may be what was revoked.
-	s.client.SetToken(s.enroll)
 	for attempt := 0; ; attempt++ {
-		req := s.request()
-		req.AgentID = s.agentID
-		resp, err := s.client.Register(ctx, req)
+		err := s.registerOnce(ctx, why)
 		if err == nil {
-			token := ""
-			if resp.Token != "" {
-				token = resp.Token
-				s.client.SetToken(token)
-			}
-			if err := SaveIdentity(s.stateDir, Identity{AgentID: resp.AgentID, Token: token}); err != nil {
-				// Not fatal: the agent works, it only re-registers after a restart.
-				s.log.Error(err, "Cannot save the agent identity")
-			}
-			if s.agentID != "" && s.agentID != resp.AgentID {
-				s.log.Info("Orchestrator assigned a new agent id", "previousAgentID", s.agentID, "agentID", resp.AgentID)
-			}
-			s.agentID = resp.AgentID
-			s.generation++
-			if s.onResp != nil {
-				s.onResp(resp)
-			}
-			s.log.Info("Registered with the orchestrator", "agentID", s.agentID, "reason", why)
-			select {
-			case <-s.registered:
-			default:
-				close(s.registered)
-			}
 			return nil
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.failed(err)
 		delay := NextDelay(s.backoff, attempt, err)
 		s.log.Error(err, "Registration failed; retrying", "retryIn", delay.Round(time.Millisecond).String())
 		if err := sleep(ctx, s.clock, delay); err != nil {
@@ -91,30 +128,95 @@ func (s *session) register(ctx context.Context, gen uint64, why string) error {
 	}
 }
 
-// markHealthy resets the revocation back-off after a successful authenticated call.
-func (s *session) markHealthy() {
+// reregisterDelay returns the wait before a re-registration: half to all of the back-off
+// ceiling of the current streak, so a credential refused forever costs at most one
+// registration per back-off cap (whatever the other calls do meanwhile).
+func (s *session) reregisterDelay() time.Duration {
 	s.mu.Lock()
-	s.failures = 0
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	if !s.lastRereg.IsZero() && now.Sub(s.lastRereg) > reregisterResetAfter {
+		s.reregisters = 0
+	}
+	ceiling := s.backoff.ceiling(s.reregisters)
+	s.reregisters++
+	s.lastRereg = now
+	return ceiling/2 + s.backoff.Delay(s.reregisters-1)/2
 }
 
-// do runs call with the current agent id, re-registering and trying again on a 401.
-func (s *session) do(ctx context.Context, call func(agentID string) error) error {
-	for {
-		id, gen := s.current()
-		err := call(id)
-		if err == nil {
-			s.markHealthy()
-			return nil
+// registerOnce makes one registration attempt. The identity is saved before it is used: if it
+// cannot be saved, the attempt fails and the agent keeps its old id (it never reports under an
+// id it could not keep across a restart).
+func (s *session) registerOnce(ctx context.Context, why string) error {
+	// Always start over from the enrollment token: the per-agent one may be what was revoked.
+	s.client.SetToken(s.enroll)
+	req := s.request()
+	s.mu.Lock()
+	req.AgentID = s.agentID
+	prev, saved := s.agentID, s.saved
+	s.mu.Unlock()
+	resp, err := s.client.Register(ctx, req)
+	if err != nil {
+		return err
+	}
+	id := Identity{AgentID: resp.AgentID, Token: resp.Token}
+	if id != saved {
+		save := s.save
+		if save == nil {
+			save = SaveIdentity
 		}
-		if !IsUnauthorized(err) {
-			return err
-		}
-		s.log.Info("Orchestrator refused the agent's credential; registering again")
-		if err := s.register(ctx, gen, "unauthorized"); err != nil {
-			return fmt.Errorf("re-register: %w", err)
+		if err := save(s.stateDir, id); err != nil {
+			return fmt.Errorf("registered as %s but cannot keep that identity, so not using it: %w", resp.AgentID, err)
 		}
 	}
+	if resp.Token != "" {
+		s.client.SetToken(resp.Token)
+	}
+	if prev != "" && prev != resp.AgentID {
+		s.log.Info("Orchestrator assigned a new agent id", "previousAgentID", prev, "agentID", resp.AgentID)
+	}
+	s.mu.Lock()
+	s.agentID = resp.AgentID
+	s.saved = id
+	s.generation++
+	s.lastErr = ""
+	s.mu.Unlock()
+	if s.onResp != nil {
+		s.onResp(resp)
+	}
+	s.registeredNow.Store(true)
+	s.closeOnce.Do(func() { close(s.registered) })
+	s.log.Info("Registered with the orchestrator", "agentID", resp.AgentID, "reason", why)
+	return nil
+}
+
+// failed records a failed registration attempt for readiness. The message never holds a
+// token (the client strips the one it sent; the enrollment token is masked here too).
+func (s *session) failed(err error) {
+	msg := err.Error()
+	if s.enroll != "" {
+		msg = strings.ReplaceAll(msg, s.enroll, "[redacted]")
+	}
+	s.mu.Lock()
+	s.lastErr = msg
+	s.mu.Unlock()
+	s.registeredNow.Store(false)
+}
+
+// do runs call with the current agent id. On a 401 it re-registers (rate-limited) and tries
+// once more; a second 401 is returned to the caller, whose own back-off applies.
+func (s *session) do(ctx context.Context, call func(agentID string) error) error {
+	id, gen := s.current()
+	err := call(id)
+	if err == nil || !IsUnauthorized(err) {
+		return err
+	}
+	s.log.Info("Orchestrator refused the agent's credential; registering again")
+	if rerr := s.register(ctx, gen, "unauthorized"); rerr != nil {
+		return errors.Join(err, fmt.Errorf("re-register: %w", rerr))
+	}
+	id, _ = s.current()
+	return call(id)
 }
 
 // sleep waits d or until ctx ends.

@@ -136,7 +136,7 @@ func New(opts Options) (*Syncer, error) {
 	s.pollInterval.Store(int64(opts.PollInterval))
 	id, err := LoadIdentity(opts.StateDir)
 	if err != nil {
-		s.log.Error(err, "Ignoring the saved identity; registering afresh")
+		s.log.Error(err, "Cannot read the saved identity yet; it is looked at again when the agent starts")
 	}
 	s.session = &session{
 		client:     opts.Client,
@@ -146,6 +146,7 @@ func New(opts Options) (*Syncer, error) {
 		stateDir:   opts.StateDir,
 		enroll:     opts.EnrollmentToken,
 		agentID:    id.AgentID,
+		saved:      id,
 		request:    s.registerRequest,
 		onResp:     s.applyIntervals,
 		registered: make(chan struct{}),
@@ -174,6 +175,11 @@ func (s *Syncer) OutboxDepth() int { return s.rep.queue.Len() }
 
 // Registered is closed once the agent registered for the first time.
 func (s *Syncer) Registered() <-chan struct{} { return s.session.registered }
+
+// Registration reports whether the agent is registered with the orchestrator now and, when
+// it is not, the last registration error ("" if none was seen yet). It never waits for the
+// orchestrator, and the error never holds a token.
+func (s *Syncer) Registration() (registered bool, lastError string) { return s.session.status() }
 
 // LastHeartbeat returns the time of the last accepted heartbeat (zero if none).
 func (s *Syncer) LastHeartbeat() time.Time {
@@ -218,7 +224,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return fmt.Errorf("list tasks: %w", err)
 	}
 
-	s.reloadIdentity()
+	s.session.start(ctx)
+	s.reloadIdentity(ctx)
 	id, gen := s.session.current()
 	why := "start"
 	if id != "" {
@@ -253,22 +260,64 @@ func (s *Syncer) Run(ctx context.Context) error {
 // Syncer registered already: a Syncer built long before it runs (a standby replica in cluster
 // mode, sharing the state directory with the leader it replaces) must register as the same
 // agent, or the orchestrator would refuse the reports of the tasks it handed to that one.
-func (s *Syncer) reloadIdentity() {
+//
+// A damaged identity file is moved aside (loudly). Without a usable saved id, the agent
+// presents the id its held Tasks were received under, so that their reports still go out
+// under the id the orchestrator assigned them to.
+func (s *Syncer) reloadIdentity(ctx context.Context) {
 	id, err := LoadIdentity(s.opts.StateDir)
-	if err != nil || id.AgentID == "" {
-		return // New logged a damaged file already, or nothing was saved
+	if damaged, ok := errors.AsType[*DamagedIdentityError](err); ok {
+		aside, merr := MoveIdentityAside(s.opts.StateDir, s.clock.Now())
+		if merr != nil {
+			s.log.Error(errors.Join(err, merr), "The saved agent identity is damaged and cannot be moved aside")
+		} else {
+			s.log.Error(damaged, "The saved agent identity is damaged; moved it aside", "movedTo", aside)
+		}
+	} else if err != nil {
+		s.log.Error(err, "Cannot read the saved agent identity")
 	}
+	held := s.heldAgentID(ctx)
 	s.session.mu.Lock()
 	defer s.session.mu.Unlock()
 	if s.session.generation > 0 {
 		return
 	}
-	s.session.agentID = id.AgentID
+	if err == nil {
+		s.session.saved = id
+	}
+	switch {
+	case id.AgentID != "":
+		s.session.agentID = id.AgentID
+	case held != "":
+		s.log.Info("No usable saved identity; registering with the agent id the held tasks were received under", "agentID", held)
+		s.session.agentID = held
+	}
 	if id.Token != "" {
 		s.opts.Client.SetToken(id.Token)
 	} else {
 		s.opts.Client.SetToken(s.opts.EnrollmentToken)
 	}
+}
+
+// heldAgentID returns the agent id recorded on the held Tasks that still owe the orchestrator
+// a report (the most recently created one wins), or "".
+func (s *Syncer) heldAgentID(ctx context.Context) string {
+	list, err := s.opts.Store.List(ctx)
+	if err != nil {
+		return ""
+	}
+	var id string
+	var newest time.Time
+	for i := range list.Items {
+		t := &list.Items[i]
+		if t.Spec.AgentID == "" || t.Status.Report.FinalReported {
+			continue
+		}
+		if c := t.CreationTimestamp.Time; id == "" || c.After(newest) {
+			id, newest = t.Spec.AgentID, c
+		}
+	}
+	return id
 }
 
 // loop runs fn until ctx ends, restarting it after a panic (logged with its stack).

@@ -60,6 +60,12 @@ type TaskSpec struct {
 	// CreatedAt is when the orchestrator created the task, if it said.
 	// +optional
 	CreatedAt *metav1.Time `json:"createdAt,omitempty"`
+
+	// AgentID is the agent id the task was received under. The orchestrator assigned the task
+	// to that agent, so its reports must go out under it: an agent that lost its saved identity
+	// registers again presenting this id.
+	// +optional
+	AgentID string `json:"agentID,omitempty"`
 }
 
 // TaskEvent is one entry of a Task's history, reported to the orchestrator.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -125,5 +126,77 @@ func TestE2EStatusWithoutAgent(t *testing.T) {
 	out, _ := cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "cannot reach the agent") {
 		t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
+}
+
+// httpGetBounded is httpGet that fails the test when the agent does not answer before a
+// generous deadline (an endpoint waiting for the orchestrator would hang far longer).
+func httpGetBounded(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestE2EEndpointsAnswerWhileNotRegistered: with the orchestrator down or the enrollment token
+// refused, /readyz says why at once, /metrics shows the agent unregistered, /debug/tasks and
+// `letsbe-agent status` answer.
+func TestE2EEndpointsAnswerWhileNotRegistered(t *testing.T) {
+	t.Parallel()
+	const wrongToken = "wrong-token-do-not-show"
+	for _, tc := range []struct {
+		name   string
+		outage bool
+		env    []string
+		reason string
+	}{
+		{"orchestrator down", true, nil, "POST /agents/register"},
+		{"token refused", false, []string{"AGENT_TOKEN=" + wrongToken}, "status 401"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o, f := startFaultyOrchestrator(t, orchestratortest.Options{}, orchestratortest.FaultOptions{})
+			f.SetOutage(tc.outage)
+			a := startAgent(t, o, "", tc.env...)
+			base := "http://" + a.httpAddr()
+			var ready struct{ Reason string }
+			eventually(t, "the registration error in /readyz", func() bool {
+				code, body := httpGetBounded(t, base+"/readyz")
+				if err := json.Unmarshal([]byte(body), &ready); err != nil {
+					t.Fatalf("/readyz: %v: %s", err, body)
+				}
+				return code == http.StatusServiceUnavailable && strings.Contains(ready.Reason, tc.reason)
+			})
+			if !strings.HasPrefix(ready.Reason, "not registered with the orchestrator yet: ") || strings.Contains(ready.Reason, wrongToken) {
+				t.Errorf("/readyz reason %q", ready.Reason)
+			}
+			for range 5 {
+				if _, m := httpGetBounded(t, base+"/metrics"); !strings.Contains(m, "\nletsbe_agent_registered 0\n") {
+					t.Errorf("/metrics lacks letsbe_agent_registered 0")
+				}
+				if code, _ := httpGetBounded(t, base+"/debug/tasks"); code != http.StatusOK {
+					t.Errorf("/debug/tasks: %d", code)
+				}
+			}
+			cmd := exec.Command(agentBinary, "status", "--http-addr", a.httpAddr())
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "NOT READY (not registered with the orchestrator yet: ") {
+				t.Errorf("status: exit %d\n%s", code, out)
+			}
+			if strings.Contains(string(out), wrongToken) || strings.Contains(a.out.String(), wrongToken) {
+				t.Error("the token shows in the status output or the log")
+			}
+			// The orchestrator comes back: the agent registers and gets ready.
+			if tc.outage {
+				f.SetOutage(false)
+				eventually(t, "ready", func() bool { code, _ := httpGetBounded(t, base+"/readyz"); return code == http.StatusOK })
+			}
+		})
 	}
 }

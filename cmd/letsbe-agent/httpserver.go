@@ -102,7 +102,8 @@ func (a *agent) serveHTTP(ctx context.Context, ln net.Listener) {
 	}
 }
 
-// readiness: registered, and the last heartbeat succeeded within two intervals. In cluster
+// readiness: registered, and the last heartbeat succeeded within two intervals. It never waits
+// for the orchestrator: the sync side's state is read from atomics and short locks. In cluster
 // mode a standby replica (another one holds the lease) is ready: it is healthy and takes over
 // when the leader stops, and a rolling update must be able to count on it.
 func (a *agent) readiness(now time.Time) readiness {
@@ -113,6 +114,7 @@ func (a *agent) readiness(now time.Time) readiness {
 		r.Reason = "standby: another replica holds the lease; this one takes over when it stops"
 		return r
 	}
+	registered, regErr := a.syncer.Registration()
 	last := a.syncer.LastHeartbeat()
 	if !last.IsZero() {
 		lt := last.UTC()
@@ -121,7 +123,9 @@ func (a *agent) readiness(now time.Time) readiness {
 	switch {
 	case r.Draining:
 		r.Reason = "draining: the agent is shutting down"
-	case r.AgentID == "":
+	case !registered && regErr != "":
+		r.Reason = "not registered with the orchestrator yet: " + regErr
+	case !registered:
 		r.Reason = "not registered with the orchestrator yet"
 	case last.IsZero():
 		r.Reason = "no heartbeat accepted yet"

@@ -53,9 +53,9 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 		}, []string{"endpoint", "code"}),
 		registered: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "letsbe_agent_registered",
-			Help: "1 once the agent is registered with the orchestrator.",
+			Help: "1 while the agent is registered with the orchestrator (0 before, and while a registration keeps failing).",
 		}, func() float64 {
-			if a.syncer.AgentID() != "" {
+			if ok, _ := a.syncer.Registration(); ok {
 				return 1
 			}
 			return 0
