@@ -42,6 +42,7 @@ type options struct {
 	issueAgentTokens  bool
 	heartbeatInterval time.Duration
 	pollInterval      time.Duration
+	ackTimeout        time.Duration
 	logLevel          string
 }
 
@@ -54,6 +55,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.BoolVar(&o.issueAgentTokens, "issue-agent-tokens", true, "answer register with a per-agent token that the agent must use afterwards")
 	fs.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 0, "heartbeat interval sent at registration (0: the agent's own)")
 	fs.DurationVar(&o.pollInterval, "poll-interval", 0, "poll interval sent at registration (0: the agent's own)")
+	fs.DurationVar(&o.ackTimeout, "ack-timeout", orchestratortest.DefaultAckTimeout, "how long a handed-out task waits for its first report before it is offered again (sent as ack_timeout_seconds)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "info, or debug to log every request the orchestrator handles")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -65,6 +67,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, errors.New("invalid --enrollment-token: must not be empty")
 	case o.heartbeatInterval < 0 || o.pollInterval < 0:
 		return o, errors.New("invalid --heartbeat-interval or --poll-interval: must not be negative")
+	case o.ackTimeout < time.Second:
+		return o, fmt.Errorf("invalid --ack-timeout %s: must be at least 1s", o.ackTimeout)
 	case o.logLevel != "info" && o.logLevel != "debug":
 		return o, fmt.Errorf("invalid --log-level %q: want info or debug", o.logLevel)
 	}
@@ -92,6 +96,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		IssueAgentTokens:         opts.issueAgentTokens,
 		HeartbeatIntervalSeconds: opts.heartbeatInterval.Seconds(),
 		PollIntervalSeconds:      opts.pollInterval.Seconds(),
+		AckTimeout:               opts.ackTimeout,
 		Logger:                   log,
 	})
 	mux := http.NewServeMux()

@@ -5,14 +5,13 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 )
 
 var emptyObject = []byte("{}")
@@ -23,7 +22,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusUnauthorized, "invalid enrollment token")
 		return
 	}
-	var req orchestratorsync.RegisterRequest
+	var req registerRequest
 	if !s.decodeBody(w, r, &req) {
 		return
 	}
@@ -50,6 +49,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	resp := registerResponse{
 		HeartbeatIntervalSeconds: max(s.opts.HeartbeatIntervalSeconds, 0),
 		PollIntervalSeconds:      max(s.opts.PollIntervalSeconds, 0),
+		AckTimeoutSeconds:        s.ackTimeout().Seconds(),
 	}
 	if s.opts.LegacyRegisterID {
 		resp.ID = id
@@ -69,14 +69,6 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusCreated, resp)
 }
 
-type registerResponse struct {
-	AgentID                  string  `json:"agent_id,omitempty"`
-	ID                       string  `json:"id,omitempty"`
-	Token                    string  `json:"token,omitempty"`
-	HeartbeatIntervalSeconds float64 `json:"heartbeat_interval_seconds,omitempty"`
-	PollIntervalSeconds      float64 `json:"poll_interval_seconds,omitempty"`
-}
-
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	s.n.heartbeat.Add(1)
 	id := r.PathValue("agent")
@@ -84,11 +76,11 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusUnauthorized, "invalid token")
 		return
 	}
-	var req orchestratorsync.HeartbeatRequest
+	var req HeartbeatBody
 	if !s.decodeBody(w, r, &req) {
 		return
 	}
-	if req.Status != orchestratorsync.StatusOnline && req.Status != orchestratorsync.StatusDraining {
+	if req.Status != "ONLINE" && req.Status != "DRAINING" {
 		s.fail(w, http.StatusBadRequest, "status must be ONLINE or DRAINING")
 		return
 	}
@@ -103,7 +95,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	a.st.LastHeartbeat = time.Now().UTC()
 	a.st.LastStatus = req.Status
 	a.st.LastHeartbeatBody = req
-	var resp orchestratorsync.HeartbeatResponse
+	var resp heartbeatResponse
 	for _, tid := range a.cancels {
 		if t := s.tasks[tid]; t != nil && !t.st.IsFinal() && t.st.AgentID == id {
 			resp.CancelTaskIDs = append(resp.CancelTaskIDs, tid)
@@ -112,7 +104,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	a.cancels = nil
 	s.mu.Unlock()
 	if len(resp.CancelTaskIDs) == 0 {
-		s.writeRaw(w, http.StatusOK, emptyObject)
+		_ = s.writeRaw(w, http.StatusOK, emptyObject)
 		return
 	}
 	s.log.V(1).Info("Cancellation delivered", "agent", id, "tasks", resp.CancelTaskIDs)
@@ -144,10 +136,29 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	bootID := q.Get("boot_id")
+
 	s.mu.Lock()
-	if a := s.agents[agentID]; a == nil || !a.known {
+	a := s.agents[agentID]
+	if a == nil || !a.known {
 		s.mu.Unlock()
 		s.fail(w, http.StatusNotFound, "unknown agent")
+		return
+	}
+	if bootID != "" && a.oldBoots[bootID] {
+		// A poll of an earlier boot of this agent: that process is gone or going.
+		s.mu.Unlock()
+		s.n.superseded.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if bootID != "" && bootID != a.st.BootID {
+		s.newBootLocked(a, bootID)
+	}
+	if r.Context().Err() != nil {
+		// The client went away before we answered: hand it nothing.
+		s.mu.Unlock()
+		s.n.gone.Add(1)
 		return
 	}
 	if t := s.popLocked(agentID); t != nil {
@@ -160,9 +171,15 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	wt := &waiter{ch: make(chan struct{}, 1)}
+	wt := &waiter{ch: make(chan struct{}, 1), drop: make(chan struct{}), agentID: agentID, bootID: bootID}
 	wt.el = s.waiters.PushBack(wt)
+	s.parked[wt] = struct{}{}
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.parked, wt)
+		s.mu.Unlock()
+	}()
 
 	s.n.waiting.Add(1)
 	defer s.n.waiting.Add(-1)
@@ -172,6 +189,20 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-wt.ch:
 			s.mu.Lock()
+			if r.Context().Err() != nil {
+				// Gone while we were woken: pass the wake-up on, never the task.
+				s.removeWaiterLocked(wt)
+				s.mu.Unlock()
+				s.n.gone.Add(1)
+				return
+			}
+			if isClosed(wt.drop) {
+				s.removeWaiterLocked(wt)
+				s.mu.Unlock()
+				s.n.superseded.Add(1)
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
 			if t := s.popLocked(agentID); t != nil {
 				s.mu.Unlock()
 				s.sendTask(w, t, agentID)
@@ -179,9 +210,19 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request) {
 			}
 			wt.el = s.waiters.PushFront(wt) // someone else took it: keep our place
 			s.mu.Unlock()
+		case <-wt.drop:
+			s.mu.Lock()
+			s.removeWaiterLocked(wt)
+			s.mu.Unlock()
+			s.n.superseded.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+			return
 		case <-timer.C:
 			s.mu.Lock()
-			t := s.popLocked(agentID)
+			var t *task
+			if r.Context().Err() == nil && !isClosed(wt.drop) {
+				t = s.popLocked(agentID)
+			}
 			s.removeWaiterLocked(wt)
 			s.mu.Unlock()
 			if t != nil {
@@ -196,6 +237,37 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 			return
 		}
+	}
+}
+
+// newBootLocked records a new boot of agent a and drops the parked long polls of its earlier
+// boots: their process is gone, and a task handed to one of them would be lost.
+func (s *Server) newBootLocked(a *agent, bootID string) {
+	if a.st.BootID != "" {
+		if a.oldBoots == nil {
+			a.oldBoots = make(map[string]bool)
+		}
+		if len(a.oldBoots) >= 1024 {
+			clear(a.oldBoots) // bounded: a very old boot id polling again is merely not refused
+		}
+		a.oldBoots[a.st.BootID] = true
+	}
+	a.st.BootID = bootID
+	a.st.Boots++
+	for wt := range s.parked {
+		if wt.agentID == a.st.ID && wt.bootID != bootID && !isClosed(wt.drop) {
+			close(wt.drop)
+		}
+	}
+	s.log.V(1).Info("Agent restarted", "agent", a.st.ID, "bootID", bootID)
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -215,7 +287,14 @@ func (s *Server) removeWaiterLocked(wt *waiter) {
 func (s *Server) sendTask(w http.ResponseWriter, t *task, agentID string) {
 	s.n.assigned.Add(1)
 	s.log.V(1).Info("Task assigned", "task", t.st.ID, "agent", agentID)
-	s.writeRaw(w, http.StatusOK, t.wire) // wire is immutable after Enqueue
+	if err := s.writeRaw(w, http.StatusOK, t.wire); err != nil { // wire is immutable after Enqueue
+		// It surely did not arrive: offer it again now rather than after the ack timeout.
+		s.mu.Lock()
+		if t.st.Status == StatusAssigned && !t.st.Acknowledged {
+			s.requeueLocked(t)
+		}
+		s.mu.Unlock()
+	}
 }
 
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
@@ -226,15 +305,20 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusUnauthorized, "invalid token")
 		return
 	}
-	var rep orchestratorsync.Report
-	if !s.decodeBody(w, r, &rep) {
+	var rep report
+	raw, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		s.fail(w, http.StatusBadRequest, "malformed JSON body")
 		return
 	}
 	if rep.AgentID == "" {
 		s.fail(w, http.StatusBadRequest, "agent_id is required")
 		return
 	}
-	if rep.Status != StatusRunning && !rep.IsFinal() {
+	if rep.Status != StatusRunning && !rep.isFinal() {
 		s.fail(w, http.StatusBadRequest, "status must be RUNNING, COMPLETED or FAILED")
 		return
 	}
@@ -256,20 +340,26 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	}
 	st := &t.st
 	switch {
-	case st.Status == StatusPending || st.AgentID != rep.AgentID:
+	case st.AgentID != rep.AgentID || st.AgentID == "":
+		// Never handed to this agent (a task re-queued after its ack timeout stays its
+		// last agent's until another one takes it).
 		s.mu.Unlock()
 		s.fail(w, http.StatusConflict, "task is not assigned to this agent")
 		return
 	case st.IsFinal():
-		if !rep.IsFinal() || !sameOutcome(st, &rep) {
+		if !rep.isFinal() || !sameOutcome(st, &rep) {
 			s.mu.Unlock()
 			s.fail(w, http.StatusConflict, "task is already final")
 			return
 		}
 		st.Reports++
 		st.Duplicates++
+		if !bytes.Equal(bytes.TrimSpace(raw), t.finalBody) {
+			st.DifferingDuplicates++
+		}
 		s.n.duplicates.Add(1)
 	case rep.Status == StatusRunning:
+		s.acknowledgeLocked(t)
 		st.Status = StatusRunning
 		if st.RunningAt.IsZero() {
 			st.RunningAt = now
@@ -281,7 +371,10 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 			st.Events = rep.Events
 		}
 		st.Reports++
+		st.RunningReports++
 	default:
+		s.acknowledgeLocked(t)
+		t.finalBody = bytes.Clone(bytes.TrimSpace(raw))
 		st.Status, st.Result, st.Error = rep.Status, rep.Result, rep.Error
 		if rep.StartedAt != nil {
 			st.StartedAt = rep.StartedAt
@@ -298,12 +391,12 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	t.notifyLocked()
 	s.mu.Unlock()
 	s.log.V(1).Info("Report accepted", "task", id, "agent", rep.AgentID, "status", rep.Status)
-	s.writeRaw(w, http.StatusOK, emptyObject)
+	_ = s.writeRaw(w, http.StatusOK, emptyObject)
 }
 
 // sameOutcome reports whether a repeated final report is identical to the stored one: same
 // status, error and (semantically) result. Times and events are not compared.
-func sameOutcome(st *TaskState, rep *orchestratorsync.Report) bool {
+func sameOutcome(st *TaskState, rep *report) bool {
 	return st.Status == rep.Status && st.Error == rep.Error && jsonEqual(st.Result, rep.Result)
 }
 
@@ -396,20 +489,34 @@ func (s *Server) agentAuth(tok, agentID string) bool {
 // decodeBody decodes a JSON request body of at most maxRequestBytes, answering 415, 413 or
 // 400 itself when it cannot.
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		s.fail(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+	raw, ok := s.readBody(w, r)
+	if !ok {
 		return false
 	}
-	body := http.MaxBytesReader(w, r.Body, maxRequestBytes)
-	if err := json.NewDecoder(body).Decode(v); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			s.fail(w, http.StatusRequestEntityTooLarge, "body too large")
-			return false
-		}
+	if err := json.Unmarshal(raw, v); err != nil {
 		s.fail(w, http.StatusBadRequest, "malformed JSON body")
 		return false
 	}
 	return true
+}
+
+// readBody reads a JSON request body of at most maxRequestBytes, answering 415 or 413 itself
+// when it cannot.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		s.fail(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return nil, false
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			s.fail(w, http.StatusRequestEntityTooLarge, "body too large")
+			return nil, false
+		}
+		s.fail(w, http.StatusBadRequest, "cannot read the body")
+		return nil, false
+	}
+	return raw, true
 }
 
 func (s *Server) fail(w http.ResponseWriter, code int, msg string) {
@@ -432,13 +539,16 @@ func (s *Server) writeJSON(w http.ResponseWriter, code int, v any) {
 		s.log.Error(err, "Encode response")
 		code, b = http.StatusInternalServerError, []byte(`{"error":"encode response"}`)
 	}
-	s.writeRaw(w, code, b)
+	_ = s.writeRaw(w, code, b)
 }
 
-func (s *Server) writeRaw(w http.ResponseWriter, code int, b []byte) {
+func (s *Server) writeRaw(w http.ResponseWriter, code int, b []byte) error {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)
-	_, _ = w.Write(b)
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	return http.NewResponseController(w).Flush()
 }

@@ -16,18 +16,20 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-
-	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 )
 
 // Task statuses as the orchestrator sees them.
 const (
 	StatusPending   = "PENDING"
 	StatusAssigned  = "ASSIGNED"
-	StatusRunning   = orchestratorsync.StatusRunning
-	StatusCompleted = orchestratorsync.StatusCompleted
-	StatusFailed    = orchestratorsync.StatusFailed
+	StatusRunning   = "RUNNING"
+	StatusCompleted = "COMPLETED"
+	StatusFailed    = "FAILED"
 )
+
+// DefaultAckTimeout is how long a handed-out task waits for its first report before it is
+// offered again, when Options.AckTimeout is zero.
+const DefaultAckTimeout = 30 * time.Second
 
 // DefaultEnrollmentToken is the enrollment token when Options.EnrollmentToken is empty.
 const DefaultEnrollmentToken = "dev-token"
@@ -51,6 +53,10 @@ type Options struct {
 	IgnoreWait bool
 	// LegacyRegisterID answers register with {"id": ...} instead of {"agent_id": ...}.
 	LegacyRegisterID bool
+	// AckTimeout is how long a handed-out task stays assigned without any report from its
+	// agent before it is offered again (contract v1.1, acknowledged assignment); it is sent as
+	// ack_timeout_seconds at registration. DefaultAckTimeout when zero; negative: never.
+	AckTimeout time.Duration
 	// Logger receives V(1) lines about what the server does; the zero value logs nothing.
 	Logger logr.Logger
 }
@@ -62,23 +68,37 @@ type TaskState struct {
 	Payload        json.RawMessage `json:"payload"`
 	TimeoutSeconds int             `json:"timeout_seconds,omitempty"`
 	// Status is PENDING, ASSIGNED, RUNNING, COMPLETED or FAILED.
-	Status     string                   `json:"status"`
-	AgentID    string                   `json:"agent_id,omitempty"`
-	Result     json.RawMessage          `json:"result,omitempty"`
-	Error      string                   `json:"error,omitempty"`
-	StartedAt  *time.Time               `json:"started_at,omitempty"`
-	FinishedAt *time.Time               `json:"finished_at,omitempty"`
-	Events     []orchestratorsync.Event `json:"events,omitempty"`
-	CreatedAt  time.Time                `json:"created_at"`
-	AssignedAt time.Time                `json:"assigned_at,omitzero"`
-	RunningAt  time.Time                `json:"running_at,omitzero"`
-	FinalAt    time.Time                `json:"final_at,omitzero"`
+	// A task re-queued after its ack timeout is PENDING again and keeps the AgentID it was
+	// last handed to, whose late reports are still accepted as its acknowledgement.
+	Status     string          `json:"status"`
+	AgentID    string          `json:"agent_id,omitempty"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	StartedAt  *time.Time      `json:"started_at,omitempty"`
+	FinishedAt *time.Time      `json:"finished_at,omitempty"`
+	Events     []Event         `json:"events,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	AssignedAt time.Time       `json:"assigned_at,omitzero"`
+	RunningAt  time.Time       `json:"running_at,omitzero"`
+	FinalAt    time.Time       `json:"final_at,omitzero"`
+	// Acknowledged is true once a report of the task arrived after it was handed out.
+	Acknowledged bool `json:"acknowledged"`
+	// Offers counts the times the task was handed out (more than 1: re-offered after an ack
+	// timeout).
+	Offers int `json:"offers"`
+	// Requeues counts re-queues after an ack timeout.
+	Requeues int `json:"requeues"`
 	// Reports counts accepted reports (RUNNING, final, identical repeats).
 	Reports int `json:"reports"`
+	// RunningReports counts accepted RUNNING reports.
+	RunningReports int `json:"running_reports"`
 	// FinalReports counts accepted first final reports (0 or 1).
 	FinalReports int `json:"final_reports"`
 	// Duplicates counts identical repeated final reports.
 	Duplicates int `json:"duplicates"`
+	// DifferingDuplicates counts repeated final reports with the same outcome whose bytes
+	// differ from the first one (the agent should repeat it byte for byte).
+	DifferingDuplicates int `json:"differing_duplicates"`
 }
 
 // IsFinal reports whether the task is COMPLETED or FAILED.
@@ -86,18 +106,22 @@ func (t TaskState) IsFinal() bool { return t.Status == StatusCompleted || t.Stat
 
 // AgentState is the orchestrator's view of an agent.
 type AgentState struct {
-	ID                string                            `json:"id"`
-	Hostname          string                            `json:"hostname"`
-	Version           string                            `json:"version"`
-	OS                string                            `json:"os,omitempty"`
-	Arch              string                            `json:"arch,omitempty"`
-	Capabilities      []string                          `json:"capabilities"`
-	Labels            map[string]string                 `json:"labels,omitempty"`
-	Registrations     int                               `json:"registrations"`
-	Heartbeats        int                               `json:"heartbeats"`
-	LastHeartbeat     time.Time                         `json:"last_heartbeat,omitzero"`
-	LastStatus        string                            `json:"last_status,omitempty"`
-	LastHeartbeatBody orchestratorsync.HeartbeatRequest `json:"last_heartbeat_body"`
+	ID                string            `json:"id"`
+	Hostname          string            `json:"hostname"`
+	Version           string            `json:"version"`
+	OS                string            `json:"os,omitempty"`
+	Arch              string            `json:"arch,omitempty"`
+	Capabilities      []string          `json:"capabilities"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	Registrations     int               `json:"registrations"`
+	Heartbeats        int               `json:"heartbeats"`
+	LastHeartbeat     time.Time         `json:"last_heartbeat,omitzero"`
+	LastStatus        string            `json:"last_status,omitempty"`
+	LastHeartbeatBody HeartbeatBody     `json:"last_heartbeat_body"`
+	// BootID is the boot_id of the agent's latest polls ("" if it sends none); Boots counts
+	// the distinct boot ids seen.
+	BootID string `json:"boot_id,omitempty"`
+	Boots  int    `json:"boots"`
 }
 
 // Stats counts what the server saw. Request counts include refused requests.
@@ -117,30 +141,42 @@ type Stats struct {
 	BadRequests     int // 400, 413 answers
 
 	LongPollsWaiting int // long polls parked right now
+
+	Requeued        int // tasks offered again after their ack timeout
+	SupersededPolls int // long polls dropped because a later boot of their agent polled
+	GoneClients     int // parked long polls whose client had gone away when a task came
 }
 
 type task struct {
-	st      TaskState
-	wire    []byte        // the GET /tasks/next body, encoded once
-	changed chan struct{} // closed and replaced on every change
+	st        TaskState
+	wire      []byte        // the GET /tasks/next body, encoded once
+	changed   chan struct{} // closed and replaced on every change
+	offer     uint64        // bumped at every hand-out; an ack timer acts only on its own offer
+	ackTimer  *time.Timer
+	finalBody []byte // the accepted final report, as received
 }
 
 type agent struct {
-	st      AgentState
-	known   bool
-	token   string
-	cancels []string
+	st       AgentState
+	known    bool
+	token    string
+	cancels  []string
+	oldBoots map[string]bool // boot ids superseded by a later one
 }
 
 type waiter struct {
-	ch chan struct{} // buffered 1: a task may be pending
-	el *list.Element // nil once removed from Server.waiters
+	ch      chan struct{} // buffered 1: a task may be pending
+	drop    chan struct{} // closed when a later boot of the same agent polls
+	el      *list.Element // nil once removed from Server.waiters
+	agentID string
+	bootID  string
 }
 
 type counters struct {
 	register, heartbeat, next, report, dev                    atomic.Int64
 	assigned, finals, duplicates, conflicts, notFound, unauth atomic.Int64
 	badRequests, waiting                                      atomic.Int64
+	requeued, superseded, gone                                atomic.Int64
 }
 
 // Server is an in-memory orchestrator; it implements http.Handler for paths starting with
@@ -158,8 +194,9 @@ type Server struct {
 	qhead      int
 	agents     map[string]*agent
 	agentOrder []*agent
-	tokens     map[string]string // per-agent token -> agent id
-	waiters    list.List         // of *waiter, oldest first
+	tokens     map[string]string    // per-agent token -> agent id
+	waiters    list.List            // of *waiter, oldest first
+	parked     map[*waiter]struct{} // every long poll waiting, woken or not
 	taskSeq    int
 	agentSeq   int
 }
@@ -175,6 +212,7 @@ func New(opts Options) *Server {
 		tasks:  make(map[string]*task),
 		agents: make(map[string]*agent),
 		tokens: make(map[string]string),
+		parked: make(map[*waiter]struct{}),
 	}
 	if s.log.GetSink() == nil {
 		s.log = logr.Discard()
@@ -205,10 +243,13 @@ func (s *Server) Enqueue(taskType string, payload json.RawMessage, timeoutSecond
 	default:
 		payload = slices.Clone(payload)
 	}
-	now := time.Now().UTC()
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.enqueueLocked(taskType, payload, timeoutSeconds)
+}
+
+func (s *Server) enqueueLocked(taskType string, payload json.RawMessage, timeoutSeconds int) string {
+	now := time.Now().UTC()
 	s.taskSeq++
 	id := "t-" + strconv.Itoa(s.taskSeq)
 	for s.tasks[id] != nil {
@@ -222,9 +263,9 @@ func (s *Server) Enqueue(taskType string, payload json.RawMessage, timeoutSecond
 		},
 		changed: make(chan struct{}),
 	}
-	wire, err := orchestratorsync.Task{
+	wire, err := json.Marshal(nextTask{
 		ID: id, Type: taskType, Payload: payload, TimeoutSeconds: t.st.TimeoutSeconds, CreatedAt: now,
-	}.MarshalJSON()
+	})
 	if err != nil { // cannot happen: the payload is valid JSON and the time is now
 		wire = []byte(`{"id":` + strconv.Quote(id) + `,"type":` + strconv.Quote(taskType) + `,"payload":null}`)
 	}
@@ -348,6 +389,7 @@ func (s *Server) Stats() Stats {
 		DuplicateFinals: ld(&s.n.duplicates), Conflicts: ld(&s.n.conflicts),
 		NotFound: ld(&s.n.notFound), Unauthorized: ld(&s.n.unauth),
 		BadRequests: ld(&s.n.badRequests), LongPollsWaiting: ld(&s.n.waiting),
+		Requeued: ld(&s.n.requeued), SupersededPolls: ld(&s.n.superseded), GoneClients: ld(&s.n.gone),
 	}
 }
 
@@ -370,6 +412,9 @@ func (s *Server) popLocked(agentID string) *task {
 			s.qhead = 0
 		}
 		t.st.Status, t.st.AgentID, t.st.AssignedAt = StatusAssigned, agentID, time.Now().UTC()
+		t.st.Acknowledged = false
+		t.st.Offers++
+		s.armAckLocked(t)
 		t.notifyLocked()
 		return t
 	}
@@ -384,6 +429,70 @@ func (s *Server) hasPendingLocked() bool {
 		}
 	}
 	return false
+}
+
+// ackTimeout returns the ack timeout in force (0: never).
+func (s *Server) ackTimeout() time.Duration {
+	switch d := s.opts.AckTimeout; {
+	case d < 0:
+		return 0
+	case d == 0:
+		return DefaultAckTimeout
+	default:
+		return d
+	}
+}
+
+// armAckLocked starts the ack timer of a task just handed out: if no report of it arrives in
+// time, it is offered again.
+func (s *Server) armAckLocked(t *task) {
+	t.offer++
+	if t.ackTimer != nil {
+		t.ackTimer.Stop()
+		t.ackTimer = nil
+	}
+	d := s.ackTimeout()
+	if d == 0 {
+		return
+	}
+	offer := t.offer
+	t.ackTimer = time.AfterFunc(d, func() { s.ackExpired(t, offer) })
+}
+
+// ackExpired re-queues t if its offer is still unacknowledged.
+func (s *Server) ackExpired(t *task, offer uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.offer != offer || t.st.Acknowledged || t.st.Status != StatusAssigned {
+		return
+	}
+	s.requeueLocked(t)
+	s.log.V(1).Info("Task not acknowledged in time; offered again", "task", t.st.ID, "agent", t.st.AgentID)
+}
+
+// requeueLocked offers an unacknowledged task again. It keeps its AgentID, whose late report
+// still counts as the acknowledgement.
+func (s *Server) requeueLocked(t *task) {
+	if t.ackTimer != nil {
+		t.ackTimer.Stop()
+		t.ackTimer = nil
+	}
+	t.offer++
+	t.st.Status = StatusPending
+	t.st.Requeues++
+	s.n.requeued.Add(1)
+	s.queue = append(s.queue, t)
+	t.notifyLocked()
+	s.wakeOneLocked()
+}
+
+// acknowledgeLocked notes the first report of a handed-out task.
+func (s *Server) acknowledgeLocked(t *task) {
+	t.st.Acknowledged = true
+	if t.ackTimer != nil {
+		t.ackTimer.Stop()
+		t.ackTimer = nil
+	}
 }
 
 // wakeOneLocked signals the oldest parked long poll that a task may be pending.

@@ -114,7 +114,8 @@ func TestLifecycle(t *testing.T) {
 	want := orchestratortest.TaskState{
 		ID: id, Type: "ECHO", Payload: json.RawMessage(`{"message":"hello"}`), TimeoutSeconds: 30,
 		Status: "COMPLETED", AgentID: "a-1", Result: json.RawMessage(`{"message":"hello"}`),
-		StartedAt: &started, FinishedAt: &finished, Events: final.Events, Reports: 2, FinalReports: 1,
+		StartedAt: &started, FinishedAt: &finished, Events: []orchestratortest.Event{{Time: started, Type: "Started"}},
+		Acknowledged: true, Offers: 1, Reports: 2, RunningReports: 1, FinalReports: 1,
 	}
 	if diff := cmp.Diff(want, got, ignoreTimes); diff != "" {
 		t.Errorf("task state (-want +got):\n%s", diff)
@@ -128,7 +129,7 @@ func TestLifecycle(t *testing.T) {
 		ID: "a-1", Hostname: "tenant-17", Version: "0.3.0", OS: "linux", Arch: "amd64",
 		Capabilities: []string{"ECHO"}, Labels: map[string]string{"region": "eu-1"},
 		Registrations: 1, Heartbeats: 1, LastStatus: "ONLINE",
-		LastHeartbeatBody: orchestratorsync.HeartbeatRequest{Status: "ONLINE", Version: "0.3.0", UptimeSeconds: 5, RunningTaskIDs: []string{}},
+		LastHeartbeatBody: orchestratortest.HeartbeatBody{Status: "ONLINE", Version: "0.3.0", UptimeSeconds: 5, RunningTaskIDs: []string{}},
 	}}
 	if diff := cmp.Diff(wantAgents, agents, cmpopts.IgnoreFields(orchestratortest.AgentState{}, "LastHeartbeat")); diff != "" {
 		t.Errorf("agents (-want +got):\n%s", diff)
@@ -488,7 +489,8 @@ func TestReportRules(t *testing.T) {
 	st, _ := e.srv.Task(assigned)
 	want := orchestratortest.TaskState{
 		ID: assigned, Type: "ECHO", Payload: json.RawMessage(`{}`), Status: "COMPLETED", AgentID: owner,
-		Result: done.Result, Reports: 5, FinalReports: 1, Duplicates: 2,
+		Result: done.Result, Acknowledged: true, Offers: 1, Reports: 5, RunningReports: 2, FinalReports: 1,
+		Duplicates: 2, DifferingDuplicates: 1, // the re-spaced one
 	}
 	if diff := cmp.Diff(want, st, ignoreTimes); diff != "" {
 		t.Errorf("task (-want +got):\n%s", diff)
@@ -697,6 +699,7 @@ func TestDevEndpoints(t *testing.T) {
 	want := map[string]any{
 		"id": "t-1", "type": "ECHO", "payload": map[string]any{"message": "hi"}, "timeout_seconds": 9.0,
 		"status": "PENDING", "reports": 0.0, "final_reports": 0.0, "duplicates": 0.0,
+		"acknowledged": false, "offers": 0.0, "requeues": 0.0, "running_reports": 0.0, "differing_duplicates": 0.0,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("GET /dev/tasks/t-1 (-want +got):\n%s", diff)

@@ -1,0 +1,79 @@
+package orchestratortest
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The orchestrator's own wire types. They are written from the contract
+// (docs/orchestrator-api.md), never shared with the agent's, so that a wrong JSON tag on either
+// side cannot round-trip green in the tests.
+
+type registerRequest struct {
+	Hostname     string            `json:"hostname"`
+	Version      string            `json:"version"`
+	OS           string            `json:"os"`
+	Arch         string            `json:"arch"`
+	Capabilities []string          `json:"capabilities"`
+	Labels       map[string]string `json:"labels"`
+	AgentID      string            `json:"agent_id"`
+}
+
+type registerResponse struct {
+	AgentID                  string  `json:"agent_id,omitempty"`
+	ID                       string  `json:"id,omitempty"`
+	Token                    string  `json:"token,omitempty"`
+	HeartbeatIntervalSeconds float64 `json:"heartbeat_interval_seconds,omitempty"`
+	PollIntervalSeconds      float64 `json:"poll_interval_seconds,omitempty"`
+	AckTimeoutSeconds        float64 `json:"ack_timeout_seconds,omitempty"`
+}
+
+// HeartbeatBody is a heartbeat request as the orchestrator read it.
+type HeartbeatBody struct {
+	Status         string        `json:"status"`
+	Version        string        `json:"version"`
+	UptimeSeconds  int64         `json:"uptime_seconds"`
+	RunningTaskIDs []string      `json:"running_task_ids"`
+	QueuedTasks    int           `json:"queued_tasks"`
+	System         SystemFigures `json:"system"`
+}
+
+// SystemFigures is the "system" object of a heartbeat.
+type SystemFigures struct {
+	Load1             float64 `json:"load1"`
+	MemTotalBytes     uint64  `json:"mem_total_bytes"`
+	MemAvailableBytes uint64  `json:"mem_available_bytes"`
+	DiskFreeBytes     uint64  `json:"disk_free_bytes"`
+}
+
+type heartbeatResponse struct {
+	CancelTaskIDs []string `json:"cancel_task_ids,omitempty"`
+}
+
+// nextTask is the 200 answer of GET /tasks/next.
+type nextTask struct {
+	ID             string          `json:"id"`
+	Type           string          `json:"type"`
+	Payload        json.RawMessage `json:"payload"`
+	TimeoutSeconds int             `json:"timeout_seconds,omitempty"`
+	CreatedAt      time.Time       `json:"created_at"`
+}
+
+// Event is one entry of a report's events.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+	Message string    `json:"message,omitempty"`
+}
+
+type report struct {
+	AgentID    string          `json:"agent_id"`
+	Status     string          `json:"status"`
+	Result     json.RawMessage `json:"result"`
+	Error      string          `json:"error"`
+	StartedAt  *time.Time      `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at"`
+	Events     []Event         `json:"events"`
+}
+
+func (r *report) isFinal() bool { return r.Status == StatusCompleted || r.Status == StatusFailed }
