@@ -41,6 +41,8 @@ type Options struct {
 	// Observe is called once per Task that reaches a final phase in a reconciler, with the
 	// time its executor took.
 	Observe func(task *agentv1.Task, elapsed time.Duration)
+	// Progress configures the live progress of running Tasks; none without a Hub.
+	Progress ProgressOptions
 	// SkipNameValidation allows several Runners in one process (tests).
 	SkipNameValidation bool
 }
@@ -107,6 +109,7 @@ func (opts *Options) reconciler(typ string) *TaskReconciler {
 		Registry:   opts.Registry,
 		MaxTimeout: opts.MaxTimeout,
 		Observe:    opts.Observe,
+		Progress:   opts.Progress,
 	}
 }
 

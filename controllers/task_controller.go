@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/letsbe/sysadmin-agent/api/progress"
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/executors"
@@ -46,6 +47,8 @@ type TaskReconciler struct {
 	// Observe, when set, is called once per Task that reaches a final phase here, with the
 	// time its executor took (zero when it never ran).
 	Observe func(task *agentv1.Task, elapsed time.Duration)
+	// Progress configures the live progress of executions; none without a Hub.
+	Progress ProgressOptions
 }
 
 // Reconcile implements reconcile.Reconciler. A Pending Task is marked Running, executed and
@@ -99,8 +102,10 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	execCtx, cancelTimeout := context.WithTimeoutCause(execCtx, timeout, &executors.TimeoutError{After: timeout})
 	defer cancelTimeout()
 	execCtx = executors.WithProcessHook(execCtx, func(ref executors.ProcessRef) { r.recordProcess(ctx, log, task.Name, ref) })
+	execCtx, stopProgress := r.Progress.startProgress(execCtx, task.Name)
 	started := time.Now()
 	out := r.execute(execCtx, log, task)
+	out.events = stopProgress()
 	if err := r.finish(ctx, task.Name, out, time.Since(started)); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -115,7 +120,8 @@ type outcome struct {
 	result *runtime.RawExtension
 	err    error
 	reason string
-	note   string // an extra event, if any
+	note   string           // an extra event, if any
+	events []progress.Event // the executor's own, for the final status
 }
 
 // recordProcess makes the identity of a process group the executor started durable, so that
@@ -279,6 +285,9 @@ func (r *TaskReconciler) writeFinal(ctx context.Context, name string, out outcom
 			return false
 		}
 		t.Status.Result = out.result
+		for _, ev := range out.events {
+			t.Status.AddEvent(metav1.NewTime(ev.Time), ev.Type, ev.Message)
+		}
 		if out.note != "" {
 			t.Status.AddEvent(r.now(), agentv1.EventWarning, out.note)
 		}
