@@ -2,6 +2,9 @@ package executors
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +107,61 @@ func TestProcessRunStreamsOutput(t *testing.T) {
 			}
 			if got := strings.Count(rec.stream(StreamStdout), "\n"); got != 200 {
 				t.Errorf("streamed %d lines, want all 200", got)
+			}
+		})
+	}
+}
+
+func TestShellMasksProjectEnv(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	app := filepath.Join(root, "app")
+	broken := filepath.Join(root, "broken")
+	for dir, env := range map[string]string{app: "DB_PASSWORD=hunter2-long\nPORT=80\nAPI_KEY='k-123456'\n", broken: "BAD KEY=1\n"} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(env), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, ".env"), []byte("X=not-a-project\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sh, err := NewShell(ShellConfig{AllowedCommands: []string{"cat"}, Process: testProcess(ProcessConfig{}), Roots: []string{root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dir, want, wantErr string
+	}{
+		{name: "project directory", dir: app, want: "DB_PASSWORD=***\nPORT=80\nAPI_KEY='***'\n"},
+		{name: "outside the roots", dir: outside, want: "X=not-a-project\n"},
+		{name: "broken .env", dir: broken, wantErr: "env file " + filepath.Join(broken, ".env")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := &recordedProgress{}
+			payload, _ := json.Marshal(map[string]string{"cmd": "cat .env", "cwd": tt.dir})
+			res, err := sh.Execute(WithProgress(t.Context(), rec), payload)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Execute error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Execute: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, res.(*ProcessResult).Stdout); diff != "" {
+				t.Errorf("stdout (-want +got):\n%s", diff)
+			}
+			if tt.dir == app {
+				if diff := cmp.Diff([]string{"hunter2-long", "k-123456"}, rec.masks); diff != "" {
+					t.Errorf("progress masks (-want +got):\n%s", diff)
+				}
 			}
 		})
 	}

@@ -21,13 +21,21 @@ type ShellConfig struct {
 	AllowedCommands []string
 	// Process runs the commands; nil means NewProcess(ProcessConfig{}).
 	Process *Process
+	// Roots are the file roots. A command whose cwd lies inside one and holds a .env (a
+	// Compose project directory) gets that file's values masked as "***" in its output and
+	// progress, as DOCKER_RELOAD masks them. None when empty.
+	Roots []string
+	// MaxEnvBytes caps the size of such a .env; default DefaultMaxFileBytes.
+	MaxEnvBytes int64
 }
 
 // Shell is the SHELL executor: it runs one allowlisted command line,
 // without a shell. It implements [Executor].
 type Shell struct {
-	allowed []string // sorted, without duplicates
-	proc    *Process
+	allowed  []string // sorted, without duplicates
+	proc     *Process
+	roots    *fileRoots // nil without ShellConfig.Roots
+	maxBytes int64
 }
 
 // NewShell returns a SHELL executor. It fails if an allowed command is not a
@@ -45,7 +53,15 @@ func NewShell(cfg ShellConfig) (*Shell, error) {
 	if proc == nil {
 		proc = NewProcess(ProcessConfig{})
 	}
-	return &Shell{allowed: allowed, proc: proc}, nil
+	sh := &Shell{allowed: allowed, proc: proc, maxBytes: maxBytesOrDefault(cfg.MaxEnvBytes)}
+	if len(cfg.Roots) > 0 {
+		roots, err := newFileRoots(cfg.Roots)
+		if err != nil {
+			return nil, err
+		}
+		sh.roots = roots
+	}
+	return sh, nil
 }
 
 // shellPayload is the SHELL task payload.
@@ -120,7 +136,14 @@ func (s *Shell) Execute(ctx context.Context, payload json.RawMessage) (any, erro
 		ctx, cancel = context.WithTimeoutCause(ctx, req.timeout, &TimeoutError{After: req.timeout})
 		defer cancel()
 	}
-	return s.proc.Run(ctx, Command{Argv: argv, Dir: req.dir})
+	masks, err := projectEnvMasks(s.roots, s.maxBytes, req.dir)
+	if err != nil {
+		return nil, err
+	}
+	ProgressFrom(ctx).Mask(masks...)
+	res, err := s.proc.Run(ctx, Command{Argv: argv, Dir: req.dir})
+	maskOutput(res, masks)
+	return res, err
 }
 
 // allow checks argv[0] against the allowlist and returns the argv to run.
