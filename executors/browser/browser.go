@@ -163,6 +163,8 @@ func (e *Executor) run(ctx context.Context, f *flow, path string) (*Result, erro
 	}
 	defer s.close()
 
+	prog := executors.ProgressFrom(ctx)
+	prog.Mask(f.secrets...)
 	res := &Result{Steps: []StepResult{}, Screenshots: []Screenshot{}, ConsoleErrors: []string{}, BlockedRequests: []string{}}
 	shots := &screenshots{max: e.cfg.MaxScreenshotBytes, maxTotal: 4 * e.cfg.MaxScreenshotBytes, res: res}
 	var failed error
@@ -181,6 +183,7 @@ func (e *Executor) run(ctx context.Context, f *flow, path string) (*Result, erro
 			failed = sf
 		}
 		res.Steps = append(res.Steps, sr)
+		prog.Event(EventStep, stepEvent(st, len(f.steps), sr, red))
 		if failed != nil {
 			break
 		}
@@ -205,6 +208,18 @@ func (e *Executor) run(ctx context.Context, f *flow, path string) (*Result, erro
 	plog.fill(res)
 	red.apply(res)
 	return res, failed
+}
+
+// EventStep is the reason of the progress event each step reports.
+const EventStep = "Step"
+
+// stepEvent is the progress line of a step that ran: `step 3/10 click "#login" ok, 120 ms`,
+// or `step 3/10 click "#login" failed after 30000 ms: timed out ...`. It is redacted.
+func stepEvent(st *step, total int, sr StepResult, red redactor) string {
+	if sr.OK {
+		return red.String(fmt.Sprintf("step %d/%d %s ok, %d ms", st.index, total, st.describe(), sr.DurationMS))
+	}
+	return red.String(fmt.Sprintf("step %d/%d %s failed after %d ms: %s", st.index, total, st.describe(), sr.DurationMS, sr.Error))
 }
 
 // stepFailure is the error of a failing step: `step 3 (click "#submit"):
