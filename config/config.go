@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -71,7 +72,11 @@ type setting struct {
 	secret                bool
 	// allowEmpty: an empty value (say, AGENT_HTTP_ADDR=) is a value, not "unset".
 	allowEmpty bool
-	apply      func(c *Config, v string) error
+	// kind is the type --help shows (duration, size, list, map, bool, int, path, program,
+	// string); empty
+	// derives it from def and usage.
+	kind  string
+	apply func(c *Config, v string) error
 }
 
 var settings = []setting{
@@ -179,48 +184,73 @@ const (
 
 // Load builds a Config from command-line arguments (without the program name) and the
 // environment (getenv is usually os.LookupEnv). Flags win over the environment, which wins over
-// the defaults. Errors name the setting and never echo a secret. It returns flag.ErrHelp when
-// help was asked for, after printing usage to out.
+// the file (--config), which wins over the defaults. Errors name the setting and never echo a
+// secret. It returns flag.ErrHelp when help was asked for, after printing usage to out.
 func Load(args []string, lookupEnv func(string) (string, bool), mode Mode, out io.Writer) (*Config, error) {
-	fs := flag.NewFlagSet("letsbe-agent", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("letsbe-agent", pflag.ContinueOnError)
 	fs.SetOutput(out)
-	values := make(map[string]*string, len(settings))
-	for _, s := range settings {
-		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
-		if s.def != "" {
-			usage += ", default " + s.def
+	flags := Bind(fs)
+	if err := fs.Parse(NormalizeArgs(fs, args)); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, flag.ErrHelp
 		}
-		values[s.flag] = fs.String(s.flag, "", usage+")")
-	}
-	configFile := fs.String("config", "", "YAML file with the same keys as the flags (precedence: flags > environment > file > defaults)")
-	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return flags.Load(lookupEnv, mode)
+}
 
+// Flags are the settings bound to a flag set by Bind.
+type Flags struct {
+	fs         *pflag.FlagSet
+	values     map[string]*string
+	configFile *string
+}
+
+// Bind adds one typed flag per setting (its environment variable named in the help), and
+// --config, to fs. Call Flags.Load once fs is parsed.
+func Bind(fs *pflag.FlagSet) *Flags {
+	f := &Flags{fs: fs, values: make(map[string]*string, len(settings))}
+	for _, s := range settings {
+		v := &settingValue{kind: s.kindName()}
+		f.values[s.flag] = &v.s
+		usage := fmt.Sprintf("%s (env %s)", s.usage, s.env)
+		fl := fs.VarPF(v, s.flag, "", usage)
+		fl.DefValue = s.def
+		if v.kind == "bool" {
+			fl.NoOptDefVal = "true"
+		}
+	}
+	f.configFile = fs.String("config", "", "YAML file with the same keys as the flags (precedence: flags > environment > file > defaults)")
+	return f
+}
+
+// Changed reports whether the setting's flag was given on the command line.
+func (f *Flags) Changed(name string) bool { return f.fs.Changed(name) }
+
+// Load resolves every setting (flags > environment > file > defaults) and validates the result
+// for mode.
+func (f *Flags) Load(lookupEnv func(string) (string, bool), mode Mode) (*Config, error) {
 	var file map[string]string
-	if *configFile != "" {
+	if *f.configFile != "" {
 		var err error
-		if file, err = readFile(*configFile); err != nil {
+		if file, err = readFile(*f.configFile); err != nil {
 			return nil, err
 		}
 	}
-
 	cfg := &Config{}
 	for _, s := range settings {
 		v, source := s.def, "default"
 		if fv, ok := file[s.flag]; ok {
-			v, source = fv, *configFile
+			v, source = fv, *f.configFile
 		}
 		if ev, ok := lookupEnv(s.env); ok && (ev != "" || s.allowEmpty) {
 			v, source = ev, s.env
 		}
-		if given[s.flag] {
-			v, source = *values[s.flag], "--"+s.flag
+		if f.fs.Changed(s.flag) {
+			v, source = *f.values[s.flag], "--"+s.flag
 		}
 		if err := s.apply(cfg, strings.TrimSpace(v)); err != nil {
 			if s.secret {
@@ -233,6 +263,78 @@ func Load(args []string, lookupEnv func(string) (string, bool), mode Mode, out i
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// NormalizeArgs keeps the command lines of the standard flag package working under pflag: a
+// single-dash long flag (-state-dir) becomes --state-dir, and a bool flag followed by true or
+// false (--leader-election false) becomes --leader-election=false. Arguments after "--" are
+// left alone.
+func NormalizeArgs(fs *pflag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if len(name) > 1 && fs.Lookup(name) != nil {
+				a = "-" + a
+			}
+		}
+		if name, ok := strings.CutPrefix(a, "--"); ok && !strings.Contains(name, "=") && i+1 < len(args) {
+			if fl := fs.Lookup(name); fl != nil && fl.NoOptDefVal != "" {
+				if _, err := strconv.ParseBool(args[i+1]); err == nil {
+					a += "=" + args[i+1]
+					i++
+				}
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// settingValue is a setting's flag: the raw text, checked by the setting's apply function when
+// the configuration is loaded, with a type name for the help (duration, size, list, ...).
+type settingValue struct {
+	s, kind string
+}
+
+func (v *settingValue) String() string     { return v.s }
+func (v *settingValue) Set(s string) error { v.s = s; return nil }
+func (v *settingValue) Type() string       { return v.kind }
+
+// kindName is the type the help shows for the setting: its kind when set, else one derived
+// from its default and usage.
+func (s setting) kindName() string {
+	if s.kind != "" {
+		return s.kind
+	}
+	low := strings.ToLower(s.usage)
+	if _, err := strconv.ParseBool(s.def); err == nil && s.def != "1" && s.def != "0" {
+		return "bool"
+	}
+	if _, err := time.ParseDuration(s.def); err == nil && s.def != "0" {
+		return "duration"
+	}
+	if _, err := strconv.Atoi(s.def); err == nil {
+		return "int"
+	}
+	if q, err := resource.ParseQuantity(s.def); err == nil && !q.IsZero() {
+		return "size"
+	}
+	switch {
+	case strings.Contains(low, "k=v"):
+		return "map"
+	case strings.Contains(low, "separated"):
+		return "list"
+	case strings.Contains(low, "looked up in path"):
+		return "program"
+	case strings.Contains(low, "absolute path") || strings.HasSuffix(s.flag, "-dir"):
+		return "path"
+	}
+	return "string"
 }
 
 // Validate checks the settings that depend on each other or on the mode.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -18,33 +17,13 @@ import (
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
-// devOptions are the flags only `letsbe-agent dev` takes.
+// devOptions are the flags only `letsbe-agent dev` takes, and what the command line and the
+// environment set.
 type devOptions struct {
 	listen string
-}
-
-// splitDevFlags takes the dev-only flags out of args.
-func splitDevFlags(cmd string, args []string) (devOptions, []string) {
-	opts := devOptions{listen: "127.0.0.1:8080"}
-	if cmd != "dev" {
-		return opts, args
-	}
-	rest := make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--listen" || a == "-listen":
-			if i+1 < len(args) {
-				opts.listen = args[i+1]
-				i++
-			}
-		case strings.HasPrefix(a, "--listen=") || strings.HasPrefix(a, "-listen="):
-			opts.listen = a[strings.Index(a, "=")+1:]
-		default:
-			rest = append(rest, a)
-		}
-	}
-	return opts, rest
+	// stateDirSet, fileRootsSet: AGENT_STATE_DIR or AGENT_FILE_ROOTS were set, so no temporary
+	// directory replaces them.
+	stateDirSet, fileRootsSet bool
 }
 
 // runDev serves the reference orchestrator on opts.listen and runs an agent against it in the
@@ -87,10 +66,10 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if _, set := os.LookupEnv("AGENT_STATE_DIR"); !set && !hasFlag("state-dir") {
+	if !opts.stateDirSet {
 		cfg.StateDir = filepath.Join(dir, "state")
 	}
-	if _, set := os.LookupEnv("AGENT_FILE_ROOTS"); !set && !hasFlag("file-roots") {
+	if !opts.fileRootsSet {
 		// Somewhere file tasks can be tried without touching the machine.
 		root := filepath.Join(dir, "files")
 		if err := os.MkdirAll(root, 0o755); err != nil {
@@ -101,13 +80,4 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 	log.Info("Development orchestrator listening", "url", base, "dashboard", base+"/", "fileRoots", cfg.FileRoots,
 		"try", "curl -s -XPOST "+base+`/dev/tasks -d '{"type":"ECHO","payload":{"message":"hello"}}'`)
 	return runAgent(ctx, cfg, log)
-}
-
-func hasFlag(name string) bool {
-	for _, a := range os.Args[1:] {
-		if a == "--"+name || a == "-"+name || strings.HasPrefix(a, "--"+name+"=") || strings.HasPrefix(a, "-"+name+"=") {
-			return true
-		}
-	}
-	return false
 }

@@ -5,78 +5,45 @@
 //	letsbe-agent dev [flags]     run the embedded development orchestrator and an agent against it
 //	letsbe-agent status          show readiness and recent tasks of the local agent
 //	letsbe-agent version         print the version
+//	letsbe-agent completion SHELL  print a shell completion script
+//
+// Exit codes: 0 done, 1 the agent (a check, a task) failed, 2 a usage or setup error. The
+// command tree is in cli.go.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
 
 	"github.com/letsbe/sysadmin-agent/config"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "version":
-		fmt.Fprintln(stdout, versionString())
-		return 0
-	case "status":
-		return runStatus(args, stdout, stderr)
-	case "run", "dev":
-	case "help":
-		fmt.Fprintln(stdout, "usage: letsbe-agent [run|dev|status|version] [flags]; letsbe-agent run --help lists the flags")
-		return 0
-	default:
-		fmt.Fprintf(stderr, "letsbe-agent: unknown command %q (want run, dev, status or version)\n", cmd)
-		return 2
-	}
-
-	mode := config.ModeRun
-	if cmd == "dev" {
-		mode = config.ModeDev
-	}
-	devFlags, args := splitDevFlags(cmd, args)
-	cfg, err := config.Load(args, config.LookupEnv, mode, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
+// serve sets up the logger and the signal context of a long-running command and runs fn
+// until it returns; an error from fn is logged and exits 1.
+func serve(cmd *cobra.Command, cfg *config.Config, fn func(context.Context, logr.Logger) error) error {
+	log, flush, err := newLogger(cfg.LogFormat, cfg.LogLevel, cmd.ErrOrStderr())
 	if err != nil {
-		fmt.Fprintf(stderr, "letsbe-agent: %v\n", err)
-		return 2
-	}
-	log, flush, err := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "letsbe-agent: %v\n", err)
-		return 2
+		return &exitError{code: exitSetup, err: err}
 	}
 	defer flush()
 
 	ctx, stop := signalContext(log)
 	defer stop()
 
-	if cmd == "dev" {
-		err = runDev(ctx, cfg, devFlags, log)
-	} else {
-		err = runAgent(ctx, cfg, log)
-	}
-	if err != nil {
+	if err := fn(ctx, log); err != nil {
 		log.Error(err, "Agent stopped")
-		return 1
+		return failed()
 	}
-	return 0
+	return nil
 }
 
 // signalContext returns a context that ends at the first SIGTERM or SIGINT. A second signal

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,35 +10,50 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
-// runStatus prints the readiness and the recent tasks of the agent listening on
-// AGENT_HTTP_ADDR (or --http-addr). It exits 0 when the agent is ready, 1 when it is not, 2
-// when it cannot be reached.
-func runStatus(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("letsbe-agent status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newStatusCmd() *cobra.Command {
 	def := "127.0.0.1:9464"
 	if v, ok := os.LookupEnv("AGENT_HTTP_ADDR"); ok && v != "" {
 		def = v
 	}
-	addr := fs.String("http-addr", def, "address of the agent's local listener (env AGENT_HTTP_ADDR)")
-	limit := fs.Int("limit", 20, "number of recent tasks to show")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var addr string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the readiness and the recent tasks of the agent running on this host",
+		Long: `Show the readiness and the recent tasks of the agent running on this host, read from its local
+listener (AGENT_HTTP_ADDR). Exit codes: 0 ready, 1 not ready, 2 the agent cannot be reached.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if code := runStatus(addr, limit, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
 	}
-	base := "http://" + strings.Replace(*addr, "0.0.0.0", "127.0.0.1", 1)
+	cmd.Flags().StringVar(&addr, "http-addr", def, "address of the agent's local listener (env AGENT_HTTP_ADDR)")
+	cmd.Flags().IntVar(&limit, "limit", 20, "number of recent tasks to show")
+	return cmd
+}
+
+// runStatus prints the readiness and the recent tasks of the agent listening on addr. It
+// returns 0 when the agent is ready, 1 when it is not, 2 when it cannot be reached.
+func runStatus(addr string, limit int, stdout, stderr io.Writer) int {
+	base := "http://" + strings.Replace(addr, "0.0.0.0", "127.0.0.1", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
 	var ready readiness
 	readyCode, err := getJSON(ctx, base+"/readyz", &ready)
 	if err != nil {
-		fmt.Fprintf(stderr, "letsbe-agent status: cannot reach the agent at %s (AGENT_HTTP_ADDR): %v\n", *addr, err)
+		fmt.Fprintf(stderr, "letsbe-agent status: cannot reach the agent at %s (AGENT_HTTP_ADDR): %v\n", addr, err)
 		return 2
 	}
 	var tasks debugTasks
-	if _, err := getJSON(ctx, fmt.Sprintf("%s/debug/tasks?limit=%d", base, *limit), &tasks); err != nil {
+	if _, err := getJSON(ctx, fmt.Sprintf("%s/debug/tasks?limit=%d", base, limit), &tasks); err != nil {
 		fmt.Fprintf(stderr, "letsbe-agent status: %v\n", err)
 		return 2
 	}
