@@ -37,6 +37,7 @@ type Config struct {
 	AllowedCommands    []string
 	FileRoots          []string
 	MaxFileBytes       int64
+	MaxReportBytes     int64
 	DockerBinary       string
 	HeartbeatInterval  time.Duration
 	PollInterval       time.Duration
@@ -101,6 +102,16 @@ var settings = []setting{
 		}},
 	{flag: "max-file-bytes", env: "AGENT_MAX_FILE_BYTES", def: "16Mi", usage: "largest file a file task reads or writes (bytes, or a size such as 512Ki or 16Mi)",
 		apply: func(c *Config, v string) error { return setSize(&c.MaxFileBytes, v, 1<<30) }},
+	{flag: "max-report-bytes", env: "AGENT_MAX_REPORT_BYTES", def: "512Ki", usage: "largest report body sent to the orchestrator; larger results are shortened to fit (bytes, or a size such as 512Ki, at least 4Ki)",
+		apply: func(c *Config, v string) error {
+			if err := setSize(&c.MaxReportBytes, v, 1<<30); err != nil {
+				return err
+			}
+			if c.MaxReportBytes < 4<<10 {
+				return errors.New("must be at least 4Ki")
+			}
+			return nil
+		}},
 	{flag: "docker-binary", env: "AGENT_DOCKER_BINARY", def: "docker", usage: "docker CLI that DOCKER_RELOAD runs: a name looked up in PATH or an absolute path",
 		apply: func(c *Config, v string) error { return setProgram(&c.DockerBinary, v) }},
 	{flag: "chromium-path", env: "AGENT_CHROMIUM_PATH", usage: "browser that PLAYWRIGHT tasks run: a name looked up in PATH or an absolute path (default chromium or chromium-browser in PATH)",

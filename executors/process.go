@@ -2,6 +2,8 @@ package executors
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults of [ProcessConfig].
@@ -61,6 +64,30 @@ type ProcessResult struct {
 	DurationMS int64  `json:"duration_ms"`
 	// Truncated is set when stdout or stderr was longer than the cap.
 	Truncated bool `json:"truncated"`
+}
+
+// MarshalJSON sends stdout and stderr as text when they are valid UTF-8, and otherwise as
+// base64 with "stdout_encoding": "base64" (or "stderr_encoding"), so that no byte of the
+// output is replaced silently.
+func (r ProcessResult) MarshalJSON() ([]byte, error) {
+	type plain ProcessResult
+	w := struct {
+		plain
+		StdoutEncoding string `json:"stdout_encoding,omitempty"`
+		StderrEncoding string `json:"stderr_encoding,omitempty"`
+	}{plain: plain(r)}
+	w.Stdout, w.StdoutEncoding = EncodeOutput(r.Stdout)
+	w.Stderr, w.StderrEncoding = EncodeOutput(r.Stderr)
+	return json.Marshal(w)
+}
+
+// EncodeOutput returns output as it goes into a JSON result: unchanged with encoding "" when
+// it is valid UTF-8, else its base64 (standard, padded) with encoding "base64".
+func EncodeOutput(output string) (text, encoding string) {
+	if utf8.ValidString(output) {
+		return output, ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(output)), "base64"
 }
 
 // Process runs commands. It is safe for concurrent use.

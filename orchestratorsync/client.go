@@ -247,6 +247,23 @@ func (c *Client) Report(ctx context.Context, taskID string, r Report) error {
 	return err
 }
 
+// ReportBody calls PATCH /tasks/{task_id} with a report body already encoded (by EncodeReport,
+// say), sent byte for byte.
+func (c *Client) ReportBody(ctx context.Context, taskID string, body []byte) error {
+	ep := "/tasks/" + escapeSegment(taskID)
+	switch {
+	case taskID == "":
+		return invalidArg(http.MethodPatch, ep, "empty task id")
+	case len(body) == 0:
+		return invalidArg(http.MethodPatch, ep, "empty report body")
+	}
+	_, err := c.do(ctx, http.MethodPatch, ep, "", rawJSON(body), c.timeout)
+	return err
+}
+
+// rawJSON is a request body sent as is.
+type rawJSON []byte
+
 // escapeSegment escapes one path segment, including "." and ".." which proxies would collapse.
 func escapeSegment(s string) string {
 	if s == "." || s == ".." {
@@ -266,7 +283,10 @@ type response struct {
 func (c *Client) do(ctx context.Context, method, ep, query string, in any, timeout time.Duration) (*response, error) {
 	var body io.Reader
 	var payload []byte
-	if in != nil {
+	if raw, ok := in.(rawJSON); ok {
+		payload = raw
+		body = bytes.NewReader(payload)
+	} else if in != nil {
 		var err error
 		if payload, err = json.Marshal(in); err != nil {
 			return nil, invalidArg(method, ep, "encode request: %v", err)

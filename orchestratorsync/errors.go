@@ -90,42 +90,95 @@ func (e *requestError) Unwrap() error { return e.err }
 // Timeout reports whether the request failed because the client's own timeout expired.
 func (e *requestError) Timeout() bool { return e.timeout }
 
-// IsRetryable reports whether err is transient and the same call may succeed later: 5xx, 429
-// and 408 answers, network errors, connection resets, unexpected EOF and the client's own
-// request timeout. It is false for nil, other 4xx answers, a cancellation or deadline of the
-// caller's context, TLS certificate verification failures, oversized bodies, undecodable
-// answers and invalid arguments.
-func IsRetryable(err error) bool {
+// Class is what an error from a Client call means for the caller: the one retry policy of the
+// sync loops (reports, polls, heartbeats, registration) is a switch on Classify.
+type Class int
+
+// Error classes, from Classify.
+const (
+	// ClassNone: no error.
+	ClassNone Class = iota
+	// ClassRetry: transient (5xx, 429, 408, network errors, the client's own timeout); the same
+	// call may succeed later: retry with backoff and honour Retry-After.
+	ClassRetry
+	// ClassUnauthorized: 401, the credential was revoked or rotated: re-register.
+	ClassUnauthorized
+	// ClassGone: 404 or 409, the orchestrator does not know the agent or the task (or the task
+	// is final or another agent's): stop sending this; re-register when it is the agent.
+	ClassGone
+	// ClassTooLarge: 413, the request body is too large: send a smaller one.
+	ClassTooLarge
+	// ClassRefused: any other 4xx (400, 414, 422, ...): the orchestrator refuses this request
+	// for good; sending it unchanged again is useless.
+	ClassRefused
+	// ClassCanceled: the caller's own context ended; stop.
+	ClassCanceled
+	// ClassPermanent: no usable answer, and trying again will not change that by itself (TLS
+	// certificate failures, oversized or undecodable answers, invalid arguments).
+	ClassPermanent
+)
+
+var classNames = [...]string{"none", "retry", "unauthorized", "gone", "too-large", "refused", "canceled", "permanent"}
+
+func (c Class) String() string {
+	if c >= 0 && int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return "Class(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Classify sorts an error from a Client call (or any error wrapping one) into a Class.
+func Classify(err error) Class {
 	if err == nil {
-		return false
+		return ClassNone
 	}
 	if ae, ok := errors.AsType[*APIError](err); ok {
-		return ae.StatusCode >= 500 || ae.StatusCode == http.StatusTooManyRequests ||
-			ae.StatusCode == http.StatusRequestTimeout
+		switch code := ae.StatusCode; {
+		case code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout:
+			return ClassRetry
+		case code == http.StatusUnauthorized:
+			return ClassUnauthorized
+		case code == http.StatusNotFound || code == http.StatusConflict:
+			return ClassGone
+		case code == http.StatusRequestEntityTooLarge:
+			return ClassTooLarge
+		case code >= 400:
+			return ClassRefused
+		default:
+			// 1xx or 3xx that the client could not follow: nothing to retry as such.
+			return ClassPermanent
+		}
 	}
 	if errors.Is(err, ErrRequestTimeout) {
-		return true
+		return ClassRetry
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
+		return ClassCanceled
 	}
 	if errors.Is(err, ErrResponseTooLarge) || isCertError(err) {
-		return false
+		return ClassPermanent
 	}
 	if _, ok := errors.AsType[*requestError](err); ok {
-		return true
+		return ClassRetry
 	}
 	// Errors from outside this client (a caller reading a body, say).
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) {
-		return true
+		return ClassRetry
 	}
 	if _, ok := errors.AsType[net.Error](err); ok {
-		return true
+		return ClassRetry
 	}
-	return false
+	return ClassPermanent
 }
+
+// IsRetryable reports whether err is transient and the same call may succeed later
+// (Classify(err) == ClassRetry): 5xx, 429 and 408 answers, network errors, connection resets,
+// unexpected EOF and the client's own request timeout. It is false for nil, other 4xx answers,
+// a cancellation or deadline of the caller's context, TLS certificate verification failures,
+// oversized bodies, undecodable answers and invalid arguments.
+func IsRetryable(err error) bool { return Classify(err) == ClassRetry }
 
 func isCertError(err error) bool {
 	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {

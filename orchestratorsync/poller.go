@@ -235,6 +235,7 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 	switch {
 	case err == nil:
 		log.V(1).Info("Task accepted")
+		s.rep.queue.Add(task.Name) // stored: acknowledge it (RUNNING), or report its end
 		if task.Status.Phase.IsFinal() {
 			log.Info("Task refused at intake", "error", task.Status.Error)
 			s.slots.release(task.Name)

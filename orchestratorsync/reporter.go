@@ -3,6 +3,8 @@ package orchestratorsync
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -17,25 +19,39 @@ import (
 // reportTimeout bounds one report request.
 const reportTimeout = 30 * time.Second
 
-// reporter delivers each Task's RUNNING report (best effort, superseded by the final one) and
-// its final report (until accepted), with per-task backoff. Delivery state lives in the Task's
-// status, so it survives whatever the store survives.
+// reporter delivers each Task's RUNNING report (the acknowledgement of a task held durably,
+// retried until accepted or superseded by the final one) and its final report (until accepted,
+// refused for good, or abandoned after the minimal report was refused too), with per-task
+// backoff. Delivery state lives in the Task's status, so it survives whatever the store
+// survives; how far a report was shrunk after 413 or 400 answers is kept here only, and
+// recomputed after a restart from the same status (the bytes are deterministic).
 type reporter struct {
 	s     *Syncer
 	queue workqueue.TypedDelayingInterface[string]
 
 	mu          sync.Mutex
-	attempts    map[string]int
-	retained    []string // reported final Tasks, oldest first
+	state       map[string]*delivery
+	direct      map[string]*agentv1.Task // FAILED Tasks the store cannot hold (refused ids)
+	retained    []string                 // reported final Tasks, oldest first
 	retainedSet map[string]struct{}
 	idle        *sync.Cond
+}
+
+// delivery is the in-memory state of one Task's report.
+type delivery struct {
+	status   string // the report status this state is about; reset when it changes
+	attempts int    // failed attempts so far, for the backoff
+	budget   int    // current size budget; 0 means the configured one
+	minimal  bool   // send only the minimal report
+	reason   string // why the minimal report (a note in it)
 }
 
 func newReporter(s *Syncer) *reporter {
 	r := &reporter{
 		s:           s,
 		queue:       workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: ""}),
-		attempts:    make(map[string]int),
+		state:       make(map[string]*delivery),
+		direct:      make(map[string]*agentv1.Task),
 		retainedSet: make(map[string]struct{}),
 	}
 	r.idle = sync.NewCond(&r.mu)
@@ -56,6 +72,16 @@ func (r *reporter) enqueueExisting(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// addDirect queues the final report of a FAILED Task that is not in the store (its id cannot
+// be stored: see ValidateTaskID). It is delivered like any other, but only while the agent
+// lives.
+func (r *reporter) addDirect(t *agentv1.Task) {
+	r.mu.Lock()
+	r.direct[t.Name] = t
+	r.mu.Unlock()
+	r.queue.Add(t.Name)
 }
 
 // run starts the workers and returns when ctx ends.
@@ -85,9 +111,21 @@ func (r *reporter) next(ctx context.Context) bool {
 	return true
 }
 
+// lookup returns the Task to report: a direct one, or the one in the store.
+func (r *reporter) lookup(ctx context.Context, name string) (task *agentv1.Task, direct bool, err error) {
+	r.mu.Lock()
+	t, ok := r.direct[name]
+	r.mu.Unlock()
+	if ok {
+		return t, true, nil
+	}
+	t, err = r.s.opts.Store.Get(ctx, name)
+	return t, false, err
+}
+
 // deliver sends what the Task needs and returns whether (and when) to try again.
 func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, bool) {
-	task, err := r.s.opts.Store.Get(ctx, name)
+	task, direct, err := r.lookup(ctx, name)
 	if apierrors.IsNotFound(err) {
 		r.forget(name)
 		return 0, false
@@ -95,56 +133,140 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 	if err != nil {
 		return time.Second, true
 	}
-	if !needsReport(task) {
+	if !direct && !needsReport(task) {
 		r.forget(name)
 		return 0, false
 	}
 	log := r.s.log.WithValues("task", name)
 	final := task.Status.Phase.IsFinal()
 	report := buildReport(task, r.s.AgentID())
+	st := r.stateFor(name, report.Status)
 
+	var body []byte
+	var minimal bool
 	sendCtx, cancel := context.WithTimeout(ctx, reportTimeout)
 	err = r.s.session.do(sendCtx, func(agentID string) error {
 		report.AgentID = agentID
-		return r.s.opts.Client.Report(sendCtx, task.TaskID(), report)
+		var err error
+		if body, minimal, err = r.encode(report, st); err != nil {
+			return err
+		}
+		return r.s.opts.Client.ReportBody(sendCtx, task.TaskID(), body)
 	})
 	cancel()
+	class := Classify(err)
 	switch {
-	case err == nil:
-		r.markDelivered(ctx, name, final, false, "")
-		log.V(1).Info("Report delivered", "status", report.Status)
+	case class == ClassNone:
+		r.delivered(ctx, name, direct, final, false, "", "")
+		log.V(1).Info("Report delivered", "status", report.Status, "bytes", len(body), "minimal", minimal)
 		return 0, false
-	case IsConflict(err) || IsNotFound(err):
+	case class == ClassGone:
 		log.Info("Orchestrator refused the report for good; not sending it again", "status", report.Status, "error", err.Error())
-		r.markDelivered(ctx, name, final, true, err.Error())
+		r.delivered(ctx, name, direct, final, true, err.Error(), "")
 		return 0, false
 	case ctx.Err() != nil:
 		return 0, false
-	}
-	r.mu.Lock()
-	attempt := r.attempts[name]
-	r.attempts[name] = attempt + 1
-	r.mu.Unlock()
-	delay := NextDelay(r.s.opts.Backoff, attempt, err)
-	if !final {
-		// RUNNING is best effort: one retry at most, and the final report supersedes it.
-		if attempt >= 1 {
-			log.Info("Giving up on the RUNNING report", "error", err.Error())
-			r.markDelivered(ctx, name, false, true, err.Error())
+	case (class == ClassTooLarge || class == ClassRefused) && minimal:
+		if !final {
+			log.Info("Orchestrator refused even the minimal RUNNING report; not sending it again", "error", err.Error())
+			r.delivered(ctx, name, direct, false, true, err.Error(), "")
 			return 0, false
 		}
+		msg := "orchestrator refused the minimal final report: " + err.Error()
+		log.Error(err, "Orchestrator refused even the minimal final report; giving up on the task's report", "status", report.Status, "bytes", len(body))
+		r.s.reportsAbandoned.Add(1)
+		r.delivered(ctx, name, direct, true, true, msg, "Final report abandoned: "+msg)
+		return 0, false
+	case class == ClassTooLarge:
+		r.mu.Lock()
+		st.budget = len(body) / 2
+		if st.budget < MinReportBudget {
+			st.minimal = true
+			st.reason = fmt.Sprintf("the orchestrator refused the report as too large (HTTP 413) at every size down to %d bytes", len(body))
+		}
+		next := st.budget
+		r.mu.Unlock()
+		log.Info("Orchestrator refused the report as too large; sending a smaller one", "status", report.Status, "bytes", len(body), "budget", next)
+		return 0, true
+	case class == ClassRefused:
+		code := 0
+		if ae, ok := errors.AsType[*APIError](err); ok {
+			code = ae.StatusCode
+		}
+		r.mu.Lock()
+		st.minimal = true
+		st.reason = fmt.Sprintf("the orchestrator refused the full report (HTTP %d)", code)
+		r.mu.Unlock()
+		log.Info("Orchestrator refused the report; sending the minimal report once", "status", report.Status, "bytes", len(body), "error", err.Error())
+		return 0, true
+	}
+	r.mu.Lock()
+	attempt := st.attempts
+	st.attempts++
+	r.mu.Unlock()
+	delay := NextDelay(r.s.opts.Backoff, attempt, err)
+	if class == ClassPermanent {
+		// No answer that says why (a certificate failure, say): nothing to shrink, and the
+		// report must not be dropped while the agent lives; retry, slowly.
+		delay = NextDelay(r.s.opts.Backoff, max(attempt, 16), err)
 	}
 	log.Info("Report not delivered; retrying", "status", report.Status, "attempt", attempt+1, "retryIn", delay.Round(time.Millisecond).String(), "error", err.Error())
 	return delay, true
 }
 
+// stateFor returns the delivery state of name for a report of status, fresh when the status
+// changed (the final report starts over from the full budget and no backoff).
+func (r *reporter) stateFor(name, status string) *delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st, ok := r.state[name]
+	if !ok || st.status != status {
+		st = &delivery{status: status}
+		r.state[name] = st
+	}
+	return st
+}
+
+// encode renders the report for the state's budget, or the minimal report.
+func (r *reporter) encode(report Report, st *delivery) ([]byte, bool, error) {
+	r.mu.Lock()
+	budget, minimal, reason := st.budget, st.minimal, st.reason
+	r.mu.Unlock()
+	if budget <= 0 {
+		budget = r.s.opts.MaxReportBytes
+	}
+	if minimal {
+		full, err := json.Marshal(report)
+		if err != nil {
+			return nil, true, err
+		}
+		body, err := encodeMinimal(report, budget, len(full), reason)
+		return body, true, err
+	}
+	return encodeWithin(report, budget)
+}
+
 func (r *reporter) forget(name string) {
 	r.mu.Lock()
-	delete(r.attempts, name)
+	delete(r.state, name)
 	r.mu.Unlock()
 }
 
-func (r *reporter) markDelivered(ctx context.Context, name string, final, rejected bool, msg string) {
+// delivered records the orchestrator's last word on a report: accepted, or refused for good
+// (rejected, with msg). A direct Task is then forgotten; a stored one records it in its
+// status, with a warning event when event is set.
+func (r *reporter) delivered(ctx context.Context, name string, direct, final, rejected bool, msg, event string) {
+	if direct {
+		r.mu.Lock()
+		delete(r.direct, name)
+		delete(r.state, name)
+		r.mu.Unlock()
+		return
+	}
+	r.markDelivered(ctx, name, final, rejected, msg, event)
+}
+
+func (r *reporter) markDelivered(ctx context.Context, name string, final, rejected bool, msg, event string) {
 	r.forget(name)
 	now := metav1.NewTime(r.s.clock.Now().UTC())
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
@@ -153,6 +275,9 @@ func (r *reporter) markDelivered(ctx context.Context, name string, final, reject
 		if final {
 			if t.Status.Report.FinalReported {
 				return false
+			}
+			if event != "" {
+				t.Status.AddEvent(now, agentv1.EventWarning, event)
 			}
 			t.Status.MarkReported(now, rejected, msg)
 			// Delivered: the result (up to megabytes of output) has no further use here.
@@ -204,6 +329,9 @@ func (r *reporter) flush(ctx context.Context) bool {
 				pending++
 			}
 		}
+		r.mu.Lock()
+		pending += len(r.direct)
+		r.mu.Unlock()
 		if pending == 0 {
 			return true
 		}

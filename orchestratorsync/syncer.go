@@ -44,6 +44,9 @@ type Options struct {
 	MaxConcurrentTasks int
 	// ReportWorkers is the number of reports in flight at once; MaxConcurrentTasks+1 when 0.
 	ReportWorkers int
+	// MaxReportBytes is the budget of one report body on the wire; results are shrunk to fit
+	// (see EncodeReport). DefaultMaxReportBytes when 0.
+	MaxReportBytes int
 	// RetainFinished is how many reported final Tasks are kept in the store for inspection
 	// (oldest dropped first); 1000 when 0.
 	RetainFinished int
@@ -80,6 +83,7 @@ type Syncer struct {
 	stopPolling       chan struct{}
 	stopPollingOnce   sync.Once
 	lastHeartbeat     atomic.Int64 // unix nanos of the last successful heartbeat
+	reportsAbandoned  atomic.Uint64
 
 	slots *slots
 	rep   *reporter
@@ -116,6 +120,9 @@ func New(opts Options) (*Syncer, error) {
 	}
 	if opts.ReportWorkers <= 0 {
 		opts.ReportWorkers = opts.MaxConcurrentTasks + 1
+	}
+	if opts.MaxReportBytes <= 0 {
+		opts.MaxReportBytes = DefaultMaxReportBytes
 	}
 	if opts.RetainFinished <= 0 {
 		opts.RetainFinished = 1000
@@ -172,6 +179,10 @@ func (s *Syncer) Draining() bool { return s.draining.Load() }
 
 // OutboxDepth returns the number of Tasks whose report waits for delivery.
 func (s *Syncer) OutboxDepth() int { return s.rep.queue.Len() }
+
+// ReportsAbandoned counts the final reports given up on: the orchestrator refused even the
+// minimal report.
+func (s *Syncer) ReportsAbandoned() uint64 { return s.reportsAbandoned.Load() }
 
 // Registered is closed once the agent registered for the first time.
 func (s *Syncer) Registered() <-chan struct{} { return s.session.registered }
@@ -363,7 +374,9 @@ func (s *Syncer) onStoreEvent(ev store.Event) {
 	if ev.Type == store.Deleted || t.Status.Phase.IsFinal() {
 		s.slots.release(t.Name)
 	}
-	if ev.Type != store.Deleted && needsReport(t) {
+	// A Pending Task's RUNNING report (its acknowledgement) is queued by intake once the Task
+	// is stored, not here: a store event may come before the Task is durable.
+	if ev.Type != store.Deleted && t.Status.Phase != agentv1.TaskPending && needsReport(t) {
 		s.rep.queue.Add(t.Name)
 	}
 	if ev.Type != store.Deleted && t.Status.Report.FinalReported {
@@ -376,7 +389,8 @@ func needsReport(t *agentv1.Task) bool {
 	switch {
 	case st.Phase.IsFinal():
 		return !st.Report.FinalReported
-	case st.Phase == agentv1.TaskRunning:
+	case st.Phase == agentv1.TaskRunning || st.Phase == agentv1.TaskPending:
+		// RUNNING acknowledges a task held durably, before it runs too (contract v1.1).
 		return !st.Report.RunningReported
 	}
 	return false

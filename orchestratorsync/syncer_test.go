@@ -211,9 +211,11 @@ func TestRunningReportIsSupersededAndFinalRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "RUNNING given up", func() bool {
-		task, _ := f.mem.Get(context.Background(), id)
-		return task.Status.Report.RunningReported
+	// RUNNING (the acknowledgement) is retried with backoff until the final report supersedes it.
+	waitUntil(t, "RUNNING retried", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(statuses) >= 3
 	})
 	finish(t, f.mem, id, false)
 	waitUntil(t, "final delivered", func() bool {
@@ -222,9 +224,13 @@ func TestRunningReportIsSupersededAndFinalRetried(t *testing.T) {
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	want := "RUNNING:503,RUNNING:503,FINAL:503,FINAL:503,FINAL:503,FINAL:ok"
-	if got := strings.Join(statuses, ","); got != want {
-		t.Fatalf("PATCH sequence %s, want %s", got, want)
+	got := strings.Join(statuses, ",")
+	first := strings.Index(got, "FINAL")
+	if first < 0 || strings.Count(got[:first], "RUNNING:503") < 3 || strings.Contains(got[first:], "RUNNING") {
+		t.Fatalf("PATCH sequence %s, want RUNNING:503 at least 3 times, then only finals", got)
+	}
+	if want := "FINAL:503,FINAL:503,FINAL:503,FINAL:ok"; got[first:] != want {
+		t.Fatalf("final PATCHes %s, want %s", got[first:], want)
 	}
 }
 

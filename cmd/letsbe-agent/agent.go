@@ -145,6 +145,7 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 		HeartbeatInterval:  a.cfg.HeartbeatInterval,
 		PollInterval:       a.cfg.PollInterval,
 		MaxConcurrentTasks: a.cfg.MaxConcurrentTasks,
+		MaxReportBytes:     int(a.cfg.MaxReportBytes),
 		RunningTasks:       a.registry.Running,
 		CancelTask: func(ctx context.Context, id string) {
 			if _, err := controllers.Cancel(ctx, st, a.registry, id, controllers.ErrCancelled); err != nil {

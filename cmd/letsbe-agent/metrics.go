@@ -23,6 +23,7 @@ type agentMetrics struct {
 	lastHeartbeat  prometheus.GaugeFunc
 	journalDepth   prometheus.GaugeFunc
 	journalErrors  prometheus.CounterFunc
+	abandoned      prometheus.CounterFunc
 	outboxDepth    prometheus.GaugeFunc
 	runningTasks   prometheus.GaugeFunc
 	collectorsDone []prometheus.Collector
@@ -78,6 +79,10 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 			Name: "letsbe_agent_journal_write_errors_total",
 			Help: "Journal writes that failed (tasks went on without durability).",
 		}, func() float64 { return float64(a.journal.Failures()) }),
+		abandoned: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "letsbe_agent_reports_abandoned_total",
+			Help: "Final reports given up on: the orchestrator refused even the minimal report (the task's result is lost).",
+		}, func() float64 { return float64(a.syncer.ReportsAbandoned()) }),
 		outboxDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "letsbe_agent_outbox_reports",
 			Help: "Reports ready to be sent to the orchestrator right now (retries waiting for their backoff excluded).",
@@ -91,7 +96,7 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 		m.knownTypes[typ] = true
 	}
 	m.collectorsDone = []prometheus.Collector{m.tasks, m.taskDuration, m.requests, m.requestErrors,
-		m.registered, m.lastHeartbeat, m.journalDepth, m.journalErrors, m.outboxDepth, m.runningTasks}
+		m.registered, m.lastHeartbeat, m.journalDepth, m.journalErrors, m.abandoned, m.outboxDepth, m.runningTasks}
 	for _, c := range m.collectorsDone {
 		// A second agent in one process (tests) replaces the first one's collectors.
 		metrics.Registry.Unregister(c)
