@@ -42,9 +42,9 @@ func (r wireReport) dropped() string {
 }
 
 type wireTrunc struct {
-	BudgetBytes   int    `json:"budget_bytes"`
-	OriginalBytes int    `json:"original_bytes"`
-	MoreFields    int    `json:"more_fields"`
+	BudgetBytes   int `json:"budget_bytes"`
+	OriginalBytes int `json:"original_bytes"`
+	MoreFields    int `json:"more_fields"`
 	Fields        []struct {
 		Path      string `json:"path"`
 		Bytes     int    `json:"bytes"`
