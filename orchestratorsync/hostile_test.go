@@ -93,7 +93,7 @@ func finishWithResult(t *testing.T, s store.Store, name string, result any) {
 }
 
 func bigOutput() executors.ProcessResult {
-	return executors.ProcessResult{Stdout: strings.Repeat("line of output\n", 70<<10), Stderr: "warning\n"}
+	return executors.ProcessResult{Stdout: strings.Repeat("line of output\n", big(20<<10)), Stderr: "warning\n"}
 }
 
 func TestHostile413HalvesTheReportUntilItFits(t *testing.T) {
@@ -144,7 +144,10 @@ func TestHostile400GetsTheMinimalReportOnce(t *testing.T) {
 	id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
 	waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
 	finishWithResult(t, f.mem, id, map[string]any{"stdout": "fine", "exit_code": 0})
-	waitUntil(t, "final accepted", func() bool { s, _ := f.orch.Task(id); return s.IsFinal() })
+	waitUntil(t, "final accepted", func() bool {
+		task, _ := f.mem.Get(context.Background(), id)
+		return task.Status.Report.FinalReported
+	})
 
 	finals, codes := p.snapshot()
 	if len(finals) != 2 || codes[0] != http.StatusBadRequest || codes[1] != 0 {
@@ -171,7 +174,10 @@ func TestHostileRefusingEverythingAbandonsTheReportLoudly(t *testing.T) {
 			id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
 			waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
 			finishWithResult(t, f.mem, id, bigOutput())
-			waitUntil(t, "abandoned", func() bool { return f.syncer.ReportsAbandoned() == 1 })
+			waitUntil(t, "abandoned", func() bool {
+				task, _ := f.mem.Get(context.Background(), id)
+				return f.syncer.ReportsAbandoned() == 1 && task.Status.Report.FinalReported
+			})
 
 			task, _ := f.mem.Get(context.Background(), id)
 			if r := task.Status.Report; !r.FinalReported || !r.Rejected || !strings.Contains(r.LastError, "minimal final report") {
@@ -184,7 +190,7 @@ func TestHostileRefusingEverythingAbandonsTheReportLoudly(t *testing.T) {
 			finals, _ := p.snapshot()
 			// 422: the full report and the minimal one. 413: halvings from 512Ki down to
 			// MinReportBudget, then the minimal one.
-			if max := map[int]int{422: 2, 413: 11}[code]; len(finals) < 2 || len(finals) > max {
+			if max := map[int]int{422: 2, 413: 10}[code]; len(finals) < 2 || len(finals) > max {
 				t.Errorf("%d final PATCHes, want 2..%d: %v", len(finals), max, sizes(finals))
 			}
 			// Nothing more is sent: three more heartbeats go by without a PATCH.

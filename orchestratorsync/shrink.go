@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -400,32 +401,78 @@ func shrinkResult(r Report, budget, fullBytes int) (body []byte, ok bool, err er
 		return render(rec)
 	}
 
-	// Bulky values first.
+	// Bulky values first, then the largest common cap that fits. The size for a cap is
+	// predicted from the strings' encoded lengths (a string cut to cap takes at most cap
+	// bytes), so one render usually settles it; the bytes depend on the cap alone, so the
+	// outcome is deterministic.
+	bulky, overhead := 0, len(`,"report_truncated":`)+recordMaxLen(refs)
+	if wrapped != root {
+		overhead += len(`{"value":}`)
+	}
+	var encs []int
 	for _, ref := range refs {
-		if ref.n.bulky && ref.n.orig != "" {
-			body, err = attempt(0)
-			if err != nil || len(body) <= budget {
-				return body, err == nil, err
-			}
-			break
+		if ref.n.bulky {
+			bulky += ref.enc
+		} else if ref.enc > minStringCap {
+			encs = append(encs, ref.enc)
 		}
 	}
-	// Then the largest common cap in [minStringCap, longest) that fits. The bytes depend on
-	// the cap alone, so the outcome is deterministic.
-	var best []byte
-	for lo, hi := minStringCap, min(longest-1, budget); lo <= hi; {
-		mid := lo + (hi-lo)/2
-		b, err := attempt(mid)
-		if err != nil {
-			return nil, false, err
+	excess := fullBytes + overhead - bulky - budget
+	if excess <= 0 {
+		if body, err = attempt(0); err != nil || len(body) <= budget {
+			return body, err == nil, err
 		}
-		if len(b) <= budget {
-			best, lo = b, mid+1
-		} else {
-			hi = mid - 1
+		excess = len(body) - budget
+	}
+	for range 4 {
+		cut := waterLevel(encs, excess)
+		if cut < minStringCap {
+			return nil, false, nil
+		}
+		if body, err = attempt(cut); err != nil || len(body) <= budget {
+			return body, err == nil, err
+		}
+		excess += len(body) - budget
+	}
+	return nil, false, nil
+}
+
+// waterLevel returns the largest cap such that cutting every length in encs above it down to
+// it removes at least excess bytes; 0 when no cap does.
+func waterLevel(encs []int, excess int) int {
+	slices.SortFunc(encs, func(a, b int) int { return b - a })
+	sum := 0
+	for k := 1; k <= len(encs); k++ {
+		sum += encs[k-1]
+		// With the k longest cut to level L: removed = sum - k*L >= excess.
+		level := (sum - excess) / k
+		next := 0
+		if k < len(encs) {
+			next = encs[k]
+		}
+		if level >= next && level > 0 {
+			return min(level, encs[k-1])
 		}
 	}
-	return best, best != nil, nil
+	return 0
+}
+
+// recordMaxLen bounds the encoded length of report_truncated for these strings: the longest
+// paths, with counts of the most digits.
+func recordMaxLen(refs []stringRef) int {
+	paths := make([]int, 0, len(refs))
+	for _, ref := range refs {
+		paths = append(paths, encodedLen(ref.path))
+	}
+	slices.SortFunc(paths, func(a, b int) int { return b - a })
+	rec := truncRecord{BudgetBytes: 1 << 40, OriginalBytes: 1 << 40, MoreFields: len(refs)}
+	n, _ := json.Marshal(rec)
+	total := len(n)
+	for i := range min(len(paths), maxTruncRecords) {
+		f, _ := json.Marshal(truncField{Bytes: 1 << 40, KeptBytes: 1 << 40})
+		total += len(f) + paths[i] + 1
+	}
+	return total
 }
 
 func hasKey(n *jnode, key string) bool {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package orchestratorsync_test
+
+const raceEnabled = false
