@@ -139,6 +139,12 @@ const (
 	jObject
 )
 
+// parseTree parses one JSON value; ok is false when it cannot.
+func parseTree(data []byte) (n *jnode, ok bool) {
+	n, err := parseJSON(data)
+	return n, err == nil
+}
+
 // parseJSON parses one JSON value.
 func parseJSON(data []byte) (*jnode, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -316,9 +322,10 @@ func (n *jnode) strings(path string, out []stringRef) []stringRef {
 // dropped first, then every string longer than a common cap keeps its head and tail; the cap
 // is the largest that fits. ok is false when even the smallest cap does not fit.
 func shrinkResult(r Report, budget, fullBytes int) (body []byte, ok bool, err error) {
-	root, err := parseJSON(r.Result)
-	if err != nil {
-		return nil, false, nil // not shrinkable: the caller sends the minimal report
+	root, parsed := parseTree(r.Result)
+	if !parsed {
+		// Not shrinkable (nested too deeply, say): the caller sends the minimal report.
+		return nil, false, nil
 	}
 	wrapped := root
 	refs := root.strings("", nil)
