@@ -3,7 +3,9 @@ package orchestratorsync
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +52,10 @@ type ClientConfig struct {
 	// Observe, when set, is called after every request with the endpoint (register,
 	// heartbeat, next or report), the HTTP status (0 when no answer came) and the time taken.
 	Observe func(endpoint string, code int, elapsed time.Duration)
+	// BootID is sent as boot_id on every next-task request (contract v1.1), so that the
+	// orchestrator can drop long polls of an earlier run of this agent. A fresh random UUID
+	// when empty: one Client per process start.
+	BootID string
 }
 
 // Client talks to the orchestrator (contract v1). It is safe for concurrent use. Each method
@@ -61,6 +67,7 @@ type Client struct {
 	userAgent string
 	token     atomic.Pointer[string]
 	observe   func(endpoint string, code int, elapsed time.Duration)
+	bootID    string
 }
 
 // NewClient validates cfg, applies defaults and returns a client.
@@ -97,6 +104,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		timeout:   cfg.Timeout,
 		userAgent: cfg.UserAgent,
 		observe:   cfg.Observe,
+		bootID:    cfg.BootID,
+	}
+	if c.bootID == "" {
+		c.bootID = newBootID()
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
@@ -147,6 +158,19 @@ func checkToken(token string) error {
 		return errors.New("has leading or trailing white space")
 	}
 	return nil
+}
+
+// BootID returns the boot_id this client sends with next-task requests.
+func (c *Client) BootID() string { return c.bootID }
+
+// newBootID returns a random (version 4) UUID.
+func newBootID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // SetToken replaces the bearer token for every later request (e.g. with the per-agent token
@@ -210,7 +234,7 @@ func (c *Client) NextTask(ctx context.Context, agentID string, wait time.Duratio
 	if agentID == "" {
 		return nil, invalidArg(http.MethodGet, ep, "empty agent id")
 	}
-	q := url.Values{"agent_id": {agentID}}
+	q := url.Values{"agent_id": {agentID}, "boot_id": {c.bootID}}
 	timeout := c.timeout
 	if wait > 0 {
 		secs := int64(min(math.Ceil(wait.Seconds()), MaxWait.Seconds()))

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,7 +68,7 @@ func newRecordingServer(t *testing.T, resp canned) (*httptest.Server, func() []r
 
 func newTestClient(t *testing.T, baseURL string, mod ...func(*ClientConfig)) *Client {
 	t.Helper()
-	cfg := ClientConfig{BaseURL: baseURL, Token: testToken}
+	cfg := ClientConfig{BaseURL: baseURL, Token: testToken, BootID: "boot-1"}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -163,7 +164,7 @@ func TestRequestShapes(t *testing.T) {
 			_, err := c.NextTask(ctx, "a-7f3c", 30*time.Second)
 			return err
 		},
-		want: recorded{Method: "GET", RequestURI: "/api/v1/tasks/next?agent_id=a-7f3c&wait=30"},
+		want: recorded{Method: "GET", RequestURI: "/api/v1/tasks/next?agent_id=a-7f3c&boot_id=boot-1&wait=30"},
 	}, {
 		name: "next without wait",
 		resp: canned{status: 204},
@@ -171,7 +172,7 @@ func TestRequestShapes(t *testing.T) {
 			_, err := c.NextTask(ctx, "a-7f3c", 0)
 			return err
 		},
-		want: recorded{Method: "GET", RequestURI: "/api/v1/tasks/next?agent_id=a-7f3c"},
+		want: recorded{Method: "GET", RequestURI: "/api/v1/tasks/next?agent_id=a-7f3c&boot_id=boot-1"},
 	}, {
 		name: "next wait clamped to 60",
 		resp: canned{status: 204},
@@ -179,7 +180,7 @@ func TestRequestShapes(t *testing.T) {
 			_, err := c.NextTask(ctx, "a 1&x", 5*time.Minute)
 			return err
 		},
-		want: recorded{Method: "GET", RequestURI: "/api/v1/tasks/next?agent_id=a+1%26x&wait=60"},
+		want: recorded{Method: "GET", RequestURI: "/api/v1/tasks/next?agent_id=a+1%26x&boot_id=boot-1&wait=60"},
 	}, {
 		name: "next sub-second wait rounds up to 1",
 		resp: canned{status: 204},
@@ -187,7 +188,7 @@ func TestRequestShapes(t *testing.T) {
 			_, err := c.NextTask(ctx, "a-1", time.Millisecond)
 			return err
 		},
-		want: recorded{Method: "GET", RequestURI: "/api/v1/tasks/next?agent_id=a-1&wait=1"},
+		want: recorded{Method: "GET", RequestURI: "/api/v1/tasks/next?agent_id=a-1&boot_id=boot-1&wait=1"},
 	}, {
 		name: "report completed",
 		resp: canned{status: 200, body: `{}`},
@@ -792,6 +793,15 @@ func TestSetTokenConcurrent(t *testing.T) {
 	}
 }
 
+func TestBootIDIsFreshPerClient(t *testing.T) {
+	t.Parallel()
+	a, b := newTestClient(t, "http://x", func(c *ClientConfig) { c.BootID = "" }), newTestClient(t, "http://x", func(c *ClientConfig) { c.BootID = "" })
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	if !uuid.MatchString(a.BootID()) || a.BootID() == b.BootID() {
+		t.Errorf("boot ids %q and %q: want two distinct random UUIDs", a.BootID(), b.BootID())
+	}
+}
+
 func TestCustomUserAgentAndEmptyToken(t *testing.T) {
 	t.Parallel()
 	srv, got := newRecordingServer(t, canned{status: 204})
@@ -799,7 +809,7 @@ func TestCustomUserAgentAndEmptyToken(t *testing.T) {
 	if _, err := c.NextTask(t.Context(), "a-1", 0); err != nil {
 		t.Fatal(err)
 	}
-	want := []recorded{{Method: "GET", RequestURI: "/tasks/next?agent_id=a-1", Accept: "application/json", UserAgent: "letsbe-agent/0.3.0"}}
+	want := []recorded{{Method: "GET", RequestURI: "/tasks/next?agent_id=a-1&boot_id=boot-1", Accept: "application/json", UserAgent: "letsbe-agent/0.3.0"}}
 	if diff := cmp.Diff(want, got()); diff != "" {
 		t.Errorf("request (-want +got):\n%s", diff)
 	}
