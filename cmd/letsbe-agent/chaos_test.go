@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -76,7 +77,7 @@ func TestE2EChaosFaultyOrchestrator(t *testing.T) {
 func TestE2EOutageThenRecovery(t *testing.T) {
 	t.Parallel()
 	o, f := startFaultyOrchestrator(t, orchestratortest.Options{}, orchestratortest.FaultOptions{})
-	startAgent(t, o, "", "AGENT_BACKOFF_BASE=20ms")
+	a := startAgent(t, o, "", "AGENT_BACKOFF_BASE=20ms")
 	first := o.enqueue(t, "ECHO", `{"n":1}`)
 	o.waitFinal(t, first)
 	// A task is handed over, then the orchestrator goes down before the RUNNING report.
@@ -84,7 +85,8 @@ func TestE2EOutageThenRecovery(t *testing.T) {
 	id := o.enqueue(t, "SHELL", `{"cmd":"sleep 1"}`)
 	eventually(t, "assignment", func() bool { st, _ := o.Task(id); return st.Status != orchestratortest.StatusPending })
 	f.SetOutage(true)
-	time.Sleep(2 * time.Second) // the task finishes during the outage
+	// The task finishes during the outage: wait for the agent to say so itself.
+	eventually(t, "the task done during the outage", func() bool { return localPhase(t, a, id) == "Succeeded" })
 	f.SetOutage(false)
 	st := o.waitFinal(t, id)
 	if st.Status != "COMPLETED" {
@@ -201,6 +203,24 @@ func TestE2ECancelFromHeartbeat(t *testing.T) {
 	if st.Status != "FAILED" || st.Error != "cancelled" {
 		t.Fatalf("got %s %q, want FAILED cancelled", st.Status, st.Error)
 	}
+}
+
+// localPhase returns the phase the agent's /debug/tasks shows for id ("" when absent).
+func localPhase(t *testing.T, a *agentProc, id string) string {
+	t.Helper()
+	_, body := httpGetBounded(t, "http://"+a.httpAddr()+"/debug/tasks?limit=1000")
+	var dt struct {
+		Tasks []struct{ ID, Phase string }
+	}
+	if err := json.Unmarshal([]byte(body), &dt); err != nil {
+		t.Fatalf("/debug/tasks: %v: %s", err, body)
+	}
+	for _, x := range dt.Tasks {
+		if x.ID == id {
+			return x.Phase
+		}
+	}
+	return ""
 }
 
 // processRunning reports whether a live (not zombie) process has exactly this command line.
