@@ -106,8 +106,42 @@ func TestE2ERestartChaosNeverRunsTwice(t *testing.T) {
 	if completedRecorders == 0 {
 		t.Error("no recording task completed: the scenario did not run")
 	}
+	// Every start polled with a boot_id of its own.
+	if ags := o.Agents(); len(ags) != 1 || ags[0].Boots != rounds+1 {
+		t.Errorf("agents %+v: want one agent with %d boots", ags, rounds+1)
+	}
 	stats := o.Stats()
 	entries, _ := os.ReadDir(runDir)
 	t.Logf("restart chaos: %d tasks (%d recording their runs, %d of them completed, %d run files), %d restarts (%d kill -9, %d SIGTERM), %d tasks unfinished summed over the stops, %d re-offers after the ack timeout, %d superseded long polls; finals lost = %d, duplicates run = %d",
 		len(ids), len(recorders), completedRecorders, len(entries), kills+terms, kills, terms, queuedAtStop, stats.Requeued, stats.SupersededPolls, lost, duplicates)
+}
+
+// TestE2ESIGTERMCancelsTheLongPollFirst: on SIGTERM the parked long poll is given up at once,
+// while the agent still drains a running task, so the orchestrator never hands a task to a
+// process on its way out.
+func TestE2ESIGTERMCancelsTheLongPollFirst(t *testing.T) {
+	t.Parallel()
+	o := startOrchestrator(t, orchestratortest.Options{})
+	a := startAgent(t, o, "", "AGENT_MAX_CONCURRENT_TASKS=2", "AGENT_SHUTDOWN_GRACE=120s")
+	marker := fmt.Sprintf("%d", 2000+time.Now().UnixNano()%1000)
+	id := o.enqueue(t, "SHELL", `{"cmd":"sleep `+marker+`"}`)
+	t.Cleanup(func() { killStray(t, "sleep "+marker) })
+	eventually(t, "the task running and a long poll parked", func() bool {
+		st, _ := o.Task(id)
+		return st.Status == orchestratortest.StatusRunning && o.Stats().LongPollsWaiting == 1
+	})
+	a.term()
+	eventually(t, "the long poll given up", func() bool { return o.Stats().LongPollsWaiting == 0 || !a.alive() })
+	if !a.alive() {
+		t.Fatal("the agent stopped before its drain; the test needs it draining")
+	}
+	later := o.enqueue(t, "ECHO", `{}`)
+	eventually(t, "DRAINING heartbeat", func() bool {
+		ags := o.Agents()
+		return len(ags) == 1 && ags[0].LastStatus == "DRAINING"
+	})
+	if st, _ := o.Task(later); st.Status != orchestratortest.StatusPending {
+		t.Errorf("a task was handed out during the drain: %+v", st)
+	}
+	a.kill()
 }
