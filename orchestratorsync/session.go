@@ -50,7 +50,8 @@ type session struct {
 	lastErr     string // the last registration failure, "" after a success
 	reregisters int    // re-registrations in the current streak (back-off exponent)
 	lastRereg   time.Time
-	saved       Identity // what the identity file holds, as far as this process knows
+	saved       Identity      // what the identity file holds, as far as this process knows
+	inflight    chan struct{} // closed when the latest registration flight ends
 }
 
 // current returns the agent id in use and the registration generation.
@@ -89,6 +90,11 @@ func (s *session) register(ctx context.Context, gen uint64, why string) error {
 		return nil
 	}
 	ch := s.flight.DoChan("register", func() (any, error) {
+		done := make(chan struct{})
+		defer close(done)
+		s.mu.Lock()
+		s.inflight = done
+		s.mu.Unlock()
 		return nil, s.registerLoop(s.baseContext(), gen, why)
 	})
 	select {
@@ -99,8 +105,22 @@ func (s *session) register(ctx context.Context, gen uint64, why string) error {
 	}
 }
 
+// wait returns once the latest registration flight has ended (its context is the Run
+// context: call it after that ended, so that nothing touches the state directory any more).
+func (s *session) wait() {
+	s.mu.Lock()
+	ch := s.inflight
+	s.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
 // registerLoop is the one registration in flight.
 func (s *session) registerLoop(ctx context.Context, gen uint64, why string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if _, g := s.current(); g != gen {
 		return nil
 	}

@@ -236,6 +236,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 
 	s.session.start(ctx)
+	// A registration still in flight when Run returns ends with ctx; wait for it.
+	defer s.session.wait()
 	s.reloadIdentity(ctx)
 	id, gen := s.session.current()
 	why := "start"

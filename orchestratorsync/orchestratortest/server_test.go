@@ -128,10 +128,10 @@ func TestLifecycle(t *testing.T) {
 	wantAgents := []orchestratortest.AgentState{{
 		ID: "a-1", Hostname: "tenant-17", Version: "0.3.0", OS: "linux", Arch: "amd64",
 		Capabilities: []string{"ECHO"}, Labels: map[string]string{"region": "eu-1"},
-		Registrations: 1, Heartbeats: 1, LastStatus: "ONLINE",
+		Registrations: 1, Heartbeats: 1, LastStatus: "ONLINE", Boots: 1,
 		LastHeartbeatBody: orchestratortest.HeartbeatBody{Status: "ONLINE", Version: "0.3.0", UptimeSeconds: 5, RunningTaskIDs: []string{}},
 	}}
-	if diff := cmp.Diff(wantAgents, agents, cmpopts.IgnoreFields(orchestratortest.AgentState{}, "LastHeartbeat")); diff != "" {
+	if diff := cmp.Diff(wantAgents, agents, cmpopts.IgnoreFields(orchestratortest.AgentState{}, "LastHeartbeat", "BootID")); diff != "" {
 		t.Errorf("agents (-want +got):\n%s", diff)
 	}
 	wantStats := orchestratortest.Stats{Register: 2, Heartbeat: 1, NextTask: 1, Report: 2, TasksAssigned: 1, FinalReports: 1, Unauthorized: 1}
