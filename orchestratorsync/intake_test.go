@@ -18,7 +18,9 @@ import (
 // take as long as the test wants.
 type gatedPersister struct{ gate chan struct{} }
 
-func (g gatedPersister) Persist(store.Event) func() { return func() { <-g.gate } }
+func (g gatedPersister) Persist(store.Event) func() error {
+	return func() error { <-g.gate; return nil }
+}
 
 // The poller does not wait for one task to be durable before asking for the next: with a
 // store whose writes hang, it still takes as many tasks as it has slots, and each is stored

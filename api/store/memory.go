@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +28,8 @@ type Memory struct {
 	revision uint64
 	now      func() time.Time
 	persist  Persister
+	// creating holds the Tasks whose creation is announced but not durable yet.
+	creating map[string]*creation
 
 	hmu      sync.RWMutex
 	handlers map[int]Handler
@@ -33,11 +37,17 @@ type Memory struct {
 }
 
 // Persister makes changes durable. Persist is called with every change in order, inside the
-// write; it must not block, and returns a function that blocks until the change is durable.
-// The write returns only after that, and subscribers hear of a change only after that too,
-// except of a creation (see Memory.commit).
+// write; it must not block, and returns a function that blocks until the change is durable, or
+// returns why it could not be made so. The write returns only after that, and subscribers hear
+// of a change only after that too, except of a creation (see Memory.commit).
 type Persister interface {
-	Persist(ev Event) (wait func())
+	Persist(ev Event) (wait func() error)
+}
+
+// creation is a creation announced before it is durable: writes to its Task wait for it.
+type creation struct {
+	done chan struct{}
+	err  error // set before done is closed
 }
 
 // Option configures a Memory.
@@ -55,6 +65,7 @@ var (
 func NewMemory(opts ...Option) *Memory {
 	m := &Memory{
 		objects:  make(map[string]*agentv1.Task),
+		creating: make(map[string]*creation),
 		handlers: make(map[int]Handler),
 		now:      time.Now,
 	}
@@ -111,7 +122,9 @@ func (m *Memory) Get(_ context.Context, name string) (*agentv1.Task, error) {
 	return obj.DeepCopy(), nil
 }
 
-// Create implements Store.
+// Create implements Store. With a persister, a creation that cannot be made durable is
+// undone (its Task is deleted again, and subscribers hear so) and Create returns an error
+// wrapping ErrNotDurable.
 func (m *Memory) Create(_ context.Context, task *agentv1.Task) error {
 	if task.Name == "" {
 		return apierrors.NewBadRequest("task name is required")
@@ -131,13 +144,16 @@ func (m *Memory) Create(_ context.Context, task *agentv1.Task) error {
 	if obj.CreationTimestamp.IsZero() {
 		obj.CreationTimestamp = metav1.NewTime(m.now().UTC().Truncate(time.Second))
 	}
+	compact(obj)
 	m.objects[obj.Name] = obj
 	task.ObjectMeta = *obj.ObjectMeta.DeepCopy()
-	m.commit(Event{Type: Added, Task: obj})
-	return nil
+	return m.commit(Event{Type: Added, Task: obj})
 }
 
-// UpdateStatus implements Store. An empty resourceVersion writes unconditionally.
+// UpdateStatus implements Store. An empty resourceVersion writes unconditionally. With a
+// persister, a change that cannot be made durable returns an error wrapping ErrNotDurable; it
+// is still kept and announced (the persister retries it when it can: see Persister), except
+// when the Task's own creation failed, which undoes the Task.
 func (m *Memory) UpdateStatus(_ context.Context, task *agentv1.Task) error {
 	m.mu.Lock()
 	old, ok := m.objects[task.Name]
@@ -157,10 +173,21 @@ func (m *Memory) UpdateStatus(_ context.Context, task *agentv1.Task) error {
 	}
 	task.Status.DeepCopyInto(&obj.Status)
 	obj.ResourceVersion = m.nextRevision()
+	compact(obj)
 	m.objects[obj.Name] = obj
 	task.ResourceVersion = obj.ResourceVersion
-	m.commit(Event{Type: Modified, Task: obj})
-	return nil
+	return m.commit(Event{Type: Modified, Task: obj})
+}
+
+// compact drops what a Task whose final report the orchestrator accepted no longer needs: its
+// payload and its result (up to megabytes each). Type, phase, error, times and events stay for
+// inspection, so the memory of finished Tasks does not depend on their size.
+func compact(obj *agentv1.Task) {
+	if !obj.Status.Report.FinalReported {
+		return
+	}
+	obj.Spec.Payload = nil
+	obj.Status.Result = nil
 }
 
 // List implements Store.
@@ -187,8 +214,7 @@ func (m *Memory) Delete(_ context.Context, name string) error {
 		return apierrors.NewNotFound(taskResource, name)
 	}
 	delete(m.objects, name)
-	m.commit(Event{Type: Deleted, Task: obj})
-	return nil
+	return m.commit(Event{Type: Deleted, Task: obj})
 }
 
 func (m *Memory) nextRevision() string {
@@ -204,25 +230,62 @@ func (m *Memory) nextRevision() string {
 //
 // A creation is announced at once, under the lock, while it becomes durable: whatever a
 // subscriber does with a new Task (mark it Running, fail it) is a later write, persisted after
-// the creation, so no change is ever durable without the Task's creation, and nothing runs
-// before its Running status is durable. This saves a task one journal commit on its way to
-// execution. Create itself still returns only once the creation is durable.
-func (m *Memory) commit(ev Event) {
+// the creation, and such a write returns only once the creation is durable, failing with it if
+// the creation fails. So no change is ever durable without the Task's creation, and nothing
+// runs before its creation and its Running status are durable. This saves a task one journal
+// commit on its way to execution. Create itself returns only once the creation is durable; a
+// creation that fails is undone: the Task is deleted (and the deletion persisted, so a later
+// change that the persister did take is removed too) and subscribers hear of the deletion.
+func (m *Memory) commit(ev Event) error {
 	if m.persist == nil {
 		m.notify(ev)
 		m.mu.Unlock()
-		return
+		return nil
 	}
+	name := ev.Task.Name
 	wait := m.persist.Persist(ev)
 	if ev.Type == Added {
+		c := &creation{done: make(chan struct{})}
+		m.creating[name] = c
 		m.notify(ev)
 		m.mu.Unlock()
-		wait()
-		return
+		c.err = wait()
+		m.mu.Lock()
+		delete(m.creating, name)
+		var undo *Event
+		if c.err != nil {
+			if cur, ok := m.objects[name]; ok && cur.UID == ev.Task.UID {
+				delete(m.objects, name)
+				undo = &Event{Type: Deleted, Task: cur}
+				m.persist.Persist(*undo) // not waited for: nothing of the Task is kept anyway
+			}
+		}
+		close(c.done)
+		m.mu.Unlock()
+		if undo != nil {
+			m.notify(*undo)
+		}
+		return notDurable(c.err)
 	}
+	c := m.creating[name]
 	m.mu.Unlock()
-	wait()
+	if c != nil {
+		<-c.done
+		if c.err != nil {
+			return notDurable(c.err)
+		}
+	}
+	err := wait()
 	m.notify(ev)
+	return notDurable(err)
+}
+
+// notDurable wraps the error of a change that could not be made durable in ErrNotDurable.
+func notDurable(err error) error {
+	if err == nil || errors.Is(err, ErrNotDurable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrNotDurable, err)
 }
 
 func (m *Memory) notify(ev Event) {

@@ -207,3 +207,43 @@ func BenchmarkMemoryCreateGetUpdate(b *testing.B) {
 		_ = m.Delete(ctx, name)
 	}
 }
+
+// A Task whose final report was accepted keeps no payload and no result: the memory of
+// reported Tasks does not depend on their size.
+func TestMemoryCompactsReportedTasks(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	m := store.NewMemory()
+	task := newTask("t-1")
+	if err := m.Create(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	final, err := store.MutateStatus(ctx, m, "t-1", func(t *agentv1.Task) bool {
+		t.Status.MarkRunning(now, 1)
+		t.Status.Result = &runtime.RawExtension{Raw: []byte(`{"out":"big"}`)}
+		t.Status.MarkFailed(now, 1, agentv1.ReasonFailed, "boom")
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Spec.Payload == nil || final.Status.Result == nil {
+		t.Fatal("an unreported final Task lost its payload or result")
+	}
+	_, err = store.MutateStatus(ctx, m, "t-1", func(t *agentv1.Task) bool {
+		t.Status.MarkReported(now, false, "")
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := m.Get(ctx, "t-1")
+	if got.Spec.Payload != nil || got.Status.Result != nil {
+		t.Errorf("reported Task keeps payload %v, result %v", got.Spec.Payload, got.Status.Result)
+	}
+	if got.Spec.Type != agentv1.TypeEcho || got.Status.Phase != agentv1.TaskFailed || got.Status.Error != "boom" ||
+		got.Status.StartTime == nil || got.Status.CompletionTime == nil || len(got.Status.Events) == 0 {
+		t.Errorf("reported Task lost what inspection needs: %+v", got.Status)
+	}
+}

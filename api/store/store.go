@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -99,4 +100,43 @@ func MutateStatus(ctx context.Context, s Store, name string, mutate func(*agentv
 		}
 	}
 	return nil, fmt.Errorf("update status of task %s: still conflicting after %d attempts", name, maxConflictRetries)
+}
+
+// Default bounds of a Delivered.
+const (
+	DefaultDeliveredWindow     = 24 * time.Hour
+	DefaultDeliveredMaxEntries = 100_000
+	DefaultDeliveredMaxBytes   = 64 << 20
+)
+
+// DeliveredLimits bound a Delivered. An id is forgotten once Window has passed since it was
+// recorded, or when more than MaxEntries ids are kept (oldest first). The bodies kept add up
+// to MaxBytes at most: beyond it the oldest ids lose their bodies but are kept, so a task
+// offered again is still never run twice.
+type DeliveredLimits struct {
+	// Window is how long an id is remembered; DefaultDeliveredWindow when zero.
+	Window time.Duration
+	// MaxEntries bounds the ids kept; DefaultDeliveredMaxEntries when zero.
+	MaxEntries int
+	// MaxBytes bounds the bodies kept; DefaultDeliveredMaxBytes when zero.
+	MaxBytes int64
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// WithDefaults returns l with its zero fields set to the defaults.
+func (l DeliveredLimits) WithDefaults() DeliveredLimits {
+	if l.Window <= 0 {
+		l.Window = DefaultDeliveredWindow
+	}
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = DefaultDeliveredMaxEntries
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultDeliveredMaxBytes
+	}
+	if l.Now == nil {
+		l.Now = time.Now
+	}
+	return l
 }

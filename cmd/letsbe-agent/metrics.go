@@ -77,7 +77,7 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 		}, func() float64 { return float64(a.journal.Depth()) }),
 		journalErrors: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "letsbe_agent_journal_write_errors_total",
-			Help: "Journal writes that failed (tasks went on without durability).",
+			Help: "Task changes the journal could not write (the task was refused or failed, or its status was written again later).",
 		}, func() float64 { return float64(a.journal.Failures()) }),
 		abandoned: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "letsbe_agent_reports_abandoned_total",

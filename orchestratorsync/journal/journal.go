@@ -21,36 +21,87 @@ import (
 // FileName is the journal's file in the state directory.
 const FileName = "journal.db"
 
-var bucketTasks = []byte("tasks")
+var (
+	bucketTasks = []byte("tasks")
+	bucketMeta  = []byte("meta")
+	keyProbe    = []byte("probe")
+)
 
 // maxBatch bounds the changes written in one transaction.
 const maxBatch = 512
 
-// Journal is a store.Persister on bbolt. Open it, Load it into a store.Memory created with
-// store.WithPersister(journal), and Close it last.
-type Journal struct {
-	db   *bolt.DB
-	log  logr.Logger
-	path string
+// DefaultProbeInterval is how often an unhealthy journal tries to write again.
+const DefaultProbeInterval = time.Second
 
-	queue   chan pending
+// Journal is a store.Persister and a store.Delivered on bbolt. Open it, Load it into a
+// store.Memory created with store.WithPersister(journal), and Close it last.
+type Journal struct {
+	db    *bolt.DB
+	log   logr.Logger
+	path  string
+	now   func() time.Time
+	probe time.Duration
+
+	queue   chan *pending
 	closeMu sync.RWMutex
 	closed  bool
 	done    chan struct{}
 
 	depth    atomic.Int64 // Tasks in the journal
-	failures atomic.Int64 // failed commits
+	failures atomic.Int64 // changes that could not be written
+
+	health health
+	dlv    delivered
+
+	// Owned by the commit loop.
+	dirty         map[string]store.Event // latest change of a Task that failed to be written
+	failedCreates map[string]struct{}    // Tasks whose creation failed: later changes are refused
+	probeBytes    int                    // size of the probe write while unhealthy
 }
 
+// pending is one change waiting for its commit: a Task's change (ev) or a delivered report.
 type pending struct {
-	ev   store.Event
+	ev   *store.Event
+	rec  *deliveredRecord
+	err  error // set before done is closed
 	done chan struct{}
 }
+
+// Option configures a Journal.
+type Option func(*Journal)
+
+// WithProbeInterval sets how often an unhealthy journal tries to write again
+// (DefaultProbeInterval when zero).
+func WithProbeInterval(d time.Duration) Option {
+	return func(j *Journal) {
+		if d > 0 {
+			j.probe = d
+		}
+	}
+}
+
+// WithClock sets the journal's clock (time.Now by default), used for delivered reports.
+func WithClock(now func() time.Time) Option { return func(j *Journal) { j.now = now } }
+
+var (
+	_ store.Persister = (*Journal)(nil)
+	_ store.Delivered = (*Journal)(nil)
+)
 
 // Open opens (or creates) the journal in dir. A file that cannot be opened as a journal is
 // renamed aside (journal.db.corrupt-<time>) and a fresh one is created; the error of a fresh
 // journal that cannot be created is returned.
-func Open(dir string, log logr.Logger) (*Journal, error) {
+func Open(dir string, log logr.Logger, opts ...Option) (*Journal, error) {
+	j, err := open(dir, log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	go j.commitLoop()
+	return j, nil
+}
+
+// open opens the journal without starting its commit loop.
+func open(dir string, log logr.Logger, opts ...Option) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
@@ -70,8 +121,20 @@ func Open(dir string, log logr.Logger) (*Journal, error) {
 		}
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, log: log, path: path, queue: make(chan pending, 4096), done: make(chan struct{})}
-	go j.commitLoop()
+	j := &Journal{
+		db: db, log: log, path: path, now: time.Now, probe: DefaultProbeInterval,
+		queue: make(chan *pending, 4096), done: make(chan struct{}),
+		dirty: make(map[string]store.Event), failedCreates: make(map[string]struct{}),
+	}
+	j.health.init()
+	j.dlv.init()
+	for _, o := range opts {
+		o(j)
+	}
+	if err := j.loadDelivered(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read journal %s: %w", path, err)
+	}
 	return j, nil
 }
 
@@ -87,8 +150,12 @@ func openDB(path string) (db *bolt.DB, err error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketTasks)
-		return err
+		for _, name := range [][]byte{bucketTasks, bucketMeta, bucketDelivered, bucketDeliveredTime} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		db.Close()
@@ -96,7 +163,9 @@ func openDB(path string) (db *bolt.DB, err error) {
 	}
 	// Touch every page once, so a corrupt journal is found now, not in the middle of a write.
 	err = db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTasks).ForEach(func(k, v []byte) error { return nil })
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error { return nil })
+		})
 	})
 	if err != nil {
 		db.Close()
@@ -114,7 +183,7 @@ func (j *Journal) Load(mem *store.Memory) (int, error) {
 		return tx.Bucket(bucketTasks).ForEach(func(k, v []byte) error {
 			var t agentv1.Task
 			if err := json.Unmarshal(v, &t); err != nil || t.Name != string(k) {
-				j.log.Error(err, "JOURNAL ENTRY UNREADABLE: dropping it", "key", string(k))
+				j.log.Error(err, "JOURNAL ENTRY UNREADABLE: dropping it", "key", truncate(string(k)))
 				bad = append(bad, append([]byte(nil), k...))
 				return nil
 			}
@@ -143,96 +212,370 @@ func (j *Journal) Load(mem *store.Memory) (int, error) {
 }
 
 // Persist implements store.Persister: it queues the change and returns a function that waits
-// until it is durable. A Task whose final report was accepted leaves the journal.
+// until it is durable, or returns why it could not be made so. A Task whose final report was
+// accepted leaves the journal.
 //
 // The removal of a Task whose final report was accepted is queued in order but not waited for:
 // if it is lost, the final report goes out once more, and an identical repeat is a no-op for
 // the orchestrator.
-func (j *Journal) Persist(ev store.Event) func() {
-	st := ev.Task.Status
-	p := pending{ev: ev, done: make(chan struct{})}
+//
+// A change of an existing Task that fails (the disk is full, say) is kept and written again,
+// as the Task's latest state, when the journal can write again; a creation that fails is not:
+// the store undoes it, and the journal refuses the Task's later changes until it is created
+// again.
+func (j *Journal) Persist(ev store.Event) func() error {
+	p := &pending{ev: &ev, done: make(chan struct{})}
+	if !j.enqueue(p) {
+		return func() error { return errors.New("journal closed") }
+	}
+	if ev.Type == store.Deleted || ev.Task.Status.Report.FinalReported {
+		return func() error { return nil }
+	}
+	return func() error {
+		<-p.done
+		return p.err
+	}
+}
+
+// enqueue queues p for the commit loop; false when the journal is closed.
+func (j *Journal) enqueue(p *pending) bool {
 	j.closeMu.RLock()
 	defer j.closeMu.RUnlock()
 	if j.closed {
-		close(p.done)
-		return func() {}
+		return false
 	}
 	j.queue <- p
-	if ev.Type == store.Deleted || st.Report.FinalReported {
-		return func() {}
-	}
-	return func() { <-p.done }
+	return true
 }
 
 // commitLoop writes queued changes, as many as are waiting at once, in one transaction: one
-// fsync for all of them.
+// fsync for all of them. While the journal is unhealthy it probes: it writes again what failed
+// (or a probe record) every probe interval until a write succeeds.
 func (j *Journal) commitLoop() {
 	defer close(j.done)
-	batch := make([]pending, 0, maxBatch)
-	for p := range j.queue {
-		batch = append(batch[:0], p)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case p, ok := <-j.queue:
-				if !ok {
+	batch := make([]*pending, 0, maxBatch)
+	var tick *time.Ticker
+	var probe <-chan time.Time
+	defer func() {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
+	for {
+		select {
+		case p, ok := <-j.queue:
+			if !ok {
+				return
+			}
+			batch = append(batch[:0], p)
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case p, ok := <-j.queue:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, p)
+				default:
 					break drain
 				}
-				batch = append(batch, p)
-			default:
-				break drain
 			}
+			j.write(batch)
+			for _, p := range batch {
+				close(p.done)
+			}
+		case <-probe:
+			j.write(nil)
 		}
-		j.write(batch)
-		for _, p := range batch {
-			close(p.done)
+		switch unhealthy := j.health.get() != nil; {
+		case unhealthy && tick == nil:
+			tick = time.NewTicker(j.probe)
+			probe = tick.C
+		case !unhealthy && tick != nil:
+			tick.Stop()
+			tick, probe = nil, nil
 		}
 	}
 }
 
-func (j *Journal) write(batch []pending) {
-	var delta int64
+// opKind says what an op does.
+type opKind int
+
+const (
+	opPut       opKind = iota // write a Task
+	opRemove                  // remove a Task
+	opDelivered               // record a delivered report
+	opProbe                   // write and drop a probe record
+)
+
+// op is one validated change of a batch. p is nil for a retry of an earlier change.
+type op struct {
+	p     *pending
+	kind  opKind
+	key   []byte
+	value []byte
+	ev    store.Event
+	rec   *deliveredRecord
+}
+
+// write commits a batch: every change is validated first (a change the journal can never take,
+// such as a key over bbolt's limit, fails alone); the valid ones, after the retries of changes
+// that failed earlier, go in one transaction. If that transaction fails, each change is written
+// in a transaction of its own, so that only the changes that cannot be written fail.
+func (j *Journal) write(batch []*pending) {
+	var fresh []op
+	for _, p := range batch {
+		if o, ok := j.validate(p); ok {
+			fresh = append(fresh, o)
+		}
+	}
+	// Retries after validation: a change in this batch supersedes its Task's retry.
+	ops := append(j.retries(), fresh...)
+	if len(ops) == 0 {
+		if j.health.get() == nil {
+			return
+		}
+		ops = append(ops, op{kind: opProbe, key: keyProbe})
+	}
+	err := j.commit(ops)
+	if err == nil {
+		j.succeeded(ops)
+		j.setHealth(nil)
+		return
+	}
+	if len(ops) == 1 {
+		j.failed(ops[0], err)
+		j.setHealth(err)
+		return
+	}
+	var lastErr error
+	for _, o := range ops {
+		if _, ok := j.failedCreates[string(o.key)]; ok && o.kind == opPut && o.ev.Type != store.Added {
+			// Its creation failed just now in this batch: the change must not outlive it.
+			if o.p != nil {
+				o.p.err = errors.New("the task's creation was not written")
+			}
+			continue
+		}
+		if err := j.commit([]op{o}); err != nil {
+			j.failed(o, err)
+			lastErr = err
+			continue
+		}
+		j.succeeded([]op{o})
+	}
+	if lastErr == nil {
+		// Each change alone went in: the batch as a whole was too much for the room left.
+		j.log.Info("Journal batch failed but each change was written alone", "changes", len(ops), "error", err.Error())
+	}
+	// Healthy only if everything went in: a disk with room for small changes only is full.
+	j.setHealth(lastErr)
+}
+
+// retries returns the changes that failed earlier, for another attempt: their Tasks' latest
+// states and delivered reports.
+func (j *Journal) retries() []op {
+	var ops []op
+	for name, ev := range j.dirty {
+		delete(j.dirty, name)
+		if o, ok := j.validate(&pending{ev: &ev}); ok {
+			ops = append(ops, o)
+		}
+	}
+	for _, rec := range j.dlv.takeRetries() {
+		ops = append(ops, op{kind: opDelivered, key: []byte(rec.id), rec: rec})
+	}
+	return ops
+}
+
+// validate turns a queued change into an op, or fails it at once when the journal can never
+// take it (such a change does not make the journal unhealthy).
+func (j *Journal) validate(p *pending) (op, bool) {
+	if p.ev == nil && p.rec == nil {
+		return op{}, false // a Flush marker
+	}
+	if p.rec != nil {
+		if err := checkKey(p.rec.id); err != nil {
+			j.refuse(p, err)
+			return op{}, false
+		}
+		return op{p: p, kind: opDelivered, key: []byte(p.rec.id), rec: p.rec}, true
+	}
+	ev := *p.ev
+	name := ev.Task.Name
+	if err := checkKey(name); err != nil {
+		j.refuse(p, err)
+		return op{}, false
+	}
+	// A newer change supersedes an older one that failed: it carries the whole Task.
+	delete(j.dirty, name)
+	if ev.Type == store.Deleted || ev.Task.Status.Report.FinalReported {
+		delete(j.failedCreates, name)
+		return op{p: p, kind: opRemove, key: []byte(name), ev: ev}, true
+	}
+	if ev.Type == store.Added {
+		delete(j.failedCreates, name)
+	} else if _, ok := j.failedCreates[name]; ok {
+		j.refuse(p, errors.New("the task's creation was not written"))
+		return op{}, false
+	}
+	v, err := json.Marshal(ev.Task)
+	if err == nil && int64(len(v)) > bolt.MaxValueSize {
+		err = fmt.Errorf("task of %d bytes is over the journal's limit of %d bytes", len(v), bolt.MaxValueSize)
+	}
+	if err != nil {
+		j.refuse(p, fmt.Errorf("encode task for the journal: %w", err))
+		if ev.Type == store.Added {
+			j.failedCreates[name] = struct{}{}
+		}
+		return op{}, false
+	}
+	return op{p: p, kind: opPut, key: []byte(name), value: v, ev: ev}, true
+}
+
+func checkKey(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty key")
+	case len(name) > bolt.MaxKeySize:
+		return fmt.Errorf("task id of %d bytes is over the journal's limit of %d bytes", len(name), bolt.MaxKeySize)
+	}
+	return nil
+}
+
+// refuse fails a change the journal can never take.
+func (j *Journal) refuse(p *pending, err error) {
+	j.failures.Add(1)
+	p.err = err
+	name := ""
+	if p.ev != nil {
+		name = p.ev.Task.Name
+	} else if p.rec != nil {
+		name = p.rec.id
+	}
+	j.log.Error(err, "Journal refused a change", "key", truncate(name))
+}
+
+// commit writes ops in one transaction.
+func (j *Journal) commit(ops []op) error {
+	var depth int64
+	var ds deliveredStats
 	err := j.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTasks)
-		delta = 0
-		for _, p := range batch {
-			key := []byte(p.ev.Task.Name)
-			existed := b.Get(key) != nil
-			if p.ev.Type == store.Deleted || p.ev.Task.Status.Report.FinalReported {
-				if existed {
-					if err := b.Delete(key); err != nil {
+		depth = 0
+		ds = j.dlv.stats
+		tasks := tx.Bucket(bucketTasks)
+		hasDelivered := false
+		for _, o := range ops {
+			switch o.kind {
+			case opPut:
+				existed := tasks.Get(o.key) != nil
+				if err := tasks.Put(o.key, o.value); err != nil {
+					return err
+				}
+				if !existed {
+					depth++
+				}
+			case opRemove:
+				if tasks.Get(o.key) != nil {
+					if err := tasks.Delete(o.key); err != nil {
 						return err
 					}
-					delta--
+					depth--
 				}
-				continue
+			case opDelivered:
+				hasDelivered = true
+				if err := j.putDelivered(tx, o.rec, &ds); err != nil {
+					return err
+				}
+			case opProbe:
+				if err := j.writeProbe(tx); err != nil {
+					return err
+				}
 			}
-			v, err := json.Marshal(p.ev.Task)
-			if err != nil {
-				return err
-			}
-			if err := b.Put(key, v); err != nil {
-				return err
-			}
-			if !existed {
-				delta++
-			}
+		}
+		if hasDelivered {
+			return j.pruneDelivered(tx, &ds)
 		}
 		return nil
 	})
 	if err != nil {
-		// The in-memory store stays the working set: tasks go on, only durability suffers.
-		j.failures.Add(1)
-		j.log.Error(err, "JOURNAL WRITE FAILED: tasks continue but may not survive a restart", "journal", j.path, "changes", len(batch))
+		return err
+	}
+	j.depth.Add(depth)
+	j.dlv.stats = ds
+	for _, o := range ops {
+		if o.kind == opProbe {
+			// The probe's room goes back to the free list for the changes to come.
+			_ = j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyProbe) })
+		}
+	}
+	return nil
+}
+
+// writeProbe writes a record about as large as the last change that failed, so that a
+// recovered journal has room for such changes again.
+func (j *Journal) writeProbe(tx *bolt.Tx) error {
+	n := min(max(j.probeBytes, 4096), 4<<20)
+	return tx.Bucket(bucketMeta).Put(keyProbe, make([]byte, n))
+}
+
+// succeeded notes committed ops.
+func (j *Journal) succeeded(ops []op) {
+	for _, o := range ops {
+		if o.kind == opDelivered {
+			j.dlv.committed(o.rec)
+		}
+	}
+}
+
+// failed notes an op that could not be written: a Task's change is kept for another attempt,
+// a creation is not.
+func (j *Journal) failed(o op, err error) {
+	j.failures.Add(1)
+	j.probeBytes = max(j.probeBytes, len(o.value)+len(o.key))
+	if o.p != nil {
+		o.p.err = err
+	}
+	switch o.kind {
+	case opPut:
+		if o.ev.Type == store.Added {
+			j.failedCreates[o.ev.Task.Name] = struct{}{}
+		} else {
+			j.dirty[o.ev.Task.Name] = o.ev
+		}
+	case opRemove:
+		j.dirty[o.ev.Task.Name] = o.ev
+	case opDelivered:
+		j.dlv.retry(o.rec)
+	}
+}
+
+// setHealth records the outcome of a write: unhealthy (with the write's error) until a write
+// succeeds again.
+func (j *Journal) setHealth(err error) {
+	if err == nil {
+		if j.health.set(nil) {
+			j.probeBytes = 0
+			j.log.Info("Journal writes succeed again: tasks are durable again", "journal", j.path)
+		}
 		return
 	}
-	j.depth.Add(delta)
+	if j.health.set(fmt.Errorf("journal write failed: %w", err)) {
+		j.log.Error(err, "JOURNAL WRITE FAILED: the agent takes no new tasks until it can write again", "journal", j.path)
+	}
 }
+
+// Healthy returns nil while the journal writes, else why it does not: the error of the last
+// failed write. An unhealthy journal retries on its own.
+func (j *Journal) Healthy() error { return j.health.get() }
+
+// HealthChanged returns a channel that is closed when Healthy's answer changes next.
+func (j *Journal) HealthChanged() <-chan struct{} { return j.health.changed() }
 
 // Depth returns the number of Tasks in the journal (unreported ones).
 func (j *Journal) Depth() int64 { return j.depth.Load() }
 
-// Failures returns the number of failed journal writes.
+// Failures returns the number of changes the journal could not write.
 func (j *Journal) Failures() int64 { return j.failures.Load() }
 
 // Close writes what is queued and closes the database.
@@ -245,4 +588,48 @@ func (j *Journal) Close() error {
 	j.closeMu.Unlock()
 	<-j.done
 	return j.db.Close()
+}
+
+// truncate bounds a key for a log line.
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return s
+}
+
+// health is the journal's health with change notification.
+type health struct {
+	mu  sync.Mutex
+	err error
+	ch  chan struct{}
+}
+
+func (h *health) init() { h.ch = make(chan struct{}) }
+
+func (h *health) get() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
+}
+
+func (h *health) changed() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ch
+}
+
+// set records the health and reports whether it changed between healthy and unhealthy (a new
+// reason of an unhealthy journal replaces the old one silently).
+func (h *health) set(err error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	was := h.err != nil
+	h.err = err
+	if was == (err != nil) {
+		return false
+	}
+	close(h.ch)
+	h.ch = make(chan struct{})
+	return true
 }

@@ -2,6 +2,7 @@ package journal_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/storetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/journal"
 )
@@ -190,4 +192,86 @@ func BenchmarkJournalCreate(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Through the store, with writers at once: a task id bbolt cannot take fails alone (its writer
+// gets ErrNotDurable), every other creation is durable and the reopened journal shows it.
+func TestJournalBadTaskNeverFailsAnother(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, mem, _ := open(t, dir)
+	const n = 100
+	bad := strings.Repeat("x", 40<<10)
+	var wg sync.WaitGroup
+	errs := make([]error, n+1)
+	for i := range n + 1 {
+		wg.Go(func() {
+			name := fmt.Sprintf("t-%03d", i)
+			if i == n {
+				name = bad
+			}
+			errs[i] = mem.Create(context.Background(), task(name))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs[:n] {
+		if err != nil {
+			t.Errorf("t-%03d: %v", i, err)
+		}
+	}
+	if !errors.Is(errs[n], store.ErrNotDurable) {
+		t.Errorf("40 KiB id: %v, want ErrNotDurable", errs[n])
+	}
+	if err := j.Healthy(); err != nil {
+		t.Errorf("a bad record made the journal unhealthy: %v", err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j2, mem2, got := open(t, dir)
+	defer j2.Close()
+	if got != n {
+		t.Fatalf("reopened journal holds %d tasks, want %d", got, n)
+	}
+	if _, err := mem2.Get(t.Context(), bad); err == nil {
+		t.Error("the refused task is in the journal")
+	}
+}
+
+func TestJournalDelivered(t *testing.T) {
+	t.Parallel()
+	storetest.RunDelivered(t, func(t *testing.T, lim store.DeliveredLimits) (store.Delivered, func()) {
+		j, err := journal.Open(t.TempDir(), testr.New(t), journal.WithDelivered(lim))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = j.Close() })
+		return j, j.Flush
+	})
+}
+
+// Delivered reports survive a restart, and a report recorded before its Task's removal is
+// never lost while the removal is kept.
+func TestJournalDeliveredSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, mem, _ := open(t, dir)
+	if err := mem.Create(t.Context(), task("t-1")); err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	mutate(t, mem, "t-1", func(x *agentv1.Task) { x.Status.MarkSucceeded(now, 1) })
+	j.RecordDelivered("t-1", []byte(`{"status":"COMPLETED"}`))
+	mutate(t, mem, "t-1", func(x *agentv1.Task) { x.Status.MarkReported(now, false, "") })
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j2, _, n := open(t, dir)
+	defer j2.Close()
+	if n != 0 {
+		t.Errorf("reopened journal holds %d tasks, want the reported one removed", n)
+	}
+	if body, found := j2.LookupDelivered("t-1"); !found || string(body) != `{"status":"COMPLETED"}` {
+		t.Errorf("LookupDelivered after reopen = %q, %v", body, found)
+	}
 }
