@@ -166,7 +166,7 @@ var settings = []setting{
 		apply: func(c *Config, v string) error { return setDuration(&c.LeaseRenewDeadline, v, 500*time.Millisecond) }},
 	{flag: "lease-retry-period", env: "AGENT_LEASE_RETRY_PERIOD", def: "2s", usage: "kubernetes store: wait between attempts to acquire or renew the Lease",
 		apply: func(c *Config, v string) error { return setDuration(&c.LeaseRetryPeriod, v, 100*time.Millisecond) }},
-	{flag: "task-retention", env: "AGENT_TASK_RETENTION", def: "1h", usage: "kubernetes store: how long a finished Task stays once the orchestrator accepted its final report",
+	{flag: "task-retention", env: "AGENT_TASK_RETENTION", def: "1h", usage: "how long a finished Task stays once the orchestrator accepted its final report (the last 1,000 such Tasks at most)",
 		apply: func(c *Config, v string) error { return setDuration(&c.TaskRetention, v, time.Second) }},
 }
 

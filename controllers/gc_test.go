@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
+	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
 )
 
 func TestTaskCollector(t *testing.T) {
@@ -116,5 +118,81 @@ func TestTaskCollectorRuns(t *testing.T) {
 	}
 	if err := (&controllers.TaskCollector{}).Start(t.Context()); err == nil {
 		t.Error("a collector without store and retention started")
+	}
+}
+
+// Both limits: beyond MaxRetained the oldest reported Tasks go too, however recent; Tasks not
+// reported yet never count and are never touched.
+func TestTaskCollectorKeepsAtMostMaxRetained(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	mem := store.NewMemory()
+	ctx := t.Context()
+	for i := range 6 {
+		task := &agentv1.Task{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("r-%d", i)}, Spec: agentv1.TaskSpec{Type: agentv1.TypeEcho}}
+		at := metav1.NewTime(now.Add(time.Duration(i-10) * time.Minute))
+		task.Status.MarkPending(at, 1)
+		task.Status.MarkSucceeded(at, 1)
+		task.Status.MarkReported(at, false, "")
+		if err := mem.Create(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"unreported-1", "unreported-2", "unreported-3"} {
+		task := &agentv1.Task{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: agentv1.TaskSpec{Type: agentv1.TypeEcho}}
+		task.Status.MarkPending(metav1.NewTime(now.Add(-time.Hour)), 1)
+		task.Status.MarkFailed(metav1.NewTime(now.Add(-time.Hour)), 1, agentv1.ReasonFailed, "boom")
+		if err := mem.Create(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &controllers.TaskCollector{Store: mem, Retention: time.Hour, MaxRetained: 2, Now: func() time.Time { return now }}
+	if n, err := c.Collect(ctx); n != 4 || err != nil {
+		t.Fatalf("Collect = %d, %v; want the 4 oldest reported deleted", n, err)
+	}
+	list, _ := mem.List(ctx)
+	var left []string
+	for _, task := range list.Items {
+		left = append(left, task.Name)
+	}
+	want := []string{"r-4", "r-5", "unreported-1", "unreported-2", "unreported-3"}
+	if diff := cmp.Diff(want, left); diff != "" {
+		t.Errorf("tasks left (-want +got):\n%s", diff)
+	}
+}
+
+// With a notifier, a burst of reported Tasks is collected without waiting for the interval.
+func TestTaskCollectorCollectsABurst(t *testing.T) {
+	t.Parallel()
+	mem := store.NewMemory()
+	deleted := make(chan struct{}, 100)
+	mem.Subscribe(func(ev store.Event) {
+		if ev.Type == store.Deleted {
+			deleted <- struct{}{}
+		}
+	})
+	c := &controllers.TaskCollector{Store: mem, Notifier: mem, Retention: time.Hour, MaxRetained: 10, Interval: time.Hour, Logger: testr.New(t)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+	for i := range 30 {
+		name := fmt.Sprintf("t-%02d", i)
+		controllertest.CreatePending(t, mem, name, agentv1.TypeEcho, "", 0)
+		if _, err := store.MutateStatus(ctx, mem, name, func(x *agentv1.Task) bool {
+			x.Status.MarkSucceeded(metav1.Now(), 1)
+			x.Status.MarkReported(metav1.Now(), false, "")
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every tenth report starts a pass: 10 are left once the last one is done.
+	for mem.Len() > 10 {
+		select {
+		case <-deleted:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d tasks left, want 10", mem.Len())
+		}
 	}
 }

@@ -94,6 +94,15 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		if apierrors.IsNotFound(err) {
 			return reconcile.Result{}, nil
 		}
+		if errors.Is(err, store.ErrNotDurable) {
+			// Nothing runs unless its Running status is durable: fail the Task instead (if even
+			// that cannot be written, it stays as it is, and is never run by this pass).
+			log.Error(err, "Cannot make the task's Running status durable; failing it without running it")
+			if ferr := r.finish(ctx, task.Name, outcome{err: err, reason: agentv1.ReasonFailed}, 0); ferr != nil {
+				log.Error(ferr, "Cannot fail the task either")
+			}
+			return reconcile.Result{}, nil
+		}
 		// A Conflict means someone else changed the Task (a cancellation, say): read it again.
 		return reconcile.Result{}, fmt.Errorf("mark task %s running: %w", task.Name, err)
 	}

@@ -312,3 +312,36 @@ func TestResultTooLargeForTheStoreIsDroppedNotLost(t *testing.T) {
 		t.Errorf("no event says the result was dropped: %+v", got.Status.Events)
 	}
 }
+
+// runningFails is a persister that cannot make a Running status durable (the disk filled up
+// between the Task's creation and its start).
+type runningFails struct{}
+
+var errNoSpace = errors.New("write journal.db: no space left on device")
+
+func (runningFails) Persist(ev store.Event) func() error {
+	if ev.Task.Status.Phase == agentv1.TaskRunning {
+		return func() error { return errNoSpace }
+	}
+	return func() error { return nil }
+}
+
+// A Task whose Running status cannot be made durable is never run: it ends FAILED saying the
+// agent cannot persist tasks.
+func TestNotDurableRunningIsNeverRun(t *testing.T) {
+	t.Parallel()
+	mem := store.NewMemory(store.WithPersister(runningFails{}))
+	var ran atomic.Bool
+	start(t, mem, map[string]executors.Executor{"OBSERVED": funcExecutor(func(context.Context, json.RawMessage) (any, error) {
+		ran.Store(true)
+		return nil, nil
+	})})
+	create(t, mem, "t-1", "OBSERVED", `{}`, 0)
+	got := waitFor(t, mem, "t-1", final)
+	if ran.Load() {
+		t.Error("the executor ran although the Running status was not durable")
+	}
+	if want := "agent cannot persist tasks: " + errNoSpace.Error(); got.Status.Phase != agentv1.TaskFailed || got.Status.Error != want {
+		t.Errorf("phase %s, error %q; want Failed, %q", got.Status.Phase, got.Status.Error, want)
+	}
+}

@@ -100,7 +100,7 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 	defer intakes.Wait()
 	attempt := 0
 	for {
-		if !s.slots.acquire(ctx, s.stopPolling) {
+		if !s.waitDurable(ctx) || !s.slots.acquire(ctx, s.stopPolling) {
 			return
 		}
 		started := s.clock.Now()
@@ -156,6 +156,25 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// waitDurable returns at once while the store can make Tasks durable; else it logs why it
+// cannot, takes no task (re-checking every second) until it can again, and returns false if
+// polling stops meanwhile.
+func (s *Syncer) waitDurable(ctx context.Context) bool {
+	err := s.opts.Durable()
+	if err == nil {
+		return true
+	}
+	s.log.Error(err, "Taking no new tasks: the agent cannot persist them")
+	for err != nil {
+		if s.sleepOrStop(ctx, time.Second) != nil {
+			return false
+		}
+		err = s.opts.Durable()
+	}
+	s.log.Info("Tasks can be persisted again: taking new tasks")
+	return true
 }
 
 func (s *Syncer) sleepOrStop(ctx context.Context, d time.Duration) error {
@@ -249,11 +268,55 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 		if bound {
 			s.slots.release(task.Name)
 		}
+	case errors.Is(err, store.ErrNotDurable):
+		// Not durable, not run: the task ends FAILED, reported straight from here.
+		log.Error(err, "Cannot persist the task; failing it without running it")
+		if bound {
+			s.slots.release(task.Name)
+		}
+		now := metav1.NewTime(s.clock.Now().UTC())
+		task.Status.MarkFailed(now, 1, agentv1.ReasonFailed, err.Error())
+		if s.opts.OnRefused != nil {
+			s.opts.OnRefused(task)
+		}
+		go s.reportUnstored(task)
 	default:
 		// Nothing we can do but say so loudly: the store is the agent's memory.
 		log.Error(err, "Cannot store the task")
 		if bound {
 			s.slots.release(task.Name)
+		}
+	}
+}
+
+// reportUnstored delivers the final report of a Task that is not in the store (it could not be
+// persisted), retrying with backoff until it is accepted or refused for good, or the Syncer
+// stops.
+func (s *Syncer) reportUnstored(task *agentv1.Task) {
+	ctx := s.life
+	log := s.log.WithValues("task", task.Name)
+	report := buildReport(task, s.AgentID())
+	for attempt := 0; ; attempt++ {
+		sendCtx, cancel := context.WithTimeout(ctx, reportTimeout)
+		err := s.session.do(sendCtx, func(agentID string) error {
+			report.AgentID = agentID
+			return s.opts.Client.Report(sendCtx, task.TaskID(), report)
+		})
+		cancel()
+		switch {
+		case err == nil:
+			log.Info("Reported the task FAILED: the agent cannot persist tasks")
+			return
+		case IsConflict(err) || IsNotFound(err):
+			log.Info("Orchestrator refused the report for good; not sending it again", "status", report.Status, "error", err.Error())
+			return
+		case ctx.Err() != nil:
+			return
+		}
+		delay := NextDelay(s.opts.Backoff, attempt, err)
+		log.Info("Report not delivered; retrying", "status", report.Status, "attempt", attempt+1, "retryIn", delay.Round(time.Millisecond).String(), "error", err.Error())
+		if sleep(ctx, s.clock, delay) != nil {
+			return
 		}
 	}
 }

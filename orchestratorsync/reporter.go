@@ -29,12 +29,9 @@ type reporter struct {
 	s     *Syncer
 	queue workqueue.TypedDelayingInterface[string]
 
-	mu          sync.Mutex
-	state       map[string]*delivery
-	direct      map[string]*agentv1.Task // FAILED Tasks the store cannot hold (refused ids)
-	retained    []string                 // reported final Tasks, oldest first
-	retainedSet map[string]struct{}
-	idle        *sync.Cond
+	mu     sync.Mutex
+	state  map[string]*delivery
+	direct map[string]*agentv1.Task // FAILED Tasks the store cannot hold (refused ids)
 }
 
 // delivery is the in-memory state of one Task's report.
@@ -48,13 +45,11 @@ type delivery struct {
 
 func newReporter(s *Syncer) *reporter {
 	r := &reporter{
-		s:           s,
-		queue:       workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: ""}),
-		state:       make(map[string]*delivery),
-		direct:      make(map[string]*agentv1.Task),
-		retainedSet: make(map[string]struct{}),
+		s:      s,
+		queue:  workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: ""}),
+		state:  make(map[string]*delivery),
+		direct: make(map[string]*agentv1.Task),
 	}
-	r.idle = sync.NewCond(&r.mu)
 	return r
 }
 
@@ -67,8 +62,6 @@ func (r *reporter) enqueueExisting(ctx context.Context) error {
 		t := &list.Items[i]
 		if needsReport(t) {
 			r.queue.Add(t.Name)
-		} else if t.Status.Report.FinalReported {
-			r.retain(t.Name)
 		}
 	}
 	return nil
@@ -283,27 +276,6 @@ func (r *reporter) markDelivered(ctx context.Context, name string, final, reject
 	if err != nil && !apierrors.IsNotFound(err) {
 		r.s.log.Error(err, "Cannot record the report's delivery", "task", name)
 	}
-}
-
-// retain keeps a reported final Task for inspection, deleting the oldest beyond the limit.
-// It runs inside store writes, so deletion happens on another goroutine.
-func (r *reporter) retain(name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.retainedSet[name]; ok {
-		return
-	}
-	r.retainedSet[name] = struct{}{}
-	r.retained = append(r.retained, name)
-	if len(r.retained) <= r.s.opts.RetainFinished {
-		return
-	}
-	evict := r.retained[0]
-	r.retained = r.retained[1:]
-	delete(r.retainedSet, evict)
-	go func() {
-		_ = r.s.opts.Store.Delete(context.Background(), evict)
-	}()
 }
 
 // flush waits until no Task needs a final report, or ctx ends.

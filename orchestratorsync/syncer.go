@@ -47,9 +47,9 @@ type Options struct {
 	// MaxReportBytes is the budget of one report body on the wire; results are shrunk to fit
 	// (see EncodeReport). DefaultMaxReportBytes when 0.
 	MaxReportBytes int
-	// RetainFinished is how many reported final Tasks are kept in the store for inspection
-	// (oldest dropped first); 1000 when 0.
-	RetainFinished int
+	// Durable says whether the store can make Tasks durable now: nil when it can, else why
+	// not. While it cannot, the agent takes no new tasks. Nil means always.
+	Durable func() error
 	// RunningTasks lists the ids of the executing Tasks, for heartbeats.
 	RunningTasks func() []string
 	// CancelTask stops a Task the orchestrator cancelled.
@@ -84,6 +84,7 @@ type Syncer struct {
 	stopPollingOnce   sync.Once
 	lastHeartbeat     atomic.Int64 // unix nanos of the last successful heartbeat
 	reportsAbandoned  atomic.Uint64
+	life              context.Context // Run's context: work that outlives polling ends with it
 
 	slots *slots
 	rep   *reporter
@@ -124,8 +125,8 @@ func New(opts Options) (*Syncer, error) {
 	if opts.MaxReportBytes <= 0 {
 		opts.MaxReportBytes = DefaultMaxReportBytes
 	}
-	if opts.RetainFinished <= 0 {
-		opts.RetainFinished = 1000
+	if opts.Durable == nil {
+		opts.Durable = func() error { return nil }
 	}
 	if opts.RunningTasks == nil {
 		opts.RunningTasks = func() []string { return nil }
@@ -225,6 +226,7 @@ func (s *Syncer) Flush(ctx context.Context) bool { return s.rep.flush(ctx) }
 // Run registers, then heartbeats, polls and reports until ctx ends. It returns nil on a clean
 // stop. Each loop survives its own panics.
 func (s *Syncer) Run(ctx context.Context) error {
+	s.life = ctx
 	unsubscribe := s.opts.Notifier.Subscribe(s.onStoreEvent)
 	defer unsubscribe()
 	if err := s.slots.adopt(ctx, s.opts.Store); err != nil {
@@ -380,9 +382,6 @@ func (s *Syncer) onStoreEvent(ev store.Event) {
 	// is stored, not here: a store event may come before the Task is durable.
 	if ev.Type != store.Deleted && t.Status.Phase != agentv1.TaskPending && needsReport(t) {
 		s.rep.queue.Add(t.Name)
-	}
-	if ev.Type != store.Deleted && t.Status.Report.FinalReported {
-		s.rep.retain(t.Name)
 	}
 }
 

@@ -33,6 +33,7 @@ type agent struct {
 	runner   *controllers.Runner
 	syncer   *orchestratorsync.Syncer
 	registry *controllers.Registry
+	gc       *controllers.TaskCollector
 	metrics  *agentMetrics
 	// standby, in cluster mode, reports whether another replica leads (see cluster.go).
 	standby func() bool
@@ -116,6 +117,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		return nil, err
 	}
 	a.runner, a.syncer = runner, syncer
+	a.gc = &controllers.TaskCollector{Store: mem, Notifier: mem, Retention: cfg.TaskRetention, Logger: log.WithName("collector")}
 	return a, nil
 }
 
@@ -146,6 +148,7 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 		PollInterval:       a.cfg.PollInterval,
 		MaxConcurrentTasks: a.cfg.MaxConcurrentTasks,
 		MaxReportBytes:     int(a.cfg.MaxReportBytes),
+		Durable:            a.durable,
 		RunningTasks:       a.registry.Running,
 		CancelTask: func(ctx context.Context, id string) {
 			if _, err := controllers.Cancel(ctx, st, a.registry, id, controllers.ErrCancelled); err != nil {
@@ -187,6 +190,11 @@ func (a *agent) run(ctx context.Context) error {
 	var runErr, syncErr error
 	wg.Go(func() { runErr = a.runner.Start(runCtx) })
 	wg.Go(func() { syncErr = a.syncer.Run(syncCtx) })
+	wg.Go(func() {
+		if err := a.gc.Start(runCtx); err != nil {
+			a.log.Error(err, "Task collector stopped")
+		}
+	})
 	if ln != nil {
 		wg.Go(func() { a.serveHTTP(runCtx, ln) })
 	}
@@ -258,6 +266,15 @@ func (a *agent) cancelPending() {
 			_, _ = controllers.Cancel(context.Background(), a.store, a.registry, t.Name, controllers.ErrShuttingDown)
 		}
 	}
+}
+
+// durable says whether Tasks can be made durable now: nil when they can (always, in cluster
+// mode, where the API server keeps them), else why not.
+func (a *agent) durable() error {
+	if a.journal == nil {
+		return nil
+	}
+	return a.journal.Healthy()
 }
 
 func doneOf(wg *sync.WaitGroup) <-chan struct{} {

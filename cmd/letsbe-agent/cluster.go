@@ -99,6 +99,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	// No journal in this mode: its metrics would only ever say 0.
 	metrics.Registry.Unregister(a.metrics.journalDepth)
 	metrics.Registry.Unregister(a.metrics.journalErrors)
+	metrics.Registry.Unregister(a.metrics.journalHealthy)
 
 	opts := controllers.Options{
 		Store:                   st,
@@ -129,7 +130,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 		return nil, err
 	}
 	if err := mgr.Add(&controllers.TaskCollector{
-		Store: st, Retention: cfg.TaskRetention, Logger: log.WithName("collector"),
+		Store: st, Notifier: st, Retention: cfg.TaskRetention, Logger: log.WithName("collector"),
 	}); err != nil {
 		return nil, err
 	}

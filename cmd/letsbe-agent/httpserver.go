@@ -102,10 +102,11 @@ func (a *agent) serveHTTP(ctx context.Context, ln net.Listener) {
 	}
 }
 
-// readiness: registered, and the last heartbeat succeeded within two intervals. It never waits
-// for the orchestrator: the sync side's state is read from atomics and short locks. In cluster
-// mode a standby replica (another one holds the lease) is ready: it is healthy and takes over
-// when the leader stops, and a rolling update must be able to count on it.
+// readiness: tasks can be made durable, registered, and the last heartbeat succeeded within
+// two intervals. It never waits for the orchestrator: the sync side's state is read from
+// atomics and short locks. In cluster mode a standby replica (another one holds the lease) is
+// ready: it is healthy and takes over when the leader stops, and a rolling update must be able
+// to count on it.
 func (a *agent) readiness(now time.Time) readiness {
 	interval := a.syncer.HeartbeatInterval()
 	r := readiness{AgentID: a.syncer.AgentID(), HeartbeatInterval: interval.String(), Draining: a.syncer.Draining()}
@@ -120,9 +121,12 @@ func (a *agent) readiness(now time.Time) readiness {
 		lt := last.UTC()
 		r.LastHeartbeat = &lt
 	}
+	persistErr := a.durable()
 	switch {
 	case r.Draining:
 		r.Reason = "draining: the agent is shutting down"
+	case persistErr != nil:
+		r.Reason = "agent cannot persist tasks: " + persistErr.Error()
 	case !registered && regErr != "":
 		r.Reason = "not registered with the orchestrator yet: " + regErr
 	case !registered:

@@ -24,6 +24,7 @@ type agentMetrics struct {
 	journalDepth   prometheus.GaugeFunc
 	journalErrors  prometheus.CounterFunc
 	abandoned      prometheus.CounterFunc
+	journalHealthy prometheus.GaugeFunc
 	outboxDepth    prometheus.GaugeFunc
 	runningTasks   prometheus.GaugeFunc
 	collectorsDone []prometheus.Collector
@@ -83,6 +84,15 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 			Name: "letsbe_agent_reports_abandoned_total",
 			Help: "Final reports given up on: the orchestrator refused even the minimal report (the task's result is lost).",
 		}, func() float64 { return float64(a.syncer.ReportsAbandoned()) }),
+		journalHealthy: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "letsbe_agent_journal_healthy",
+			Help: "1 while the journal can write (tasks are durable); 0 while it cannot (disk full, read-only, I/O error): the agent then takes no new tasks.",
+		}, func() float64 {
+			if a.journal.Healthy() != nil {
+				return 0
+			}
+			return 1
+		}),
 		outboxDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "letsbe_agent_outbox_reports",
 			Help: "Reports ready to be sent to the orchestrator right now (retries waiting for their backoff excluded).",
@@ -96,7 +106,7 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 		m.knownTypes[typ] = true
 	}
 	m.collectorsDone = []prometheus.Collector{m.tasks, m.taskDuration, m.requests, m.requestErrors,
-		m.registered, m.lastHeartbeat, m.journalDepth, m.journalErrors, m.abandoned, m.outboxDepth, m.runningTasks}
+		m.registered, m.lastHeartbeat, m.journalDepth, m.journalErrors, m.journalHealthy, m.abandoned, m.outboxDepth, m.runningTasks}
 	for _, c := range m.collectorsDone {
 		// A second agent in one process (tests) replaces the first one's collectors.
 		metrics.Registry.Unregister(c)
