@@ -257,7 +257,7 @@ func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome, e
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
 	defer cancel()
 	task, final, err := r.writeFinal(ctx, name, out)
-	if err != nil && !apierrors.IsNotFound(err) && out.result != nil {
+	if err != nil && !apierrors.IsNotFound(err) && !errors.Is(err, store.ErrNotDurable) && out.result != nil {
 		// The store refused the status, most likely for its size (an API server takes about
 		// 1.5 MiB per object): keep the outcome, drop the result, and say so.
 		ctrl.LoggerFrom(ctx).Error(err, "Cannot store the task's result; storing its status without it", "task", name, "resultBytes", len(out.result.Raw))
@@ -266,6 +266,11 @@ func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome, e
 		task, final, err = r.writeFinal(ctx, name, out)
 	}
 	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if errors.Is(err, store.ErrNotDurable) {
+		// The store keeps the status and the journal writes it once it can; it is reported then.
+		ctrl.LoggerFrom(ctx).Error(err, "Cannot make the task's final status durable yet", "task", name)
 		return nil
 	}
 	if err != nil {

@@ -120,6 +120,9 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 		r.forget(name)
 		return 0, false
 	}
+	if r.s.opts.Unwritten(name) {
+		return time.Second, true // reported once durable
+	}
 	log := r.s.log.WithValues("task", name)
 	final := task.Status.Phase.IsFinal()
 	report := buildReport(task, r.s.AgentID())

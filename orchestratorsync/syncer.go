@@ -50,6 +50,10 @@ type Options struct {
 	// Durable says whether the store can make Tasks durable now: nil when it can, else why
 	// not. While it cannot, the agent takes no new tasks. Nil means always.
 	Durable func() error
+	// Unwritten reports whether the named Task has a status the store could not make durable
+	// yet; its reports wait until it is (after a crash the older, durable status would come
+	// back, and must not contradict what was reported). Nil means never.
+	Unwritten func(name string) bool
 	// RunningTasks lists the ids of the executing Tasks, for heartbeats.
 	RunningTasks func() []string
 	// CancelTask stops a Task the orchestrator cancelled.
@@ -127,6 +131,9 @@ func New(opts Options) (*Syncer, error) {
 	}
 	if opts.Durable == nil {
 		opts.Durable = func() error { return nil }
+	}
+	if opts.Unwritten == nil {
+		opts.Unwritten = func(string) bool { return false }
 	}
 	if opts.RunningTasks == nil {
 		opts.RunningTasks = func() []string { return nil }

@@ -149,6 +149,7 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 		MaxConcurrentTasks: a.cfg.MaxConcurrentTasks,
 		MaxReportBytes:     int(a.cfg.MaxReportBytes),
 		Durable:            a.durable,
+		Unwritten:          a.unwritten,
 		RunningTasks:       a.registry.Running,
 		CancelTask: func(ctx context.Context, id string) {
 			if _, err := controllers.Cancel(ctx, st, a.registry, id, controllers.ErrCancelled); err != nil {
@@ -275,6 +276,11 @@ func (a *agent) durable() error {
 		return nil
 	}
 	return a.journal.Healthy()
+}
+
+// unwritten reports whether the named Task holds a status the journal could not write yet.
+func (a *agent) unwritten(name string) bool {
+	return a.journal != nil && a.journal.Unwritten(name)
 }
 
 func doneOf(wg *sync.WaitGroup) <-chan struct{} {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
@@ -88,20 +91,26 @@ func (a *idleAgent) measure(ctx context.Context, window time.Duration) (idleFoot
 
 // retained is the agent's memory after many finished tasks.
 type retained struct {
-	Tasks   int
-	Conc    int
-	Elapsed time.Duration
-	Mem     memory
+	Tasks        int
+	PayloadBytes int // FILE_WRITE content per task; 0: small ECHO tasks
+	Conc         int
+	Elapsed      time.Duration
+	Mem          memory
 }
 
-// measureRetained runs n ECHO tasks through an agent and then reads its memory. The agent keeps
-// the last 1,000 reported tasks in its store (orchestratorsync.Options.RetainFinished) and
-// evicts older ones.
-func measureRetained(ctx context.Context, cfg *config, n, conc int) (retained, error) {
-	res := retained{Tasks: n, Conc: conc}
-	o := startOrchestrator(orchestratortest.Options{})
+// measureRetained runs n tasks through an agent and then reads its memory: small ECHO tasks,
+// or, with payloadBytes, FILE_WRITEs of that many bytes (the same content to the same file, so
+// the disk sees one write). The agent keeps the last 1,000 reported tasks in its store
+// (controllers.TaskCollector), without their payloads and results.
+func measureRetained(ctx context.Context, cfg *config, n, conc, payloadBytes int) (retained, error) {
+	res := retained{Tasks: n, Conc: conc, PayloadBytes: payloadBytes}
+	o := startOrchestrator(orchestratortest.Options{ForgetFinishedBodies: true})
 	defer o.Close()
-	agent, err := startAgent(cfg, o, "retained", fmt.Sprintf("AGENT_MAX_CONCURRENT_TASKS=%d", conc))
+	root := filepath.Join(cfg.stateDir("retained"), "files")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return res, err
+	}
+	agent, err := startAgent(cfg, o, "retained", fmt.Sprintf("AGENT_MAX_CONCURRENT_TASKS=%d", conc), "AGENT_FILE_ROOTS="+root)
 	if err != nil {
 		return res, err
 	}
@@ -109,18 +118,64 @@ func measureRetained(ctx context.Context, cfg *config, n, conc int) (retained, e
 	if err := agent.waitReady(o, 30*time.Second); err != nil {
 		return res, err
 	}
-	b, err := runBatch(ctx, o, n, cfg.batchTimeout())
+	var b batch
+	if payloadBytes == 0 {
+		b, err = runBatch(ctx, o, n, cfg.batchTimeout())
+	} else {
+		payload, _ := json.Marshal(map[string]string{"path": filepath.Join(root, "big.txt"), "content": strings.Repeat("x", payloadBytes)})
+		b, err = runWindowed(ctx, o, "FILE_WRITE", payload, n, 4*conc, time.Duration(n/100+1)*cfg.batchTimeout())
+	}
 	if err != nil {
 		return res, fmt.Errorf("%w\n%s", err, agent.logTail())
 	}
 	res.Elapsed = b.Elapsed
-	sleepCtx(ctx, 2*time.Second) // evictions run on their own goroutines
+	sleepCtx(ctx, 2*time.Second) // the collector deletes on its own goroutine
 	m, err := readMemory(agent.pid())
 	if err != nil {
 		return res, err
 	}
 	res.Mem = m
 	return res, nil
+}
+
+// runWindowed runs n tasks of one type and payload, keeping at most window of them enqueued
+// and unfinished at once (so that the orchestrator never holds all their bodies at once), and
+// waits until all are final; every one must complete.
+func runWindowed(ctx context.Context, o *orchestrator, typ string, payload json.RawMessage, n, window int, timeout time.Duration) (batch, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	before := o.Stats()
+	start := time.Now()
+	var inFlight []string
+	var last time.Time
+	wait := func(id string) error {
+		st, err := o.WaitTask(ctx, id, orchestratortest.TaskState.IsFinal)
+		if err != nil {
+			return fmt.Errorf("%w (%d of %d tasks final)", err, o.Stats().FinalReports-before.FinalReports, n)
+		}
+		if st.Status != orchestratortest.StatusCompleted {
+			return fmt.Errorf("task %s ended %s: %s", id, st.Status, st.Error)
+		}
+		if st.FinalAt.After(last) {
+			last = st.FinalAt
+		}
+		return nil
+	}
+	for range n {
+		if len(inFlight) == window {
+			if err := wait(inFlight[0]); err != nil {
+				return batch{}, err
+			}
+			inFlight = inFlight[1:]
+		}
+		inFlight = append(inFlight, o.Enqueue(typ, payload, 0))
+	}
+	for _, id := range inFlight {
+		if err := wait(id); err != nil {
+			return batch{}, err
+		}
+	}
+	return batch{Tasks: n, Elapsed: last.Sub(start.Round(0)), Requests: statsDelta(before, o.Stats())}, nil
 }
 
 func fileSize(path string) (int64, error) {

@@ -40,6 +40,7 @@ type config struct {
 	idleWindow   time.Duration
 	retainTasks  int
 	retainConc   int
+	retainBytes  int
 	shellRuns    int
 	agentEnv     []string // extra environment for every agent (experiments, profiling)
 	keep         bool     // keep the work directory (agent logs and state)
@@ -88,6 +89,7 @@ func run() error {
 	flag.DurationVar(&cfg.idleWindow, "idle", 30*time.Second, "idle CPU measurement window")
 	flag.IntVar(&cfg.retainTasks, "retain", 10000, "ECHO tasks run before measuring retained memory")
 	flag.IntVar(&cfg.retainConc, "retain-concurrency", 16, "AGENT_MAX_CONCURRENT_TASKS for the retained-memory run")
+	flag.IntVar(&cfg.retainBytes, "retain-payload", 0, "bytes of each task of the retained-memory run: FILE_WRITEs of that size (0: small ECHO tasks)")
 	flag.IntVar(&cfg.shellRuns, "shell-runs", 300, "runs of each of SHELL true and exec true")
 	flag.StringVar(&agentEnv, "agent-env", "", "extra environment for every agent, K=V separated by spaces (experiments)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory with the agents' logs and state")
@@ -217,8 +219,8 @@ func measureAll(ctx context.Context, cfg *config, res *results) error {
 	}
 
 	if cfg.wants("retained") {
-		progress("Memory after %d ECHO tasks", cfg.retainTasks)
-		if res.Retained, err = measureRetained(ctx, cfg, cfg.retainTasks, cfg.retainConc); err != nil {
+		progress("Memory after %d tasks (payload %d bytes)", cfg.retainTasks, cfg.retainBytes)
+		if res.Retained, err = measureRetained(ctx, cfg, cfg.retainTasks, cfg.retainConc, cfg.retainBytes); err != nil {
 			return fmt.Errorf("retained memory: %w", err)
 		}
 	}

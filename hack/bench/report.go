@@ -140,7 +140,11 @@ func (r *results) rows() []row {
 		)
 	}
 	if r.Retained.Tasks > 0 {
-		rows = append(rows, row{fmt.Sprintf("RSS after %s tasks", thousands(float64(r.Retained.Tasks))),
+		what := "tasks"
+		if r.Retained.PayloadBytes > 0 {
+			what = fmt.Sprintf("FILE_WRITE tasks of %d KiB", r.Retained.PayloadBytes>>10)
+		}
+		rows = append(rows, row{fmt.Sprintf("RSS after %s %s", thousands(float64(r.Retained.Tasks)), what),
 			fmt.Sprintf("%s (%s; peak %s); the store keeps the last 1,000 reported tasks", mib(r.Retained.Mem.RSS), split(r.Retained.Mem), mib(r.Retained.Mem.HWM)),
 			"≤ 60 MiB", verdict(r.Retained.Mem.RSS <= targetRetainedRSS)})
 	}

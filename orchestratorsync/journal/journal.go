@@ -53,6 +53,9 @@ type Journal struct {
 	health health
 	dlv    delivered
 
+	unwrittenMu sync.Mutex
+	unwritten   map[string]struct{} // Tasks with a change that failed and is not written yet
+
 	// Owned by the commit loop.
 	dirty         map[string]store.Event // latest change of a Task that failed to be written
 	failedCreates map[string]struct{}    // Tasks whose creation failed: later changes are refused
@@ -125,6 +128,7 @@ func open(dir string, log logr.Logger, opts ...Option) (*Journal, error) {
 		db: db, log: log, path: path, now: time.Now, probe: DefaultProbeInterval,
 		queue: make(chan *pending, 4096), done: make(chan struct{}),
 		dirty: make(map[string]store.Event), failedCreates: make(map[string]struct{}),
+		unwritten: make(map[string]struct{}),
 	}
 	j.health.init()
 	j.dlv.init()
@@ -521,9 +525,16 @@ func (j *Journal) writeProbe(tx *bolt.Tx) error {
 
 // succeeded notes committed ops.
 func (j *Journal) succeeded(ops []op) {
+	j.unwrittenMu.Lock()
+	defer j.unwrittenMu.Unlock()
 	for _, o := range ops {
-		if o.kind == opDelivered {
+		switch o.kind {
+		case opDelivered:
 			j.dlv.committed(o.rec)
+		case opPut, opRemove:
+			if _, ok := j.dirty[o.ev.Task.Name]; !ok {
+				delete(j.unwritten, o.ev.Task.Name)
+			}
 		}
 	}
 }
@@ -541,13 +552,31 @@ func (j *Journal) failed(o op, err error) {
 		if o.ev.Type == store.Added {
 			j.failedCreates[o.ev.Task.Name] = struct{}{}
 		} else {
-			j.dirty[o.ev.Task.Name] = o.ev
+			j.markDirty(o.ev)
 		}
 	case opRemove:
-		j.dirty[o.ev.Task.Name] = o.ev
+		j.markDirty(o.ev)
 	case opDelivered:
 		j.dlv.retry(o.rec)
 	}
+}
+
+// markDirty keeps a Task's change that failed for another attempt.
+func (j *Journal) markDirty(ev store.Event) {
+	j.dirty[ev.Task.Name] = ev
+	j.unwrittenMu.Lock()
+	j.unwritten[ev.Task.Name] = struct{}{}
+	j.unwrittenMu.Unlock()
+}
+
+// Unwritten reports whether a change of the named Task failed to be written and is not written
+// yet: the store holds a status the journal does not, which must not be reported (after a
+// crash the journal's older status would come back) until the journal writes it.
+func (j *Journal) Unwritten(name string) bool {
+	j.unwrittenMu.Lock()
+	defer j.unwrittenMu.Unlock()
+	_, ok := j.unwritten[name]
+	return ok
 }
 
 // setHealth records the outcome of a write: unhealthy (with the write's error) until a write

@@ -287,7 +287,7 @@ func (s *Server) removeWaiterLocked(wt *waiter) {
 func (s *Server) sendTask(w http.ResponseWriter, t *task, agentID string) {
 	s.n.assigned.Add(1)
 	s.log.V(1).Info("Task assigned", "task", t.st.ID, "agent", agentID)
-	if err := s.writeRaw(w, http.StatusOK, t.wire); err != nil { // wire is immutable after Enqueue
+	if err := s.writeRaw(w, http.StatusOK, t.wire); err != nil { // wire is immutable after Enqueue (ForgetFinishedBodies drops it once final: sent by then)
 		// It surely did not arrive: offer it again now rather than after the ack timeout.
 		s.mu.Lock()
 		if t.st.Status == StatusAssigned && !t.st.Acknowledged {
@@ -387,6 +387,9 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		st.Reports++
 		st.FinalReports++
 		s.n.finals.Add(1)
+		if s.opts.ForgetFinishedBodies {
+			st.Payload, t.wire = nil, nil
+		}
 	}
 	t.notifyLocked()
 	s.mu.Unlock()

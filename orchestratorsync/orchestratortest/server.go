@@ -57,6 +57,9 @@ type Options struct {
 	// agent before it is offered again (contract v1.1, acknowledged assignment); it is sent as
 	// ack_timeout_seconds at registration. DefaultAckTimeout when zero; negative: never.
 	AckTimeout time.Duration
+	// ForgetFinishedBodies drops a task's payload once it is final, so that a long run of large
+	// tasks (benchmarks) does not keep them all.
+	ForgetFinishedBodies bool
 	// Logger receives V(1) lines about what the server does; the zero value logs nothing.
 	Logger logr.Logger
 }
