@@ -353,7 +353,13 @@ func (j *Journal) write(batch []*pending) {
 		return
 	}
 	var lastErr error
+	undelivered := make(map[string]bool) // delivered reports that failed in this batch
 	for _, o := range ops {
+		if o.kind == opRemove && undelivered[string(o.key)] {
+			// The Task's accepted report must be durable no later than its removal.
+			j.failed(o, errors.New("its delivered report was not written"))
+			continue
+		}
 		if _, ok := j.failedCreates[string(o.key)]; ok && o.kind == opPut && o.ev.Type != store.Added {
 			// Its creation failed just now in this batch: the change must not outlive it.
 			if o.p != nil {
@@ -363,6 +369,9 @@ func (j *Journal) write(batch []*pending) {
 		}
 		if err := j.commit([]op{o}); err != nil {
 			j.failed(o, err)
+			if o.kind == opDelivered {
+				undelivered[string(o.key)] = true
+			}
 			lastErr = err
 			continue
 		}
@@ -380,14 +389,15 @@ func (j *Journal) write(batch []*pending) {
 // states and delivered reports.
 func (j *Journal) retries() []op {
 	var ops []op
+	// Delivered reports first: a Task's removal never goes in before its report.
+	for _, rec := range j.dlv.takeRetries() {
+		ops = append(ops, op{kind: opDelivered, key: []byte(rec.id), rec: rec})
+	}
 	for name, ev := range j.dirty {
 		delete(j.dirty, name)
 		if o, ok := j.validate(&pending{ev: &ev}); ok {
 			ops = append(ops, o)
 		}
-	}
-	for _, rec := range j.dlv.takeRetries() {
-		ops = append(ops, op{kind: opDelivered, key: []byte(rec.id), rec: rec})
 	}
 	return ops
 }
