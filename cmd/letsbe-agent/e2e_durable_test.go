@@ -55,6 +55,17 @@ func fillDisk(t *testing.T, dir string) string {
 
 const notDurable = "agent cannot persist tasks: "
 
+// countLog returns how many of the agent's log lines have the message msg.
+func (p *agentProc) countLog(msg string) int {
+	n := 0
+	for _, l := range p.logLines() {
+		if l["msg"] == msg {
+			n++
+		}
+	}
+	return n
+}
+
 // TestE2EFullDisk puts the state directory on a small tmpfs and fills it: no task runs without
 // being durable (FILE_WRITEs whose files must not appear), the tasks taken are reported FAILED
 // "agent cannot persist tasks: ...", intake stops and /readyz says why; once there is room
@@ -150,8 +161,10 @@ func TestE2EFullDisk(t *testing.T) {
 	filler = fillDisk(t, stateFS)
 	failing, failingPath := write(larger)
 	checkRun(failing, failingPath, orchestratortest.StatusFailed)
-	queued, queuedPath := write(larger)
 	eventually(t, "not ready", func() bool { code, _ := readyz(); return code == 503 })
+	// Once the poller says it takes nothing (no poll in flight), a task enqueued stays queued.
+	eventually(t, "intake stopped again", func() bool { return a.countLog("Taking no new tasks: the agent cannot persist them") >= 2 })
+	queued, queuedPath := write(larger)
 	a.kill()
 
 	if err := os.Remove(filler); err != nil {
@@ -162,7 +175,7 @@ func TestE2EFullDisk(t *testing.T) {
 	if st := o.waitFinal(t, running); st.Status != orchestratortest.StatusFailed || !strings.Contains(st.Error, "interrupted") {
 		t.Errorf("running task after the restart: %s %q, want FAILED interrupted", st.Status, st.Error)
 	}
-	checkRun(queued, queuedPath, "")
+	checkRun(queued, queuedPath, orchestratortest.StatusCompleted)
 	id, path = write(small)
 	checkRun(id, path, orchestratortest.StatusCompleted)
 	eventually(t, "ready after the restart", func() bool { code, _ := readyz(); return code == 200 })

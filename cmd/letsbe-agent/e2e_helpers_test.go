@@ -71,6 +71,7 @@ func (o *orchestrator) waitFinal(t *testing.T, id string) orchestratortest.TaskS
 	})
 	if err != nil {
 		got, _ := o.Task(id)
+		got.Payload = nil // may be megabytes
 		t.Fatalf("task %s: no final status: %v (state %+v)", id, err, got)
 	}
 	return st

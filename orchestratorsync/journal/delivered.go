@@ -209,7 +209,7 @@ func (j *Journal) pruneDelivered(tx *bolt.Tx, ds *deliveredStats) error {
 	cutoff := lim.Now().Add(-lim.Window).UnixNano()
 	var drop [][]byte
 	c := tb.Cursor()
-	for k, v := c.First(); k != nil && len(k) >= 8; k, v = c.Next() {
+	for k, v := c.First(); len(k) >= 8; k, v = c.Next() {
 		if ds.count <= lim.MaxEntries && int64(binary.BigEndian.Uint64(k)) >= cutoff {
 			break
 		}

@@ -42,7 +42,7 @@ func TestBatchWithABadKeyFailsOnlyIt(t *testing.T) {
 	}
 	bad := added(sizedTask(strings.Repeat("k", 40<<10), 10))
 	batch := []*pending{added(sizedTask("good-1", 10)), bad, added(sizedTask("good-2", 10))}
-	j.write(batch)
+	j.write(batch, false)
 	go j.commitLoop()
 	for i, p := range batch {
 		if (p == bad) != (p.err != nil) {
@@ -87,8 +87,8 @@ func TestFullDiskFailsOnlyWhatDoesNotFitAndRecovers(t *testing.T) {
 	}
 	// Room inside the file for small changes: a large record written and removed.
 	room := added(sizedTask("room", 256<<10))
-	j.write([]*pending{room})
-	j.write([]*pending{{ev: &store.Event{Type: store.Deleted, Task: room.ev.Task}, done: make(chan struct{})}})
+	j.write([]*pending{room}, false)
+	j.write([]*pending{{ev: &store.Event{Type: store.Deleted, Task: room.ev.Task}, done: make(chan struct{})}}, false)
 	if room.err != nil {
 		t.Fatal(room.err)
 	}
@@ -96,7 +96,7 @@ func TestFullDiskFailsOnlyWhatDoesNotFitAndRecovers(t *testing.T) {
 
 	big := added(sizedTask("big", 1<<20))
 	batch := []*pending{added(sizedTask("small-1", 100)), big, added(sizedTask("small-2", 100))}
-	j.write(batch)
+	j.write(batch, false)
 	go j.commitLoop()
 	defer j.Close()
 	for i, p := range batch {

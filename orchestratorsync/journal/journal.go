@@ -284,12 +284,12 @@ func (j *Journal) commitLoop() {
 					break drain
 				}
 			}
-			j.write(batch)
+			j.write(batch, false)
 			for _, p := range batch {
 				close(p.done)
 			}
 		case <-probe:
-			j.write(nil)
+			j.write(nil, true)
 		}
 		switch unhealthy := j.health.get() != nil; {
 		case unhealthy && tick == nil:
@@ -326,7 +326,11 @@ type op struct {
 // such as a key over bbolt's limit, fails alone); the valid ones, after the retries of changes
 // that failed earlier, go in one transaction. If that transaction fails, each change is written
 // in a transaction of its own, so that only the changes that cannot be written fail.
-func (j *Journal) write(batch []*pending) {
+//
+// A failure makes the journal unhealthy; only a probe makes it healthy again: the retries and a
+// probe record as large as the largest change that failed, all written, so that a disk with room
+// for small changes only stays unhealthy (rather than taking a task and failing it each time).
+func (j *Journal) write(batch []*pending, probe bool) {
 	var fresh []op
 	for _, p := range batch {
 		if o, ok := j.validate(p); ok {
@@ -335,16 +339,18 @@ func (j *Journal) write(batch []*pending) {
 	}
 	// Retries after validation: a change in this batch supersedes its Task's retry.
 	ops := append(j.retries(), fresh...)
-	if len(ops) == 0 {
-		if j.health.get() == nil {
-			return
-		}
+	if probe {
 		ops = append(ops, op{kind: opProbe, key: keyProbe})
+	}
+	if len(ops) == 0 {
+		return
 	}
 	err := j.commit(ops)
 	if err == nil {
 		j.succeeded(ops)
-		j.setHealth(nil)
+		if probe {
+			j.setHealth(nil)
+		}
 		return
 	}
 	if len(ops) == 1 {
@@ -380,8 +386,11 @@ func (j *Journal) write(batch []*pending) {
 	if lastErr == nil {
 		// Each change alone went in: the batch as a whole was too much for the room left.
 		j.log.Info("Journal batch failed but each change was written alone", "changes", len(ops), "error", err.Error())
+		if probe {
+			j.setHealth(nil)
+		}
+		return
 	}
-	// Healthy only if everything went in: a disk with room for small changes only is full.
 	j.setHealth(lastErr)
 }
 
