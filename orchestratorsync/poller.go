@@ -279,44 +279,12 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 		if s.opts.OnRefused != nil {
 			s.opts.OnRefused(task)
 		}
-		go s.reportUnstored(task)
+		s.rep.reportDirect(task)
 	default:
 		// Nothing we can do but say so loudly: the store is the agent's memory.
 		log.Error(err, "Cannot store the task")
 		if bound {
 			s.slots.release(task.Name)
-		}
-	}
-}
-
-// reportUnstored delivers the final report of a Task that is not in the store (it could not be
-// persisted), retrying with backoff until it is accepted or refused for good, or the Syncer
-// stops.
-func (s *Syncer) reportUnstored(task *agentv1.Task) {
-	ctx := s.life
-	log := s.log.WithValues("task", task.Name)
-	report := buildReport(task, s.AgentID())
-	for attempt := 0; ; attempt++ {
-		sendCtx, cancel := context.WithTimeout(ctx, reportTimeout)
-		err := s.session.do(sendCtx, func(agentID string) error {
-			report.AgentID = agentID
-			return s.opts.Client.Report(sendCtx, task.TaskID(), report)
-		})
-		cancel()
-		switch {
-		case err == nil:
-			log.Info("Reported the task FAILED: the agent cannot persist tasks")
-			return
-		case IsConflict(err) || IsNotFound(err):
-			log.Info("Orchestrator refused the report for good; not sending it again", "status", report.Status, "error", err.Error())
-			return
-		case ctx.Err() != nil:
-			return
-		}
-		delay := NextDelay(s.opts.Backoff, attempt, err)
-		log.Info("Report not delivered; retrying", "status", report.Status, "attempt", attempt+1, "retryIn", delay.Round(time.Millisecond).String(), "error", err.Error())
-		if sleep(ctx, s.clock, delay) != nil {
-			return
 		}
 	}
 }

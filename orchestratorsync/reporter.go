@@ -94,6 +94,15 @@ func (r *reporter) next(ctx context.Context) bool {
 	return true
 }
 
+// reportDirect delivers the final report of a Task the store does not hold (it could not be
+// persisted) like any other: shrunk to fit, retried until accepted or refused for good.
+func (r *reporter) reportDirect(t *agentv1.Task) {
+	r.mu.Lock()
+	r.direct[t.Name] = t
+	r.mu.Unlock()
+	r.queue.Add(t.Name)
+}
+
 // lookup returns the Task to report: a direct one, or the one in the store.
 func (r *reporter) lookup(ctx context.Context, name string) (task *agentv1.Task, direct bool, err error) {
 	r.mu.Lock()
@@ -120,7 +129,7 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 		r.forget(name)
 		return 0, false
 	}
-	if r.s.opts.Unwritten(name) {
+	if !direct && r.s.opts.Unwritten(name) {
 		return time.Second, true // reported once durable
 	}
 	log := r.s.log.WithValues("task", name)

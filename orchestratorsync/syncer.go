@@ -88,7 +88,6 @@ type Syncer struct {
 	stopPollingOnce   sync.Once
 	lastHeartbeat     atomic.Int64 // unix nanos of the last successful heartbeat
 	reportsAbandoned  atomic.Uint64
-	life              context.Context // Run's context: work that outlives polling ends with it
 
 	slots *slots
 	rep   *reporter
@@ -233,7 +232,6 @@ func (s *Syncer) Flush(ctx context.Context) bool { return s.rep.flush(ctx) }
 // Run registers, then heartbeats, polls and reports until ctx ends. It returns nil on a clean
 // stop. Each loop survives its own panics.
 func (s *Syncer) Run(ctx context.Context) error {
-	s.life = ctx
 	unsubscribe := s.opts.Notifier.Subscribe(s.onStoreEvent)
 	defer unsubscribe()
 	if err := s.slots.adopt(ctx, s.opts.Store); err != nil {
