@@ -72,7 +72,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	s.n.heartbeat.Add(1)
 	id := r.PathValue("agent")
-	if !s.agentAuth(bearer(r), id) {
+	// The enrollment token for an agent this server does not know is a valid credential for
+	// the wrong agent: 404 (re-register), not 401. letsbe-agent doctor relies on it to check a
+	// token without registering.
+	if tok := bearer(r); !s.agentAuth(tok, id) && (!s.enrollmentOK(tok) || s.knownAgent(id)) {
 		s.fail(w, http.StatusUnauthorized, "invalid token")
 		return
 	}
@@ -472,6 +475,14 @@ func bearer(r *http.Request) string {
 
 func (s *Server) enrollmentOK(tok string) bool {
 	return tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.EnrollmentToken)) == 1
+}
+
+// knownAgent reports whether agentID is registered.
+func (s *Server) knownAgent(agentID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.agents[agentID]
+	return a != nil && a.known
 }
 
 // agentAuth reports whether tok may act for agentID: the enrollment token, or with

@@ -739,3 +739,26 @@ func TestStateCopiesAreIndependent(t *testing.T) {
 		t.Errorf("mutating a copy changed the server: %s", again.Payload)
 	}
 }
+
+// A heartbeat for an agent the server does not know tells a valid enrollment token (404:
+// unknown agent) from a refused one (401), in both token modes: letsbe-agent doctor's probe.
+func TestHeartbeatOfUnknownAgentTellsTokenAccepted(t *testing.T) {
+	t.Parallel()
+	for _, issue := range []bool{false, true} {
+		t.Run(fmt.Sprintf("IssueAgentTokens=%v", issue), func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, orchestratortest.Options{IssueAgentTokens: issue})
+			_, err := e.client.Heartbeat(t.Context(), "doctor-probe", orchestratorsync.HeartbeatRequest{})
+			if !orchestratorsync.IsNotFound(err) {
+				t.Errorf("enrollment token: err = %v, want 404", err)
+			}
+			_, err = e.newClient(t, "wrong").Heartbeat(t.Context(), "doctor-probe", orchestratorsync.HeartbeatRequest{})
+			if !orchestratorsync.IsUnauthorized(err) {
+				t.Errorf("wrong token: err = %v, want 401", err)
+			}
+			if agents := e.srv.Agents(); len(agents) != 0 {
+				t.Errorf("the probe registered an agent: %+v", agents)
+			}
+		})
+	}
+}

@@ -1,0 +1,5 @@
+package browser
+
+// Chromium returns the browser PLAYWRIGHT tasks would run, or ErrNoBrowser (for
+// letsbe-agent doctor).
+func (e *Executor) Chromium() (string, error) { return e.chromium() }
