@@ -93,6 +93,8 @@ Exit codes: 0 done, 1 the agent (or a check, or a task) failed, 2 a usage or set
 		newDevCmd(),
 		newStatusCmd(),
 		newVersionCmd(),
+		newDoctorCmd(),
+		newRunTaskCmd(),
 	)
 	return root
 }

@@ -32,7 +32,7 @@ func TestCLIHelpVersionAndExitCodes(t *testing.T) {
 		want     []string
 	}{
 		{"help lists the subcommands", []string{"--help"}, 0,
-			[]string{"run ", "dev ", "status ", "version ", "completion "}},
+			[]string{"run ", "dev ", "status ", "version ", "completion ", "doctor ", "run-task "}},
 		{"typed flags name their variable", []string{"run", "--help"}, 0, []string{
 			"--heartbeat-interval duration", "(env AGENT_HEARTBEAT_INTERVAL)", "--max-file-bytes size",
 			"--allowed-commands list", "--leader-election ", "--max-concurrent-tasks int", "--orchestrator-url string",
