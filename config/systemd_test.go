@@ -46,6 +46,8 @@ func TestSystemdUnit(t *testing.T) {
 
 	for key, want := range map[string]string{
 		"Service.ExecStart":          "/usr/local/bin/letsbe-agent run",
+		"Service.Type":               "notify",
+		"Service.NotifyAccess":       "main",
 		"Service.Restart":            "always",
 		"Service.EnvironmentFile":    "/etc/letsbe-agent/agent.env",
 		"Service.StateDirectory":     "letsbe-agent",
@@ -88,6 +90,13 @@ func TestSystemdUnit(t *testing.T) {
 	stop, err := time.ParseDuration(u.last("Service.TimeoutStopSec"))
 	if err != nil || stop < 60*time.Second {
 		t.Errorf("TimeoutStopSec = %q (%v), want at least 60s", u.last("Service.TimeoutStopSec"), err)
+	}
+
+	// The watchdog outlasts the agent's own stall limit with the default heartbeat (2 x 30s +
+	// 15s), so only a stuck agent is restarted: the agent stops pinging, then systemd waits
+	// WatchdogSec more.
+	if wd, err := time.ParseDuration(u.last("Service.WatchdogSec")); err != nil || wd < 30*time.Second {
+		t.Errorf("WatchdogSec = %q (%v), want at least 30s", u.last("Service.WatchdogSec"), err)
 	}
 
 	// The default state directory is the one StateDirectory= creates.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -37,6 +38,10 @@ type agent struct {
 	metrics  *agentMetrics
 	// standby, in cluster mode, reports whether another replica leads (see cluster.go).
 	standby func() bool
+	// live is the sync loops' progress, for the systemd watchdog (notify.go).
+	live *liveness
+	// draining is set when the drain starts.
+	draining atomic.Bool
 }
 
 // buildExecutors returns one executor per supported task type.
@@ -124,11 +129,18 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 // newSyncer builds the orchestrator client and the sync side over the Tasks of st (both
 // modes); types are the task types the agent runs.
 func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*orchestratorsync.Syncer, error) {
+	if a.live == nil {
+		a.live = newLiveness()
+	}
 	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{
 		BaseURL:   a.cfg.OrchestratorURL,
 		Token:     a.cfg.Token,
 		UserAgent: "letsbe-agent/" + version,
-		Observe:   a.metrics.observeRequest,
+		Transport: debugTransport(),
+		Observe: func(endpoint string, code int, elapsed time.Duration) {
+			a.live.observe(code)
+			a.metrics.observeRequest(endpoint, code, elapsed)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("invalid ORCHESTRATOR_URL: %w", err)
@@ -199,6 +211,7 @@ func (a *agent) run(ctx context.Context) error {
 	if ln != nil {
 		wg.Go(func() { a.serveHTTP(runCtx, ln) })
 	}
+	wg.Go(func() { a.superviseSystemd(runCtx) })
 
 	select {
 	case <-ctx.Done():
@@ -218,6 +231,7 @@ func (a *agent) run(ctx context.Context) error {
 // not go out stay.
 func (a *agent) drain(undelivered string) {
 	a.log.Info("Draining: no new tasks; waiting for running ones", "grace", a.cfg.ShutdownGrace.String())
+	a.notifyStopping()
 	a.syncer.Drain()
 	a.waitIdle(a.cfg.ShutdownGrace)
 	a.registry.CancelAll(controllers.ErrShuttingDown)
