@@ -40,6 +40,7 @@ type options struct {
 	listen            string
 	enrollmentToken   string
 	issueAgentTokens  bool
+	progress          bool
 	heartbeatInterval time.Duration
 	pollInterval      time.Duration
 	ackTimeout        time.Duration
@@ -53,6 +54,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on (host:port; port 0 picks a free one)")
 	fs.StringVar(&o.enrollmentToken, "enrollment-token", orchestratortest.DefaultEnrollmentToken, "bearer token agents register with (AGENT_TOKEN of the agent)")
 	fs.BoolVar(&o.issueAgentTokens, "issue-agent-tokens", true, "answer register with a per-agent token that the agent must use afterwards")
+	fs.BoolVar(&o.progress, "progress", true, "announce the feature \"progress\" at register: agents send live output and events while a task runs")
 	fs.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 0, "heartbeat interval sent at registration (0: the agent's own)")
 	fs.DurationVar(&o.pollInterval, "poll-interval", 0, "poll interval sent at registration (0: the agent's own)")
 	fs.DurationVar(&o.ackTimeout, "ack-timeout", orchestratortest.DefaultAckTimeout, "how long a handed-out task waits for its first report before it is offered again (sent as ack_timeout_seconds)")
@@ -94,6 +96,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	orch := orchestratortest.New(orchestratortest.Options{
 		EnrollmentToken:          opts.enrollmentToken,
 		IssueAgentTokens:         opts.issueAgentTokens,
+		Progress:                 opts.progress,
 		HeartbeatIntervalSeconds: opts.heartbeatInterval.Seconds(),
 		PollIntervalSeconds:      opts.pollInterval.Seconds(),
 		AckTimeout:               opts.ackTimeout,

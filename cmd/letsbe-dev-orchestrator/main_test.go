@@ -27,9 +27,9 @@ func TestParseFlags(t *testing.T) {
 		want    options
 		wantErr string
 	}{
-		{name: "defaults", want: options{listen: "127.0.0.1:8080", enrollmentToken: "dev-token", issueAgentTokens: true, ackTimeout: 30 * time.Second, logLevel: "info"}},
+		{name: "defaults", want: options{listen: "127.0.0.1:8080", enrollmentToken: "dev-token", issueAgentTokens: true, progress: true, ackTimeout: 30 * time.Second, logLevel: "info"}},
 		{name: "all", args: []string{"--listen", "0.0.0.0:9000", "--enrollment-token=s3cret", "--issue-agent-tokens=false",
-			"--heartbeat-interval", "10s", "--poll-interval", "2s", "--ack-timeout", "5s", "--log-level", "debug"},
+			"--progress=false", "--heartbeat-interval", "10s", "--poll-interval", "2s", "--ack-timeout", "5s", "--log-level", "debug"},
 			want: options{listen: "0.0.0.0:9000", enrollmentToken: "s3cret", heartbeatInterval: 10 * time.Second,
 				pollInterval: 2 * time.Second, ackTimeout: 5 * time.Second, logLevel: "debug"}},
 		{name: "short ack timeout", args: []string{"--ack-timeout", "10ms"}, wantErr: "invalid --ack-timeout 10ms"},

@@ -50,6 +50,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		HeartbeatIntervalSeconds: max(s.opts.HeartbeatIntervalSeconds, 0),
 		PollIntervalSeconds:      max(s.opts.PollIntervalSeconds, 0),
 		AckTimeoutSeconds:        s.ackTimeout().Seconds(),
+		Features:                 s.features(),
 	}
 	if s.opts.LegacyRegisterID {
 		resp.ID = id
@@ -370,9 +371,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		if rep.StartedAt != nil {
 			st.StartedAt = rep.StartedAt
 		}
-		if len(rep.Events) > 0 {
-			st.Events = rep.Events
-		}
+		st.Events = mergeEvents(st.Events, rep.Events)
 		st.Reports++
 		st.RunningReports++
 	default:

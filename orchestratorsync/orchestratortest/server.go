@@ -60,6 +60,9 @@ type Options struct {
 	// ForgetFinishedBodies drops a task's payload once it is final, so that a long run of large
 	// tasks (benchmarks) does not keep them all.
 	ForgetFinishedBodies bool
+	// Progress announces the feature "progress" at register: the agent then sends progress
+	// reports (RUNNING with new events and output), kept in TaskState.Progress.
+	Progress bool
 	// Logger receives V(1) lines about what the server does; the zero value logs nothing.
 	Logger logr.Logger
 }
@@ -102,6 +105,8 @@ type TaskState struct {
 	// DifferingDuplicates counts repeated final reports with the same outcome whose bytes
 	// differ from the first one (the agent should repeat it byte for byte).
 	DifferingDuplicates int `json:"differing_duplicates"`
+	// Progress is what progress reports brought while the task ran.
+	Progress TaskProgress `json:"progress"`
 }
 
 // IsFinal reports whether the task is COMPLETED or FAILED.
@@ -224,7 +229,7 @@ func New(opts Options) *Server {
 	mux.HandleFunc("POST /agents/register", s.handleRegister)
 	mux.HandleFunc("POST /agents/{agent}/heartbeat", s.handleHeartbeat)
 	mux.HandleFunc("GET /tasks/next", s.handleNext)
-	mux.HandleFunc("PATCH /tasks/{task}", s.handleReport)
+	mux.HandleFunc("PATCH /tasks/{task}", s.withProgress(s.handleReport))
 	mux.HandleFunc("POST /dev/tasks", s.handleDevEnqueue)
 	mux.HandleFunc("GET /dev/tasks", s.handleDevList)
 	mux.HandleFunc("GET /dev/tasks/{task}", s.handleDevGet)
@@ -514,6 +519,7 @@ func (t TaskState) clone() TaskState {
 	t.Payload = slices.Clone(t.Payload)
 	t.Result = slices.Clone(t.Result)
 	t.Events = slices.Clone(t.Events)
+	t.Progress = t.Progress.clone()
 	if t.StartedAt != nil {
 		v := *t.StartedAt
 		t.StartedAt = &v

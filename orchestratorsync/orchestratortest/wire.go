@@ -20,12 +20,13 @@ type registerRequest struct {
 }
 
 type registerResponse struct {
-	AgentID                  string  `json:"agent_id,omitempty"`
-	ID                       string  `json:"id,omitempty"`
-	Token                    string  `json:"token,omitempty"`
-	HeartbeatIntervalSeconds float64 `json:"heartbeat_interval_seconds,omitempty"`
-	PollIntervalSeconds      float64 `json:"poll_interval_seconds,omitempty"`
-	AckTimeoutSeconds        float64 `json:"ack_timeout_seconds,omitempty"`
+	AgentID                  string   `json:"agent_id,omitempty"`
+	ID                       string   `json:"id,omitempty"`
+	Token                    string   `json:"token,omitempty"`
+	HeartbeatIntervalSeconds float64  `json:"heartbeat_interval_seconds,omitempty"`
+	PollIntervalSeconds      float64  `json:"poll_interval_seconds,omitempty"`
+	AckTimeoutSeconds        float64  `json:"ack_timeout_seconds,omitempty"`
+	Features                 []string `json:"features,omitempty"`
 }
 
 // HeartbeatBody is a heartbeat request as the orchestrator read it.
