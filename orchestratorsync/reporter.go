@@ -134,6 +134,9 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 	}
 	log := r.s.log.WithValues("task", name)
 	final := task.Status.Phase.IsFinal()
+	if final {
+		r.s.prog.beforeFinal(name) // a progress report in flight must not arrive after the final one
+	}
 	report := buildReport(task, r.s.AgentID())
 	st := r.stateFor(name, report.Status)
 

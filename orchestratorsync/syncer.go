@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/letsbe/sysadmin-agent/api/progress"
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
@@ -63,6 +64,9 @@ type Options struct {
 	OnRefused func(task *agentv1.Task)
 	// SystemInfo returns the host's figures for heartbeats; optional.
 	SystemInfo func() SystemInfo
+	// Progress, when set, receives the controllers' progress batches, which are sent as
+	// progress reports while the orchestrator announces the feature "progress".
+	Progress *progress.Hub
 	// Logger is required.
 	Logger logr.Logger
 	// Clock and Backoff are for tests; real ones when zero.
@@ -91,6 +95,7 @@ type Syncer struct {
 
 	slots *slots
 	rep   *reporter
+	prog  *progressSender // nil without Options.Progress
 }
 
 // New validates opts and returns a Syncer. Nothing runs until Run.
@@ -172,6 +177,9 @@ func New(opts Options) (*Syncer, error) {
 		opts.Client.SetToken(opts.EnrollmentToken)
 	}
 	s.rep = newReporter(s)
+	if opts.Progress != nil {
+		s.prog = newProgressSender(s, opts.Progress)
+	}
 	return s, nil
 }
 
@@ -272,6 +280,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}()
 	wg.Go(func() { s.loop(pollCtx, "poller", s.pollLoop) })
 	wg.Go(func() { s.loop(ctx, "reporter", s.rep.run) })
+	if s.prog != nil {
+		wg.Go(func() { s.loop(ctx, "progress", s.prog.run) })
+	}
 	wg.Wait()
 	return nil
 }
@@ -375,6 +386,7 @@ func (s *Syncer) applyIntervals(resp *RegisterResponse) {
 	if d := resp.PollInterval(); d > 0 {
 		s.pollInterval.Store(int64(d))
 	}
+	s.prog.setFeatures(resp.Features)
 }
 
 // onStoreEvent runs inside store writes: it must only enqueue.

@@ -64,6 +64,8 @@ type RegisterResponse struct {
 	// positive; zero means absent (or an unusable value, which is ignored).
 	HeartbeatIntervalSeconds float64 `json:"heartbeat_interval_seconds,omitempty"`
 	PollIntervalSeconds      float64 `json:"poll_interval_seconds,omitempty"`
+	// Features are the optional behaviours the orchestrator asks for (v1.1: "progress").
+	Features []string `json:"features,omitempty"`
 }
 
 // HeartbeatInterval returns HeartbeatIntervalSeconds as a duration (0 when absent).
@@ -93,6 +95,7 @@ func (r *RegisterResponse) UnmarshalJSON(b []byte) error {
 		Token             json.RawMessage `json:"token"`
 		HeartbeatInterval json.RawMessage `json:"heartbeat_interval_seconds"`
 		PollInterval      json.RawMessage `json:"poll_interval_seconds"`
+		Features          json.RawMessage `json:"features"`
 	}
 	if err := decodeObject(b, &w); err != nil {
 		return fmt.Errorf("register response: %w", err)
@@ -120,8 +123,24 @@ func (r *RegisterResponse) UnmarshalJSON(b []byte) error {
 		Token:                    token,
 		HeartbeatIntervalSeconds: decodeInterval(w.HeartbeatInterval),
 		PollIntervalSeconds:      decodeInterval(w.PollInterval),
+		Features:                 decodeFeatures(w.Features),
 	}
 	return nil
+}
+
+// decodeFeatures returns the strings of a features list; anything else is ignored.
+func decodeFeatures(raw json.RawMessage) []string {
+	var list []any
+	if isNull(raw) || json.Unmarshal(raw, &list) != nil {
+		return nil
+	}
+	var out []string
+	for _, v := range list {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func decodeInterval(raw json.RawMessage) float64 {
