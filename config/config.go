@@ -56,6 +56,11 @@ type Config struct {
 	BrowserAllowedHosts []string
 	MaxBrowserTasks     int
 
+	// Live progress of running tasks (when the orchestrator asks for it): at most one
+	// progress report per task per ProgressInterval, each within ProgressMaxBytes.
+	ProgressInterval time.Duration
+	ProgressMaxBytes int64
+
 	// Cluster mode (Store "kubernetes"): Tasks live in Namespace on the API server; with
 	// LeaderElection, one replica (the holder of a Lease) runs them.
 	Store              string
@@ -150,6 +155,18 @@ var settings = []setting{
 				}
 			}
 			c.HTTPAddr = v
+			return nil
+		}},
+	{flag: "progress-interval", env: "AGENT_PROGRESS_INTERVAL", def: "1s", usage: "least time between two progress reports of a running task (when the orchestrator asks for progress)",
+		apply: func(c *Config, v string) error { return setDuration(&c.ProgressInterval, v, 10*time.Millisecond) }},
+	{flag: "progress-max-bytes", env: "AGENT_PROGRESS_MAX_BYTES", def: "64Ki", usage: "largest progress report (bytes, or a size such as 64Ki); more output waits for the next one",
+		apply: func(c *Config, v string) error {
+			if err := setSize(&c.ProgressMaxBytes, v, 16<<20); err != nil {
+				return err
+			}
+			if c.ProgressMaxBytes < 1024 {
+				return errors.New("want at least 1Ki")
+			}
 			return nil
 		}},
 	{flag: "labels", env: "AGENT_LABELS", usage: "labels sent at registration (k=v,k2=v2)",

@@ -157,7 +157,7 @@ func (tp *taskProgress) Output(name string, p []byte) {
 		for drop < len(s.out) && !utf8.RuneStart(s.out[drop]) {
 			drop++
 		}
-		s.out = append(s.out[:0], s.out[drop:]...)
+		s.out = s.out[drop:] // no copy: the next growth of s.out leaves the dropped bytes behind
 		s.offset += int64(drop)
 	}
 	tp.signal()

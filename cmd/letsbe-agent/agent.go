@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/letsbe/sysadmin-agent/api/progress"
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/config"
@@ -36,6 +37,8 @@ type agent struct {
 	registry *controllers.Registry
 	gc       *controllers.TaskCollector
 	metrics  *agentMetrics
+	// progress carries the live progress of running tasks from the controllers to the syncer.
+	progress *progress.Hub
 	// standby, in cluster mode, reports whether another replica leads (see cluster.go).
 	standby func() bool
 	// live is the sync loops' progress, for the systemd watchdog (notify.go).
@@ -47,7 +50,9 @@ type agent struct {
 // buildExecutors returns one executor per supported task type.
 func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
 	proc := executors.NewProcess(executors.ProcessConfig{})
-	shell, err := executors.NewShell(executors.ShellConfig{AllowedCommands: cfg.AllowedCommands, Process: proc})
+	shell, err := executors.NewShell(executors.ShellConfig{
+		AllowedCommands: cfg.AllowedCommands, Process: proc, Roots: cfg.FileRoots, MaxEnvBytes: cfg.MaxFileBytes,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("SHELL executor: %w", err)
 	}
@@ -102,7 +107,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		log.Info("Restored unfinished or unreported tasks from the journal", "tasks", restored)
 	}
 	registry := controllers.NewRegistry()
-	a := &agent{cfg: cfg, log: log, store: mem, journal: jnl, registry: registry}
+	a := &agent{cfg: cfg, log: log, store: mem, journal: jnl, registry: registry, progress: progress.NewHub()}
 	a.metrics = newAgentMetrics(a, execs)
 	runner, err := controllers.NewRunner(controllers.Options{
 		Store:                   mem,
@@ -113,6 +118,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		Logger:                  log.WithName("controllers"),
 		Registry:                registry,
 		Observe:                 a.metrics.observeTask,
+		Progress:                a.progressOptions(),
 	})
 	if err != nil {
 		return nil, err
@@ -124,6 +130,17 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	a.runner, a.syncer = runner, syncer
 	a.gc = &controllers.TaskCollector{Store: mem, Notifier: mem, Retention: cfg.TaskRetention, Logger: log.WithName("collector")}
 	return a, nil
+}
+
+// progressOptions configure the controllers' live progress: the agent's own token is masked
+// in every task's progress besides what the executors mask.
+func (a *agent) progressOptions() controllers.ProgressOptions {
+	return controllers.ProgressOptions{
+		Hub:      a.progress,
+		Interval: a.cfg.ProgressInterval,
+		MaxBytes: int(a.cfg.ProgressMaxBytes),
+		Masks:    []string{a.cfg.Token},
+	}
 }
 
 // newSyncer builds the orchestrator client and the sync side over the Tasks of st (both
@@ -176,6 +193,7 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 			}
 		},
 		OnRefused: func(t *agentv1.Task) { a.metrics.observeTask(t, 0) },
+		Progress:  a.progress,
 		Logger:    a.log.WithName("sync"),
 		Backoff:   orchestratorsync.Backoff{Base: a.cfg.BackoffBase},
 	})

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/letsbe/sysadmin-agent/api/progress"
 	"github.com/letsbe/sysadmin-agent/config"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
@@ -86,7 +87,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	}
 
 	registry := controllers.NewRegistry()
-	a := &agent{cfg: cfg, log: log, store: st, registry: registry}
+	a := &agent{cfg: cfg, log: log, store: st, registry: registry, progress: progress.NewHub()}
 	a.standby = func() bool {
 		select {
 		case <-mgr.Elected():
@@ -109,6 +110,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 		MaxTimeout:              cfg.TaskTimeout,
 		Registry:                registry,
 		Observe:                 a.metrics.observeTask,
+		Progress:                a.progressOptions(),
 	}
 	if err := controllers.SetupWithManager(mgr, opts); err != nil {
 		return nil, err

@@ -24,6 +24,10 @@ import (
 // agentBinary is the letsbe-agent binary built once for all end-to-end tests.
 var agentBinary string
 
+// helperDir holds test helper programs (ticker: prints over time) for SHELL tasks; put it in
+// the agent's PATH and allow them to use them.
+var helperDir string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "letsbe-agent-e2e-")
 	if err != nil {
@@ -40,6 +44,14 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build letsbe-agent:", err)
+		os.Exit(1)
+	}
+	helperDir = filepath.Join(dir, "bin")
+	build = exec.Command("go", "build", "-o", filepath.Join(helperDir, "ticker"), "./testdata/ticker")
+	build.Env = testdirs.OriginalEnviron()
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build the ticker helper:", err)
 		os.Exit(1)
 	}
 	code := clustertest.Run(m) // with the API server of the cluster-mode tests, if they run
