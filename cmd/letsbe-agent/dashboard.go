@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"path"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -16,37 +19,153 @@ var dashboardHTML string
 
 var dashboardTemplate = template.Must(template.New("dashboard").Parse(dashboardHTML))
 
-type dashboardRow struct {
-	ID, Type, Status, Created, Finished, Output string
+// Limits of a task's summary in the list: the list stays small however big results are (a
+// PLAYWRIGHT result carries base64 screenshots).
+const (
+	summaryMaxString = 120 // longer strings are cut
+	summaryMaxBytes  = 240 // the whole summary
+)
+
+// dashboardSummary is one row of the task list.
+type dashboardSummary struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Status   string `json:"status"`
+	Created  string `json:"created"`
+	Finished string `json:"finished,omitempty"`
+	Summary  string `json:"summary"`
 }
 
-// dashboard serves the development dashboard: the tasks of the embedded orchestrator,
-// rendered on the server, refreshed and enqueued by a little JavaScript through /dev/tasks.
-func dashboard(orch *orchestratortest.Server, types []string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		tasks := orch.Tasks()
-		slices.Reverse(tasks)
-		rows := make([]dashboardRow, 0, len(tasks))
-		for _, t := range tasks {
-			out := t.Error
-			if out == "" && len(t.Result) > 0 {
-				var v any
-				if json.Unmarshal(t.Result, &v) == nil {
-					b, _ := json.Marshal(v)
-					out = string(b)
-				}
-			}
-			r := dashboardRow{ID: t.ID, Type: t.Type, Status: t.Status, Created: t.CreatedAt.Local().Format(time.TimeOnly), Output: out}
-			if !t.FinalAt.IsZero() {
-				r.Finished = t.FinalAt.Local().Format(time.TimeOnly)
-			}
-			rows = append(rows, r)
-		}
+// dashboard serves the development dashboard of the embedded orchestrator: the page (the
+// task list rendered on the server), GET /dashboard/tasks (the list as summaries, for the
+// page's refresh) and POST /dashboard/tasks/{id}/cancel (through the next heartbeat's
+// cancel_task_ids). A task's detail view reads GET /dev/tasks/{id}. fileRoot is where the
+// sample payloads of file tasks point.
+func dashboard(orch *orchestratortest.Server, types []string, fileRoot string) http.Handler {
+	samples := samplePayloads(types, fileRoot)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_ = dashboardTemplate.Execute(w, struct {
-			Types []string
-			Tasks []dashboardRow
-		}{types, rows})
+			Types   []string
+			First   string
+			Samples map[string]string
+			Tasks   []dashboardSummary
+		}{types, samples[firstType(types)], samples, summaries(orch)})
 	})
+	mux.HandleFunc("GET /dashboard/tasks", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(summaries(orch))
+	})
+	mux.HandleFunc("POST /dashboard/tasks/{task}/cancel", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("task")
+		if _, ok := orch.Task(id); !ok {
+			http.Error(w, "unknown task", http.StatusNotFound)
+			return
+		}
+		orch.Cancel(id)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	return mux
+}
+
+// firstType is the type the form starts with: ECHO when there is one.
+func firstType(types []string) string {
+	if slices.Contains(types, "ECHO") || len(types) == 0 {
+		return "ECHO"
+	}
+	return types[0]
+}
+
+// samplePayloads returns a sample payload (JSON text) for every type.
+func samplePayloads(types []string, fileRoot string) map[string]string {
+	if fileRoot == "" {
+		fileRoot = "/opt/letsbe"
+	}
+	app := path.Join(fileRoot, "app")
+	known := map[string]any{
+		"ECHO":             map[string]any{"message": "hello"},
+		"SHELL":            map[string]any{"cmd": "df -h /"},
+		"FILE_WRITE":       map[string]any{"path": path.Join(app, "hello.txt"), "content": "hello\n", "mode": "0644"},
+		"ENV_UPDATE":       map[string]any{"path": path.Join(app, ".env"), "updates": map[string]string{"GREETING": "hello"}},
+		"DOCKER_RELOAD":    map[string]any{"compose_path": path.Join(app, "docker-compose.yml"), "pull": false},
+		"COMPOSE_STATUS":   map[string]any{"compose_path": path.Join(app, "docker-compose.yml")},
+		"COMPOSE_LOGS":     map[string]any{"compose_path": path.Join(app, "docker-compose.yml"), "tail": 200},
+		"COMPOSE_ROLLBACK": map[string]any{"compose_path": path.Join(app, "docker-compose.yml")},
+		"PLAYWRIGHT": map[string]any{"flow": map[string]any{"steps": []map[string]any{
+			{"action": "goto", "url": "https://example.com/"},
+			{"action": "expect_text", "selector": "h1", "text": "Example"},
+			{"action": "screenshot", "name": "home"},
+		}}},
+	}
+	out := make(map[string]string, len(types))
+	for _, typ := range append(slices.Clone(types), "ECHO") {
+		v, ok := known[typ]
+		if !ok {
+			v = map[string]any{}
+		}
+		b, _ := json.MarshalIndent(v, "", "  ")
+		out[typ] = string(b)
+	}
+	return out
+}
+
+// summaries lists the tasks, newest first, each with a short summary of its outcome.
+func summaries(orch *orchestratortest.Server) []dashboardSummary {
+	tasks := orch.Tasks()
+	out := make([]dashboardSummary, 0, len(tasks))
+	for i := len(tasks) - 1; i >= 0; i-- {
+		t := tasks[i]
+		s := dashboardSummary{ID: t.ID, Type: t.Type, Status: t.Status, Created: t.CreatedAt.Local().Format(time.TimeOnly), Summary: summarize(t)}
+		if !t.FinalAt.IsZero() {
+			s.Finished = t.FinalAt.Local().Format(time.TimeOnly)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// summarize is a task's error, or its result with long strings cut, within summaryMaxBytes.
+func summarize(t orchestratortest.TaskState) string {
+	out := t.Error
+	if out == "" && len(t.Result) > 0 {
+		var v any
+		if json.Unmarshal(t.Result, &v) == nil {
+			b, _ := json.Marshal(shorten(v))
+			out = string(b)
+		}
+	}
+	return cut(out, summaryMaxBytes)
+}
+
+// shorten cuts every long string of a decoded JSON value.
+func shorten(v any) any {
+	switch v := v.(type) {
+	case string:
+		if len(v) > summaryMaxString {
+			return cut(v, summaryMaxString)
+		}
+	case []any:
+		for i := range v {
+			v[i] = shorten(v[i])
+		}
+	case map[string]any:
+		for k := range v {
+			v[k] = shorten(v[k])
+		}
+	}
+	return v
+}
+
+// cut shortens s to at most n bytes (and an ellipsis), on a rune boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.TrimRight(s[:n], " ") + "…"
 }

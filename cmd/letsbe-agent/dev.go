@@ -29,7 +29,7 @@ type devOptions struct {
 // runDev serves the reference orchestrator on opts.listen and runs an agent against it in the
 // same process, so a newcomer can enqueue tasks with curl and watch them run.
 func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.Logger) error {
-	orch := orchestratortest.New(orchestratortest.Options{EnrollmentToken: "dev-token", IssueAgentTokens: true})
+	orch := orchestratortest.New(orchestratortest.Options{EnrollmentToken: "dev-token", IssueAgentTokens: true, Progress: true})
 	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--listen): %w", opts.listen, err)
@@ -43,24 +43,6 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 		types = append(types, typ)
 	}
 	slices.Sort(types)
-	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", dashboard(orch, types))
-	mux.Handle("/", orch)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error(err, "Development orchestrator stopped")
-		}
-	}()
-	defer func() {
-		shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutCtx)
-	}()
-
-	base := "http://" + ln.Addr().String()
-	cfg.OrchestratorURL = base
-	cfg.Token = "dev-token"
 	dir, err := os.MkdirTemp("", "letsbe-agent-dev-")
 	if err != nil {
 		return err
@@ -77,6 +59,30 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 		}
 		cfg.FileRoots = []string{root}
 	}
+	sampleRoot := ""
+	if len(cfg.FileRoots) > 0 {
+		sampleRoot = cfg.FileRoots[0]
+	}
+	mux := http.NewServeMux()
+	dash := dashboard(orch, types, sampleRoot)
+	mux.Handle("GET /{$}", dash)
+	mux.Handle("/dashboard/", dash)
+	mux.Handle("/", orch)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(err, "Development orchestrator stopped")
+		}
+	}()
+	defer func() {
+		shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutCtx)
+	}()
+
+	base := "http://" + ln.Addr().String()
+	cfg.OrchestratorURL = base
+	cfg.Token = "dev-token"
 	log.Info("Development orchestrator listening", "url", base, "dashboard", base+"/", "fileRoots", cfg.FileRoots,
 		"try", "curl -s -XPOST "+base+`/dev/tasks -d '{"type":"ECHO","payload":{"message":"hello"}}'`)
 	return runAgent(ctx, cfg, log)
