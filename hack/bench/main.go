@@ -48,7 +48,7 @@ type config struct {
 }
 
 // sections are the measurements, in the order they run.
-var sections = []string{"idle", "throughput", "pickup", "retained", "shell"}
+var sections = []string{"idle", "throughput", "pickup", "retained", "shell", "progress"}
 
 // wants reports whether section runs (all do unless -only names some).
 func (c *config) wants(section string) bool { return len(c.only) == 0 || c.only[section] }
@@ -229,6 +229,13 @@ func measureAll(ctx context.Context, cfg *config, res *results) error {
 		progress("SHELL overhead: %d runs each", cfg.shellRuns)
 		if res.Shell, err = measureShell(ctx, cfg.shellRuns); err != nil {
 			return err
+		}
+	}
+
+	if cfg.wants("progress") {
+		progress("Live progress: ECHO throughput with the feature off and on, then chatty SHELL tasks")
+		if res.Progress, err = measureProgress(ctx, cfg); err != nil {
+			return fmt.Errorf("progress: %w", err)
 		}
 	}
 

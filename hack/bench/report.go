@@ -30,6 +30,7 @@ type results struct {
 	Pickup     []pickup
 	Retained   retained
 	Shell      shellOverhead
+	Progress   progressCost
 	GoBench    []goBench
 	GoBenchRaw string
 }
@@ -157,6 +158,7 @@ func (r *results) rows() []row {
 			ms(r.Shell.PairedDifference), ms(r.Shell.Shell), ms(r.Shell.Bare)),
 			"≤ 1 ms median", verdict(r.Shell.PairedDifference <= targetShell)})
 	}
+	rows = append(rows, r.Progress.rows()...)
 	for _, b := range r.GoBench {
 		if summaryBenchmarks[b.Name] {
 			rows = append(rows, row{"`" + b.Name + "`", goBenchMetrics(b), "—", "—"})
@@ -292,6 +294,8 @@ and the final report's arrival counts ("final report first").
   %s (the figure compared with the target).
 `, r.Shell.Runs, ms(r.Shell.Shell), ms(r.Shell.Bare), ms(r.Shell.PairedDifference))
 	}
+
+	b.WriteString(r.Progress.document())
 
 	if len(r.GoBench) > 0 {
 		fmt.Fprintf(&b, "\n## Go benchmarks\n\nMedians over the runs of `go test -bench . -benchmem -count N`; the raw output, for `benchstat`, is `%s`.\n\n", r.GoBenchRaw)
