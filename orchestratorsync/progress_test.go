@@ -117,7 +117,7 @@ func TestProgressWithoutFeature(t *testing.T) {
 	if running := st.Reports - st.FinalReports - st.Duplicates; running != 1 || st.Progress.Reports != 0 {
 		t.Errorf("%d RUNNING reports (%d with progress), want exactly 1 and none", running, st.Progress.Reports)
 	}
-	if !slices.ContainsFunc(st.Events, func(e orchestratorsync.Event) bool { return e.Type == agentv1.EventSucceeded }) {
+	if !slices.ContainsFunc(st.Events, func(e orchestratortest.Event) bool { return e.Type == agentv1.EventSucceeded }) {
 		t.Errorf("final events = %+v", st.Events)
 	}
 }

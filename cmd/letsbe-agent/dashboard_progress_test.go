@@ -3,6 +3,8 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,14 +88,24 @@ func enqueueInDashboard(typ, payload string) []chromedp.Action[chromedp.Void] {
 
 // runSteps runs the steps within a minute; on failure the error carries the page's task list
 // and detail view.
-func runSteps(ctx context.Context, steps []chromedp.Action[chromedp.Void]) error {
+func runSteps(ctx context.Context, url string, steps []chromedp.Action[chromedp.Void]) error {
+	// The first action allocates the browser: on ctx, which outlives the steps' deadline.
+	if err := chromedp.Do(ctx, steps[0]); err != nil {
+		return err
+	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	err := chromedp.Do(sctx, steps...)
+	err := chromedp.Do(sctx, steps[1:]...)
 	if err != nil {
 		page, _ := chromedp.Run(ctx, chromedp.OuterHTML(`main`))
 		errText, _ := chromedp.Run(ctx, chromedp.TextContent(`#form-error`))
-		return fmt.Errorf("%w; form error %q; page:\n%s", err, errText, page)
+		var tasks []byte
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, url+"/dashboard/tasks", nil)
+		if resp, herr := http.DefaultClient.Do(req); herr == nil {
+			tasks, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		return fmt.Errorf("%w; form error %q; tasks %s; page:\n%s", err, errText, tasks, page)
 	}
 	return nil
 }
@@ -114,7 +126,7 @@ func TestE2EDashboardLiveOutput(t *testing.T) {
 			document.getElementById("detail-stdout").textContent.includes("line 3\n")`),
 		chromedp.WaitVisible(`#detail-status.COMPLETED`),
 	)
-	if err := runSteps(ctx, steps); err != nil {
+	if err := runSteps(ctx, url, steps); err != nil {
 		t.Fatalf("dashboard: %v", err)
 	}
 	stdout, err := chromedp.Run(ctx, chromedp.TextContent(`#result-stdout`))
@@ -136,7 +148,7 @@ func TestE2EDashboardCancel(t *testing.T) {
 		chromedp.Click(`#cancel`),
 		chromedp.WaitVisible(`#detail-status.FAILED`),
 	)
-	if err := runSteps(ctx, steps); err != nil {
+	if err := runSteps(ctx, url, steps); err != nil {
 		t.Fatalf("dashboard: %v", err)
 	}
 	errText, err := chromedp.Run(ctx, chromedp.TextContent(`#detail-error`))

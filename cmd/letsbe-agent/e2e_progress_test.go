@@ -1,11 +1,13 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -55,7 +57,11 @@ func TestE2EProgress(t *testing.T) {
 	t.Parallel()
 	o := startOrchestrator(t, orchestratortest.Options{Progress: true})
 	progressAgent(t, o)
-	id := o.enqueue(t, "SHELL", `{"cmd": "ticker -n 15 -i 200ms"}`)
+	// The command ends once the orchestrator has all its output: what it prints just before
+	// it ends would otherwise travel in the final report only.
+	done := filepath.Join(t.TempDir(), "done")
+	id := o.enqueue(t, "SHELL", `{"cmd": "ticker -n 15 -i 200ms -until `+done+`"}`)
+	waitStreamed(t, o, id, "line 15\n", done)
 	st := o.waitFinal(t, id)
 	if st.Status != orchestratortest.StatusCompleted {
 		t.Fatalf("task %s: %s %s", id, st.Status, st.Error)
@@ -70,6 +76,22 @@ func TestE2EProgress(t *testing.T) {
 	}
 	if !strings.Contains(p.Stdout, "line 15\n") {
 		t.Errorf("streamed stdout %q lacks the last line", p.Stdout)
+	}
+}
+
+// waitStreamed waits until the orchestrator's progress of task id holds want, then creates
+// the file the ticker waits for.
+func waitStreamed(t *testing.T, o *orchestrator, id, want, done string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := o.WaitTask(ctx, id, func(st orchestratortest.TaskState) bool {
+		return strings.Contains(st.Progress.Stdout, want) || st.IsFinal()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(done, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -109,11 +131,13 @@ func TestE2EProgressMasksProjectEnv(t *testing.T) {
 	}
 	o := startOrchestrator(t, orchestratortest.Options{Progress: true})
 	progressAgent(t, o, "AGENT_FILE_ROOTS="+root)
+	done := filepath.Join(t.TempDir(), "done")
 	tasks := []string{
 		// Printed a few bytes at a time: the secret comes in pieces, over several reports.
-		o.enqueue(t, "SHELL", `{"cmd": "ticker -file .env -chunk 3 -i 40ms", "cwd": "`+app+`"}`),
+		o.enqueue(t, "SHELL", `{"cmd": "ticker -file .env -chunk 3 -i 40ms -until `+done+`", "cwd": "`+app+`"}`),
 		o.enqueue(t, "SHELL", `{"cmd": "cat .env", "cwd": "`+app+`"}`),
 	}
+	waitStreamed(t, o, tasks[0], "PORT=80\n", done)
 	for i, id := range tasks {
 		st := o.waitFinal(t, id)
 		if st.Status != orchestratortest.StatusCompleted {

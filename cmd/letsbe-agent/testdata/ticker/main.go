@@ -1,5 +1,6 @@
 // Command ticker is a test helper the end-to-end tests allow as a SHELL command: it prints
-// over time, "line N" every interval, or a file a few bytes at a time.
+// over time, "line N" every interval, or a file a few bytes at a time; with -until it then
+// waits until a file exists, so a test can let it end once it saw what it waits for.
 package main
 
 import (
@@ -14,7 +15,16 @@ func main() {
 	interval := flag.Duration("i", 200*time.Millisecond, "wait between two writes")
 	file := flag.String("file", "", "print this file instead, chunk bytes per write")
 	chunk := flag.Int("chunk", 3, "bytes per write with -file")
+	until := flag.String("until", "", "after the output, wait until this file exists")
 	flag.Parse()
+	defer func() {
+		for *until != "" {
+			if _, err := os.Stat(*until); err == nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	if *file != "" {
 		data, err := os.ReadFile(*file)
 		if err != nil {
