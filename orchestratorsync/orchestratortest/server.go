@@ -106,7 +106,7 @@ type TaskState struct {
 	// differ from the first one (the agent should repeat it byte for byte).
 	DifferingDuplicates int `json:"differing_duplicates"`
 	// Progress is what progress reports brought while the task ran.
-	Progress TaskProgress `json:"progress"`
+	Progress TaskProgress `json:"progress,omitzero"`
 }
 
 // IsFinal reports whether the task is COMPLETED or FAILED.
