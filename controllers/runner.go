@@ -43,6 +43,9 @@ type Options struct {
 	Observe func(task *agentv1.Task, elapsed time.Duration)
 	// Progress configures the live progress of running Tasks; none without a Hub.
 	Progress ProgressOptions
+	// StopGrace is how long an executor gets to return after its Task's deadline or
+	// cancellation before the Task is failed without it; DefaultStopGrace when zero.
+	StopGrace time.Duration
 	// SkipNameValidation allows several Runners in one process (tests).
 	SkipNameValidation bool
 }
@@ -108,6 +111,7 @@ func (opts *Options) reconciler(typ string) *TaskReconciler {
 		Store:      opts.Store,
 		Registry:   opts.Registry,
 		MaxTimeout: opts.MaxTimeout,
+		StopGrace:  opts.StopGrace,
 		Observe:    opts.Observe,
 		Progress:   opts.Progress,
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,6 +29,15 @@ var ErrInterrupted = errors.New("interrupted: agent restarted during execution")
 
 // finalWriteTimeout bounds the final status write, which must not be cut short by shutdown.
 const finalWriteTimeout = 30 * time.Second
+
+// DefaultStopGrace is how long an executor gets to return after its context ended (deadline or
+// cancellation) before the watchdog ends the Task without it.
+const DefaultStopGrace = 15 * time.Second
+
+// ErrExecutorStuck is part of the error of a Task whose executor did not return within the stop
+// grace after its context ended: the Task is FAILED and its worker freed, while the executor's
+// goroutine is left behind.
+var ErrExecutorStuck = errors.New("executor did not stop")
 
 // TaskReconciler drives Tasks of one type from Pending to a final phase with its executor. All
 // task types share it; a type differs only in its Executor.
@@ -49,6 +59,9 @@ type TaskReconciler struct {
 	Observe func(task *agentv1.Task, elapsed time.Duration)
 	// Progress configures the live progress of executions; none without a Hub.
 	Progress ProgressOptions
+	// StopGrace is how long the executor gets to return once its context ended; then the
+	// watchdog fails the Task and frees the worker. DefaultStopGrace when zero.
+	StopGrace time.Duration
 }
 
 // Reconcile implements reconcile.Reconciler. A Pending Task is marked Running, executed and
@@ -112,6 +125,7 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	defer cancelTimeout()
 	execCtx = executors.WithProcessHook(execCtx, func(ref executors.ProcessRef) { r.recordProcess(ctx, log, task.Name, ref) })
 	execCtx, stopProgress := r.Progress.startProgress(execCtx, task.Name)
+	execCtx = executors.WithReporter(execCtx, &taskReporter{r: r, ctx: ctx, log: log, name: task.Name})
 	started := time.Now()
 	out := r.execute(execCtx, log, task)
 	out.events = stopProgress()
@@ -145,6 +159,48 @@ func (r *TaskReconciler) recordProcess(ctx context.Context, log logr.Logger, nam
 		return
 	}
 	log.V(1).Info("Process group recorded", "pgid", ref.PGID)
+}
+
+// taskReporter records what an executor reports (events, conditions) on its Task, one status
+// write each: executors report a handful per Task, at phase changes.
+type taskReporter struct {
+	r    *TaskReconciler
+	ctx  context.Context
+	log  logr.Logger
+	name string
+}
+
+func (t *taskReporter) Event(typ, message string) {
+	t.mutate("event "+typ, func(task *agentv1.Task) {
+		task.Status.AddEvent(t.r.now(), typ, message)
+	})
+}
+
+func (t *taskReporter) Condition(typ string, status bool, reason, message string) {
+	st := metav1.ConditionFalse
+	if status {
+		st = metav1.ConditionTrue
+	}
+	t.mutate("condition "+typ, func(task *agentv1.Task) {
+		meta.SetStatusCondition(&task.Status.Conditions, metav1.Condition{
+			Type: typ, Status: st, Reason: reason, Message: message, ObservedGeneration: task.Generation,
+		})
+	})
+}
+
+func (t *taskReporter) mutate(what string, fn func(*agentv1.Task)) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.ctx), finalWriteTimeout)
+	defer cancel()
+	_, err := store.MutateStatus(ctx, t.r.Store, t.name, func(task *agentv1.Task) bool {
+		if task.Status.Phase.IsFinal() {
+			return false
+		}
+		fn(task)
+		return true
+	})
+	if err != nil {
+		t.log.Error(err, "Cannot record what the executor reported", "what", what)
+	}
 }
 
 // killLeftover stops the process group an interrupted Task left running, if it is still the
@@ -183,7 +239,16 @@ func (r *TaskReconciler) execute(ctx context.Context, log logr.Logger, task *age
 	if task.Spec.Payload != nil && len(task.Spec.Payload.Raw) > 0 {
 		payload = task.Spec.Payload.Raw
 	}
-	result, err := r.Executor.Execute(ctx, payload)
+	ret := r.run(ctx, log, payload)
+	switch {
+	case ret.stuck:
+		cause := context.Cause(ctx)
+		return outcome{err: fmt.Errorf("%w: %w", cause, ErrExecutorStuck), reason: reasonFor(cause)}
+	case ret.panicked:
+		log.Error(fmt.Errorf("panic: %v", ret.panic), "Executor panicked", "stack", string(ret.stack))
+		return outcome{err: fmt.Errorf("executor panicked: %v", ret.panic), reason: agentv1.ReasonPanicked}
+	}
+	result, err := ret.result, ret.err
 	if result != nil {
 		raw, merr := marshalResult(result)
 		if merr != nil {
@@ -205,6 +270,56 @@ func (r *TaskReconciler) execute(ctx context.Context, log logr.Logger, task *age
 	out.err = err
 	out.reason = reasonFor(err)
 	return out
+}
+
+// run is the watchdog around the executor: it returns what the executor returned, or, when
+// the executor is still running StopGrace after ctx ended, stuck. A stuck executor's goroutine
+// is left behind (it can only be logged: Go cannot stop it), but it holds neither the worker
+// nor the shutdown. A panic in the executor's goroutine is recovered there and returned.
+func (r *TaskReconciler) run(ctx context.Context, log logr.Logger, payload json.RawMessage) (ret returned) {
+	done := make(chan returned, 1) // buffered: a late executor must not block forever
+	go func() {
+		var ret returned
+		defer func() {
+			if p := recover(); p != nil {
+				ret = returned{panicked: true, panic: p, stack: debug.Stack()}
+			}
+			done <- ret
+		}()
+		ret.result, ret.err = r.Executor.Execute(ctx, payload)
+	}()
+	select {
+	case ret = <-done:
+	case <-ctx.Done():
+		grace := r.StopGrace
+		if grace <= 0 {
+			grace = DefaultStopGrace
+		}
+		timer := time.NewTimer(grace)
+		defer timer.Stop()
+		select {
+		case ret = <-done:
+		case <-timer.C:
+			log.Error(ErrExecutorStuck, "Executor ignored the end of its context; failing the task and leaving its goroutine behind",
+				"cause", context.Cause(ctx).Error(), "grace", grace.String())
+			go func() {
+				<-done
+				log.Info("Stuck executor returned at last")
+			}()
+			return returned{stuck: true}
+		}
+	}
+	return ret
+}
+
+// returned is what run saw of an execution.
+type returned struct {
+	result   any
+	err      error
+	panicked bool
+	panic    any
+	stack    []byte
+	stuck    bool // the executor did not return within the stop grace
 }
 
 // withCause explains a context error by the context's cause (a timeout, a cancellation),

@@ -345,3 +345,63 @@ func TestNotDurableRunningIsNeverRun(t *testing.T) {
 		t.Errorf("phase %s, error %q; want Failed, %q", got.Status.Phase, got.Status.Error, want)
 	}
 }
+
+// An executor that ignores its context cannot hold its worker: the watchdog fails the Task
+// after the stop grace (timeout or cancellation, "executor did not stop") and the next Task of
+// the same type, on the only worker, runs.
+func TestStuckExecutorIsFailedAndFreesTheWorker(t *testing.T) {
+	t.Parallel()
+	mem := store.NewMemory()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	stuck := funcExecutor(func(_ context.Context, p json.RawMessage) (any, error) {
+		if string(p) == `{"quick":true}` {
+			return map[string]bool{"ran": true}, nil
+		}
+		<-release // ignores its context
+		return nil, nil
+	})
+	registry := controllers.NewRegistry()
+	r, err := controllers.NewRunner(controllers.Options{
+		Store: mem, Notifier: mem, Executors: map[string]executors.Executor{"STUCK": stuck},
+		MaxConcurrentReconciles: 1,
+		MaxTimeout:              time.Minute,
+		StopGrace:               100 * time.Millisecond,
+		Logger:                  testLogger(t),
+		Registry:                registry,
+		SkipNameValidation:      true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
+
+	create(t, mem, "timeout", "STUCK", `{}`, 200*time.Millisecond)
+	got := waitFor(t, mem, "timeout", final)
+	if c := condition(got, agentv1.ConditionReady); c.Reason != agentv1.ReasonTimedOut || got.Status.Error != "timed out after 200ms: executor did not stop" {
+		t.Errorf("timed out task: reason %q, error %q", c.Reason, got.Status.Error)
+	}
+
+	create(t, mem, "cancel", "STUCK", `{}`, 0)
+	waitFor(t, mem, "cancel", func(t *agentv1.Task) bool { return t.Status.Phase == agentv1.TaskRunning })
+	if found, err := controllers.Cancel(t.Context(), mem, registry, "cancel", controllers.ErrCancelled); err != nil || !found {
+		t.Fatalf("Cancel = %v, %v", found, err)
+	}
+	got = waitFor(t, mem, "cancel", final)
+	if c := condition(got, agentv1.ConditionReady); c.Reason != agentv1.ReasonCancelled || got.Status.Error != "cancelled: executor did not stop" {
+		t.Errorf("cancelled task: reason %q, error %q", c.Reason, got.Status.Error)
+	}
+
+	create(t, mem, "next", "STUCK", `{"quick":true}`, 0)
+	if got := waitFor(t, mem, "next", final); got.Status.Phase != agentv1.TaskSucceeded {
+		t.Errorf("the next task on the freed worker: %s %q", got.Status.Phase, got.Status.Error)
+	}
+}
