@@ -70,6 +70,17 @@ type Config struct {
 	LeaseRenewDeadline time.Duration
 	LeaseRetryPeriod   time.Duration
 	TaskRetention      time.Duration
+
+	// Compose executors: docker's endpoint and CLI config (empty: docker's defaults), the
+	// compose policy (BindRoots empty: the file roots) and the revisions kept per project.
+	DockerHost                 string
+	DockerConfig               string
+	ComposeAllowPrivileged     bool
+	ComposeAllowHostNamespaces bool
+	ComposeAllowedCapabilities []string
+	ComposeAllowDevices        bool
+	ComposeBindRoots           []string
+	StackRevisions             int
 }
 
 // setting binds one Config field to a flag and an environment variable.
@@ -119,6 +130,37 @@ var settings = []setting{
 		}},
 	{flag: "docker-binary", env: "AGENT_DOCKER_BINARY", def: "docker", usage: "docker CLI that DOCKER_RELOAD runs: a name looked up in PATH or an absolute path",
 		apply: func(c *Config, v string) error { return setProgram(&c.DockerBinary, v) }},
+	{flag: "docker-host", env: "AGENT_DOCKER_HOST", usage: "DOCKER_HOST of the docker commands the compose tasks run, e.g. unix:///run/docker.sock (default docker's own)",
+		apply: func(c *Config, v string) error { c.DockerHost = v; return nil }},
+	{flag: "docker-config", env: "AGENT_DOCKER_CONFIG", usage: "DOCKER_CONFIG of the docker commands (registry logins, cli-plugins) as an absolute path (default docker's own, ~/.docker)",
+		apply: func(c *Config, v string) error {
+			if v == "" {
+				c.DockerConfig = ""
+				return nil
+			}
+			return setAbsPath(&c.DockerConfig, v)
+		}},
+	{flag: "compose-allow-privileged", env: "AGENT_COMPOSE_ALLOW_PRIVILEGED", def: "false", usage: "allow privileged: true and unconfined security_opt in compose projects",
+		apply: func(c *Config, v string) error { return setBool(&c.ComposeAllowPrivileged, v) }},
+	{flag: "compose-allow-host-namespaces", env: "AGENT_COMPOSE_ALLOW_HOST_NAMESPACES", def: "false", usage: "allow pid, ipc, uts, userns_mode, cgroup: host, network_mode: host and container: namespaces in compose projects",
+		apply: func(c *Config, v string) error { return setBool(&c.ComposeAllowHostNamespaces, v) }},
+	{flag: "compose-allowed-capabilities", env: "AGENT_COMPOSE_ALLOWED_CAPABILITIES", usage: "capabilities cap_add may name in compose projects, comma separated (default none)",
+		apply: func(c *Config, v string) error { c.ComposeAllowedCapabilities = splitList(v); return nil }},
+	{flag: "compose-allow-devices", env: "AGENT_COMPOSE_ALLOW_DEVICES", def: "false", usage: "allow devices, device_cgroup_rules and GPU reservations in compose projects",
+		apply: func(c *Config, v string) error { return setBool(&c.ComposeAllowDevices, v) }},
+	{flag: "compose-bind-roots", env: "AGENT_COMPOSE_BIND_ROOTS", usage: "directories bind mounts of compose projects must lie in, comma separated (default the file roots; /, /etc, /var/run/docker.sock only if listed exactly)",
+		apply: func(c *Config, v string) error {
+			c.ComposeBindRoots = nil
+			for _, p := range splitList(v) {
+				if !filepath.IsAbs(p) {
+					return fmt.Errorf("%q is not an absolute path", p)
+				}
+				c.ComposeBindRoots = append(c.ComposeBindRoots, filepath.Clean(p))
+			}
+			return nil
+		}},
+	{flag: "stack-revisions", env: "AGENT_STACK_REVISIONS", def: "5", usage: "revisions of each compose project kept for rollback",
+		apply: func(c *Config, v string) error { return setPositiveInt(&c.StackRevisions, v, 100) }},
 	{flag: "chromium-path", env: "AGENT_CHROMIUM_PATH", usage: "browser that PLAYWRIGHT tasks run: a name looked up in PATH or an absolute path (default chromium or chromium-browser in PATH)",
 		apply: func(c *Config, v string) error {
 			if v == "" {

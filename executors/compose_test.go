@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
@@ -27,6 +28,10 @@ type fakeDocker struct {
 
 const fakeDockerScript = `#!/bin/sh
 dir=%q
+case "$1" in
+ps) [ -f "$dir/ps" ] && cat "$dir/ps"; exit 0;;
+inspect) if [ -f "$dir/inspect" ]; then cat "$dir/inspect"; else echo '[]'; fi; exit 0;;
+esac
 printf '%%s\037' "$@" >> "$dir/argv"
 printf '\n' >> "$dir/argv"
 env > "$dir/env"
@@ -70,6 +75,29 @@ func (f *fakeDocker) runs(t *testing.T) [][]string {
 	return runs
 }
 
+// running makes docker ps and inspect show one running container per service of project,
+// started long ago, without a healthcheck.
+func (f *fakeDocker) running(t *testing.T, project string, services ...string) {
+	t.Helper()
+	var ids []string
+	var infos []map[string]any
+	for _, s := range services {
+		ids = append(ids, "c-"+s)
+		infos = append(infos, map[string]any{
+			"Id": "c-" + s, "Image": "sha256:img-" + s, "RestartCount": 0,
+			"State":      map[string]any{"Status": "running", "StartedAt": "2020-01-01T00:00:00Z"},
+			"Config":     map[string]any{"Image": s + ":1", "Labels": map[string]string{"com.docker.compose.project": project, "com.docker.compose.service": s}},
+			"HostConfig": map[string]any{"RestartPolicy": map[string]any{"Name": "unless-stopped"}},
+		})
+	}
+	b, err := json.Marshal(infos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.set(t, "ps", strings.Join(ids, "\n")+"\n")
+	f.set(t, "inspect", string(b))
+}
+
 func (f *fakeDocker) set(t *testing.T, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(f.dir, name), []byte(content), 0o644); err != nil {
@@ -79,15 +107,15 @@ func (f *fakeDocker) set(t *testing.T, name, content string) {
 
 // composeFixture is a file root with a project directory "app".
 type composeFixture struct {
-	root, app, outside string
-	docker             *fakeDocker
-	exec               *DockerReload
+	root, app, outside, state string
+	docker                    *fakeDocker
+	exec                      *DockerReload
 }
 
 func newComposeFixture(t *testing.T, files map[string]string) *composeFixture {
 	t.Helper()
 	base := t.TempDir()
-	fx := &composeFixture{root: filepath.Join(base, "root"), outside: filepath.Join(base, "outside"), docker: newFakeDocker(t)}
+	fx := &composeFixture{root: filepath.Join(base, "root"), outside: filepath.Join(base, "outside"), state: filepath.Join(base, "state"), docker: newFakeDocker(t)}
 	fx.app = filepath.Join(fx.root, "app")
 	for _, d := range []string{fx.app, fx.outside} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -98,11 +126,16 @@ func newComposeFixture(t *testing.T, files map[string]string) *composeFixture {
 		mustWrite(t, filepath.Join(fx.app, name), content, 0o644)
 	}
 	var err error
-	fx.exec, err = NewDockerReload(DockerReloadConfig{Roots: []string{fx.root}, Process: fx.docker.proc})
+	fx.exec, err = NewDockerReload(fx.config())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return fx
+}
+
+// config is the Compose executors' configuration of the fixture: a quick gate.
+func (fx *composeFixture) config() DockerReloadConfig {
+	return DockerReloadConfig{Roots: []string{fx.root}, Process: fx.docker.proc, StateDir: fx.state, Settle: 50 * time.Millisecond, Poll: 10 * time.Millisecond}
 }
 
 const composeWeb = `services:
@@ -123,57 +156,58 @@ func TestDockerReload(t *testing.T) {
 	tests := []struct {
 		name     string
 		files    map[string]string
-		payload  string // %s is the compose path
-		wantRes  DockerReloadResult
+		payload  string             // %s is the compose path
+		wantRes  DockerReloadResult // Services: see wantSvcs
+		wantSvcs []string
 		wantRuns []string // the subcommand and services of each run
 	}{
 		{
-			name:     "up",
-			files:    map[string]string{"docker-compose.yml": composeWeb, ".env": "DB_PASS=pw\n"},
-			payload:  `{"compose_path": %q}`,
-			wantRes:  DockerReloadResult{Project: "app", Services: []string{"db", "web"}, Stdout: "up done\n"},
+			name:    "up",
+			files:   map[string]string{"docker-compose.yml": composeWeb, ".env": "DB_PASS=pw\n"},
+			payload: `{"compose_path": %q}`,
+			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"db", "web"},
 			wantRuns: []string{"up -d --remove-orphans"},
 		},
 		{
-			name:     "pull then up, some services",
-			files:    map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nTAG=1.27\n"},
-			payload:  `{"compose_path": %q, "pull": true, "services": ["web", "db", "web"]}`,
-			wantRes:  DockerReloadResult{Project: "app", Services: []string{"web", "db"}, Stdout: "pull done\nup done\n"},
+			name:    "pull then up, some services",
+			files:   map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nTAG=1.27\n"},
+			payload: `{"compose_path": %q, "pull": true, "services": ["web", "db", "web"]}`,
+			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Stdout: "pull done\nup done\n", ExitCode: 0}, wantSvcs: []string{"web", "db"},
 			wantRuns: []string{"pull web db", "up -d --remove-orphans web db"},
 		},
 		{
-			name:     "a service of an inactive profile",
-			files:    map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\n"},
-			payload:  `{"compose_path": %q, "services": ["debug"]}`,
-			wantRes:  DockerReloadResult{Project: "app", Services: []string{"debug"}, Stdout: "up done\n"},
+			name:    "a service of an inactive profile",
+			files:   map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\n"},
+			payload: `{"compose_path": %q, "services": ["debug"]}`,
+			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"debug"},
 			wantRuns: []string{"up -d --remove-orphans debug"},
 		},
 		{
-			name:     "profile from the .env",
-			files:    map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nCOMPOSE_PROFILES=debug\n"},
-			payload:  `{"compose_path": %q}`,
-			wantRes:  DockerReloadResult{Project: "app", Services: []string{"db", "debug", "web"}, Stdout: "up done\n"},
+			name:    "profile from the .env",
+			files:   map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nCOMPOSE_PROFILES=debug\n"},
+			payload: `{"compose_path": %q}`,
+			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"db", "debug", "web"},
 			wantRuns: []string{"up -d --remove-orphans"},
 		},
 		{
-			name:     "name from the file",
-			files:    map[string]string{"compose.yaml": "name: shop\n" + composeWeb, ".env": "DB_PASS=pw\n"},
-			payload:  `{"compose_path": %q}`,
-			wantRes:  DockerReloadResult{Project: "shop", Services: []string{"db", "web"}, Stdout: "up done\n"},
+			name:    "name from the file",
+			files:   map[string]string{"compose.yaml": "name: shop\n" + composeWeb, ".env": "DB_PASS=pw\n"},
+			payload: `{"compose_path": %q}`,
+			wantRes: DockerReloadResult{Project: "shop", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"db", "web"},
 			wantRuns: []string{"up -d --remove-orphans"},
 		},
 		{
-			name:     "name from the .env",
-			files:    map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nCOMPOSE_PROJECT_NAME=tenant17\n"},
-			payload:  `{"compose_path": %q}`,
-			wantRes:  DockerReloadResult{Project: "tenant17", Services: []string{"db", "web"}, Stdout: "up done\n"},
+			name:    "name from the .env",
+			files:   map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nCOMPOSE_PROJECT_NAME=tenant17\n"},
+			payload: `{"compose_path": %q}`,
+			wantRes: DockerReloadResult{Project: "tenant17", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"db", "web"},
 			wantRuns: []string{"up -d --remove-orphans"},
 		},
 		{
-			name:     "no .env needed",
-			files:    map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    environment:\n      HOME_DIR: ${HOME}\n"},
-			payload:  `{"compose_path": %q}`,
-			wantRes:  DockerReloadResult{Project: "app", Services: []string{"web"}, Stdout: "up done\n"},
+			name:    "no .env needed",
+			files:   map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    environment:\n      HOME_DIR: ${HOME}\n"},
+			payload: `{"compose_path": %q}`,
+			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"web"},
 			wantRuns: []string{"up -d --remove-orphans"},
 		},
 	}
@@ -187,10 +221,20 @@ func TestDockerReload(t *testing.T) {
 					path = filepath.Join(fx.app, name)
 				}
 			}
-			res, err := fx.exec.Execute(t.Context(), json.RawMessage(fmt.Sprintf(tt.payload, path)))
+			fx.docker.running(t, tt.wantRes.Project, tt.wantSvcs...)
+			got, err := fx.exec.Execute(t.Context(), json.RawMessage(fmt.Sprintf(tt.payload, path)))
 			if err != nil {
 				t.Fatal(err)
 			}
+			res := got.(*DockerReloadResult)
+			var svcs []string
+			for _, s := range res.Services {
+				svcs = append(svcs, s.Name)
+			}
+			if diff := cmp.Diff(tt.wantSvcs, svcs); diff != "" {
+				t.Errorf("services (-want +got):\n%s", diff)
+			}
+			res.Services, res.DurationMS = nil, 0
 			if diff := cmp.Diff(&tt.wantRes, res); diff != "" {
 				t.Errorf("result (-want +got):\n%s", diff)
 			}
@@ -199,7 +243,7 @@ func TestDockerReload(t *testing.T) {
 				t.Fatalf("docker ran %d times (%q), want %d", len(runs), runs, len(tt.wantRuns))
 			}
 			for i, run := range runs {
-				want := append([]string{"compose", "-f", path, "--project-directory", fx.app, "-p", tt.wantRes.Project}, strings.Fields(tt.wantRuns[i])...)
+				want := append([]string{"compose", "--ansi", "never", "--progress", "plain", "-f", path, "--project-directory", fx.app, "-p", tt.wantRes.Project}, strings.Fields(tt.wantRuns[i])...)
 				if diff := cmp.Diff(want, run); diff != "" {
 					t.Errorf("run %d: argv (-want +got):\n%s", i, diff)
 				}
@@ -229,7 +273,7 @@ func TestDockerReloadInvalid(t *testing.T) {
 		{name: "required variable", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx:${TAG:?set TAG first}\n"}, wantErr: "required variable TAG is missing a value: set TAG first"},
 		{name: "bad interpolation", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx:${TAG\n"}, wantErr: "invalid interpolation format"},
 		{name: "missing env_file", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    env_file: [app.env]\n"}, wantErr: "app.env"},
-		{name: "broken env_file", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    env_file: [app.env]\n", "app.env": "A=\"" + secret + "\n"}, wantErr: "unterminated quoted value [...]"},
+		{name: "broken env_file", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    env_file: [app.env]\n", "app.env": "A=\"" + secret + "\n"}, wantErr: "line 1: the quoted value of A is not terminated"},
 		{name: "broken .env", files: map[string]string{"docker-compose.yml": composeWeb, ".env": "DB_PASS='" + secret + "\n"}, wantErr: "/app/.env: line 1: the quoted value of DB_PASS is not terminated"},
 		{name: "a .env value in a message", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    ports: [\"${PORT}\"]\n", ".env": "PORT=" + secret + "\n"}, wantErr: "***"},
 		{name: "a .env value cast", files: map[string]string{"docker-compose.yml": "services:\n  web:\n    image: nginx\n    scale: ${N}\n", ".env": "N=" + secret + "\n"}, wantErr: "***"},
@@ -274,6 +318,7 @@ func TestDockerReloadAgentEnvironment(t *testing.T) {
 	}
 	// Nor docker's environment.
 	fx = newComposeFixture(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n"})
+	fx.docker.running(t, "app", "web")
 	if _, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml")})); err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +353,7 @@ func TestDockerReloadDockerFails(t *testing.T) {
 			fx.docker.set(t, "fail-"+tt.fail, "")
 			fx.docker.set(t, "stdout", "using password supersecretpassword\n")
 			res, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml"), "pull": tt.pull}))
-			if err == nil || err.Error() != tt.wantErr || ExitCode(err) != tt.wantCode {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || ExitCode(err) != tt.wantCode {
 				t.Fatalf("Execute() error = %v, want %q", err, tt.wantErr)
 			}
 			r := res.(*DockerReloadResult)
@@ -327,7 +372,9 @@ func TestDockerReloadDockerFails(t *testing.T) {
 	t.Run("no docker", func(t *testing.T) {
 		t.Parallel()
 		fx := newComposeFixture(t, files)
-		d, err := NewDockerReload(DockerReloadConfig{Roots: []string{fx.root}, Docker: "no-such-docker", Process: fx.docker.proc})
+		cfg := fx.config()
+		cfg.Docker = "no-such-docker"
+		d, err := NewDockerReload(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -400,6 +447,7 @@ func TestDockerReloadConfinement(t *testing.T) {
 		t.Errorf("docker ran: %q", runs)
 	}
 	// A symbolic link that stays inside the root is followed.
+	fx.docker.running(t, "root", "web")
 	res, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": fx.root + "/inside.yaml"}))
 	if err != nil {
 		t.Fatal(err)
@@ -418,6 +466,7 @@ func TestRouteLogrus(t *testing.T) {
 	t.Cleanup(func() { RouteLogrus(logr.Discard()) })
 
 	fx := newComposeFixture(t, map[string]string{"compose.yaml": "version: \"3\"\nservices:\n  web:\n    image: nginx\n"})
+	fx.docker.running(t, "app", "web")
 	if _, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml")})); err != nil {
 		t.Fatal(err)
 	}
@@ -453,11 +502,7 @@ func BenchmarkDockerReloadValidate(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		cp, err := d.openProject(filepath.Join(dir, "compose.yaml"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := cp.load(b.Context(), d.childEnv()); err != nil {
+		if _, err := d.c.load(b.Context(), filepath.Join(dir, "compose.yaml")); err != nil {
 			b.Fatal(err)
 		}
 	}

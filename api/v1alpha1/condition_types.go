@@ -15,6 +15,19 @@ const (
 
 	// ConditionReported is True once the orchestrator accepted the Task's final status.
 	ConditionReported = "Reported"
+
+	// Deployment-like conditions of the Compose tasks (DOCKER_RELOAD, COMPOSE_ROLLBACK), set
+	// from what the executor reports while it runs.
+
+	// ConditionProgressing is True while a deploy is under way, False once it ended (reason
+	// Succeeded, Failed or PullFailed).
+	ConditionProgressing = "Progressing"
+	// ConditionAvailable is True once every affected service passed the health gate (reason
+	// Healthy), False when one failed it (reason Unhealthy).
+	ConditionAvailable = "Available"
+	// ConditionRolledBack is True when a failed deploy was rolled back to the last known good
+	// revision (reason RolledBack, or RollbackFailed when the rollback failed its gate too).
+	ConditionRolledBack = "RolledBack"
 )
 
 // Condition reasons of a Task.
@@ -54,4 +67,10 @@ const (
 	EventSucceeded = "Succeeded"
 	EventFailed    = "Failed"
 	EventWarning   = "Warning"
+	// The phases of a Compose deploy.
+	EventValidated  = "Validated"
+	EventPulled     = "Pulled"
+	EventHealthy    = "Healthy"
+	EventUnhealthy  = "Unhealthy"
+	EventRolledBack = "RolledBack"
 )

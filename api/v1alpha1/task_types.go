@@ -13,6 +13,10 @@ const (
 	TypeEnvUpdate    = "ENV_UPDATE"
 	TypeDockerReload = "DOCKER_RELOAD"
 	TypePlaywright   = "PLAYWRIGHT"
+	// Compose project tasks besides DOCKER_RELOAD (contract v1.1).
+	TypeComposeStatus   = "COMPOSE_STATUS"
+	TypeComposeLogs     = "COMPOSE_LOGS"
+	TypeComposeRollback = "COMPOSE_ROLLBACK"
 )
 
 // TaskPhase is the coarse state of a Task.

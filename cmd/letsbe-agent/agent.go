@@ -65,11 +65,33 @@ func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ENV_UPDATE executor: %w", err)
 	}
-	dockerReload, err := executors.NewDockerReload(executors.DockerReloadConfig{
+	compose := executors.DockerReloadConfig{
 		Roots: cfg.FileRoots, MaxBytes: cfg.MaxFileBytes, Docker: cfg.DockerBinary, Process: proc,
-	})
+		DockerHost: cfg.DockerHost, DockerConfig: cfg.DockerConfig,
+		StateDir: cfg.StateDir, Revisions: cfg.StackRevisions,
+		Policy: executors.ComposePolicy{
+			AllowPrivileged:     cfg.ComposeAllowPrivileged,
+			AllowHostNamespaces: cfg.ComposeAllowHostNamespaces,
+			AllowedCapabilities: cfg.ComposeAllowedCapabilities,
+			AllowDevices:        cfg.ComposeAllowDevices,
+			BindRoots:           cfg.ComposeBindRoots,
+		},
+	}
+	dockerReload, err := executors.NewDockerReload(compose)
 	if err != nil {
 		return nil, fmt.Errorf("DOCKER_RELOAD executor: %w", err)
+	}
+	composeStatus, err := executors.NewComposeStatus(compose)
+	if err != nil {
+		return nil, fmt.Errorf("COMPOSE_STATUS executor: %w", err)
+	}
+	composeLogs, err := executors.NewComposeLogs(compose)
+	if err != nil {
+		return nil, fmt.Errorf("COMPOSE_LOGS executor: %w", err)
+	}
+	composeRollback, err := executors.NewComposeRollback(compose)
+	if err != nil {
+		return nil, fmt.Errorf("COMPOSE_ROLLBACK executor: %w", err)
 	}
 	playwright, err := browser.New(browser.Config{
 		ChromiumPath: cfg.ChromiumPath, AllowedHosts: cfg.BrowserAllowedHosts, MaxConcurrent: cfg.MaxBrowserTasks,
@@ -78,12 +100,15 @@ func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
 		return nil, fmt.Errorf("invalid AGENT_BROWSER_ALLOWED_HOSTS: %w", err)
 	}
 	return map[string]executors.Executor{
-		agentv1.TypeEcho:         executors.NewEcho(),
-		agentv1.TypeShell:        shell,
-		agentv1.TypeFileWrite:    fileWrite,
-		agentv1.TypeEnvUpdate:    envUpdate,
-		agentv1.TypeDockerReload: dockerReload,
-		agentv1.TypePlaywright:   playwright,
+		agentv1.TypeEcho:            executors.NewEcho(),
+		agentv1.TypeShell:           shell,
+		agentv1.TypeFileWrite:       fileWrite,
+		agentv1.TypeEnvUpdate:       envUpdate,
+		agentv1.TypeDockerReload:    dockerReload,
+		agentv1.TypeComposeStatus:   composeStatus,
+		agentv1.TypeComposeLogs:     composeLogs,
+		agentv1.TypeComposeRollback: composeRollback,
+		agentv1.TypePlaywright:      playwright,
 	}, nil
 }
 

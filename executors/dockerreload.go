@@ -1,0 +1,495 @@
+package executors
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Events and conditions the Compose executors report (see [Reporter]).
+const (
+	EventValidated  = "Validated"
+	EventPulled     = "Pulled"
+	EventStarted    = "Started"
+	EventHealthy    = "Healthy"
+	EventUnhealthy  = "Unhealthy"
+	EventRolledBack = "RolledBack"
+
+	ConditionProgressing = "Progressing"
+	ConditionAvailable   = "Available"
+	ConditionRolledBack  = "RolledBack"
+)
+
+// Defaults of [DockerReloadConfig].
+const (
+	DefaultComposeSettle = 5 * time.Second
+	DefaultComposePoll   = 250 * time.Millisecond
+)
+
+// DockerReloadConfig configures the Compose executors (DOCKER_RELOAD, COMPOSE_STATUS,
+// COMPOSE_LOGS, COMPOSE_ROLLBACK).
+type DockerReloadConfig struct {
+	// Roots are the directories every file of a project must lie in.
+	Roots []string
+	// MaxBytes caps the size of every file of a project; default DefaultMaxFileBytes.
+	MaxBytes int64
+	// Docker is the docker CLI: a name looked up in the child's PATH, or an
+	// absolute path. Default "docker".
+	Docker string
+	// Process runs docker; nil means NewProcess(ProcessConfig{}). Its
+	// environment is also the only one the compose file is interpolated
+	// with, besides the project's .env: the agent's own never is.
+	Process *Process
+	// DockerHost and DockerConfig, when set, are docker's DOCKER_HOST and DOCKER_CONFIG.
+	DockerHost, DockerConfig string
+	// StateDir holds the revisions, in StateDir/stacks/<project>/.
+	StateDir string
+	// Revisions is how many revisions of a project are kept; default DefaultStackRevisions.
+	Revisions int
+	// Policy is what a project may ask of the host; BindRoots default to Roots.
+	Policy ComposePolicy
+	// Settle is how long a service without a healthcheck must run without restarting to
+	// count as ready; default DefaultComposeSettle.
+	Settle time.Duration
+	// Poll is the interval of container state checks; default DefaultComposePoll.
+	Poll time.Duration
+}
+
+// composeCore is what the Compose executors share.
+type composeCore struct {
+	roots     *fileRoots
+	maxBytes  int64
+	docker    string
+	proc      *Process
+	stateDir  string
+	revisions int
+	policy    ComposePolicy
+	settle    time.Duration
+	poll      time.Duration
+}
+
+func newComposeCore(cfg DockerReloadConfig) (*composeCore, error) {
+	roots, err := newFileRoots(cfg.Roots)
+	if err != nil {
+		return nil, err
+	}
+	docker := cmp.Or(cfg.Docker, "docker")
+	if strings.Contains(docker, "/") && !filepath.IsAbs(docker) {
+		return nil, fmt.Errorf("docker binary %q: want a name or an absolute path", docker)
+	}
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	proc := cfg.Process
+	if proc == nil {
+		proc = NewProcess(ProcessConfig{})
+	}
+	var extra []string
+	if cfg.DockerHost != "" {
+		extra = append(extra, "DOCKER_HOST="+cfg.DockerHost)
+	}
+	if cfg.DockerConfig != "" {
+		extra = append(extra, "DOCKER_CONFIG="+cfg.DockerConfig)
+	}
+	proc = proc.withEnv(extra...)
+	return &composeCore{
+		roots: roots, maxBytes: maxBytesOrDefault(cfg.MaxBytes), docker: docker, proc: proc,
+		stateDir: cfg.StateDir, revisions: cmp.Or(cfg.Revisions, DefaultStackRevisions),
+		policy: cfg.Policy.withDefaults(cfg.Roots),
+		settle: cmp.Or(cfg.Settle, DefaultComposeSettle), poll: cmp.Or(cfg.Poll, DefaultComposePoll),
+	}, nil
+}
+
+// withEnv returns a copy of p whose children also get the given variables.
+func (p *Process) withEnv(extra ...string) *Process {
+	if len(extra) == 0 {
+		return p
+	}
+	q := *p
+	q.env = append(slices.Clone(p.env), extra...)
+	return &q
+}
+
+// childEnv is the environment docker runs with, as a map.
+func (c *composeCore) childEnv() map[string]string {
+	env := map[string]string{}
+	for _, kv := range c.proc.env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// load loads the project at path inside the roots and applies the policy.
+func (c *composeCore) load(ctx context.Context, path string) (*loadedProject, error) {
+	lp, err := loadComposeProject(ctx, c.roots, c.maxBytes, path, c.childEnv())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.policy.Check(lp.project); err != nil {
+		return nil, err
+	}
+	return lp, nil
+}
+
+// DockerReload is the DOCKER_RELOAD executor: a health-gated deploy of a Compose project with
+// automatic rollback to the last known good revision. It implements [Executor].
+type DockerReload struct{ c *composeCore }
+
+// NewDockerReload returns a DOCKER_RELOAD executor.
+func NewDockerReload(cfg DockerReloadConfig) (*DockerReload, error) {
+	c, err := newComposeCore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &DockerReload{c: c}, nil
+}
+
+// dockerReloadPayload is the DOCKER_RELOAD task payload.
+type dockerReloadPayload struct {
+	ComposePath        string   `json:"compose_path"`
+	Pull               bool     `json:"pull"`
+	Services           []string `json:"services"`
+	TimeoutSeconds     float64  `json:"timeout_seconds"`
+	WaitTimeoutSeconds float64  `json:"wait_timeout_seconds"`
+	Rollback           *bool    `json:"rollback"`
+	DryRun             bool     `json:"dry_run"`
+}
+
+// DockerReloadResult is the result of a DOCKER_RELOAD (and COMPOSE_ROLLBACK) task.
+type DockerReloadResult struct {
+	// Project is the Compose project name.
+	Project string `json:"project"`
+	// Revision is the revision deployed (or attempted); the last known good one when
+	// nothing changed.
+	Revision int `json:"revision"`
+	// Changed is set when the files or configuration differ from the last known good
+	// revision.
+	Changed bool `json:"changed"`
+	// Services are the affected services as last observed.
+	Services []ServiceStatus `json:"services"`
+	// RolledBack is set when the deploy failed and the previous revision was put back;
+	// RollbackRevision names it and RollbackHealthy tells whether it passed the gate.
+	RolledBack       bool `json:"rolled_back"`
+	RollbackRevision int  `json:"rollback_revision,omitempty"`
+	RollbackHealthy  bool `json:"rollback_healthy"`
+	// DryRun, for dry_run: what docker compose would do, by container.
+	DryRun *DryRunPlan `json:"dry_run,omitempty"`
+	// ExitCode is the exit status of the last docker compose command run.
+	ExitCode int `json:"exit_code"`
+	// Stdout and Stderr are the output of the docker compose commands, capped as
+	// for SHELL, with every env file value masked.
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+	// Truncated is set when an output was longer than the cap.
+	Truncated bool `json:"truncated"`
+	// DurationMS is how long the task took.
+	DurationMS int64 `json:"duration_ms"`
+}
+
+// DryRunPlan is what a dry run found.
+type DryRunPlan struct {
+	Create   []string `json:"create"`
+	Recreate []string `json:"recreate"`
+	Remove   []string `json:"remove"`
+	// LastGoodRevision is the last known good revision compared with (0: none).
+	LastGoodRevision int `json:"last_good_revision"`
+}
+
+// Execute implements [Executor] for a payload
+// {"compose_path": "/opt/letsbe/app/docker-compose.yml", "pull"?: false, "services"?: ["web"],
+// "timeout_seconds"?: 600, "wait_timeout_seconds"?: 120, "rollback"?: true, "dry_run"?: false}.
+// The result is a [*DockerReloadResult], also with an error.
+func (d *DockerReload) Execute(ctx context.Context, payload json.RawMessage) (any, error) {
+	var p dockerReloadPayload
+	if err := DecodePayload(payload, &p); err != nil {
+		return nil, err
+	}
+	timeout, err := payloadTimeout(p.TimeoutSeconds)
+	if err != nil {
+		return nil, err
+	}
+	wait, err := payloadTimeout(p.WaitTimeoutSeconds)
+	if err != nil {
+		return nil, InvalidPayloadf("wait_%w", errors.Unwrap(err))
+	}
+	for _, s := range p.Services {
+		if s == "" {
+			return nil, InvalidPayloadf("services: an empty service name")
+		}
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, &TimeoutError{After: timeout})
+		defer cancel()
+	}
+	return d.c.deploy(ctx, deployRequest{
+		path: p.ComposePath, pull: p.Pull, services: p.Services, wait: wait,
+		rollback: p.Rollback == nil || *p.Rollback, dryRun: p.DryRun,
+	})
+}
+
+type deployRequest struct {
+	path     string
+	pull     bool
+	services []string
+	wait     time.Duration
+	rollback bool
+	dryRun   bool
+}
+
+// run is one docker compose invocation's bookkeeping for the result.
+type runLog struct {
+	res            *DockerReloadResult
+	stdout, stderr strings.Builder
+	mask           func(string) string
+}
+
+func (l *runLog) finish(started time.Time) {
+	l.res.Stdout, l.res.Stderr = l.mask(l.stdout.String()), l.mask(l.stderr.String())
+	l.res.DurationMS = time.Since(started).Milliseconds()
+}
+
+// compose runs `docker compose <files> <args>`.
+func (c *composeCore) compose(ctx context.Context, l *runLog, lp *loadedProject, extraFiles []string, args ...string) error {
+	argv := []string{c.docker, "compose", "--ansi", "never", "--progress", "plain", "-f", lp.path}
+	for _, f := range extraFiles {
+		argv = append(argv, "-f", f)
+	}
+	argv = append(argv, "--project-directory", lp.dir, "-p", lp.project.Name)
+	argv = append(argv, args...)
+	pr, err := c.proc.Run(ctx, Command{Argv: argv, Dir: lp.dir})
+	l.stdout.WriteString(pr.Stdout)
+	l.stderr.WriteString(pr.Stderr)
+	l.res.ExitCode, l.res.Truncated = pr.ExitCode, l.res.Truncated || pr.Truncated
+	if err != nil {
+		var exitErr *ExitError
+		if errors.As(err, &exitErr) {
+			return fmt.Errorf("docker compose %s: %w%s", args[0], err, l.maskNote(pr))
+		}
+		return err
+	}
+	return nil
+}
+
+func (l *runLog) maskNote(pr *ProcessResult) string { return l.mask(stderrNote(pr)) }
+
+// deploy is DOCKER_RELOAD: steps 1-9 of the deploy.
+func (c *composeCore) deploy(ctx context.Context, req deployRequest) (*DockerReloadResult, error) {
+	started := time.Now()
+	rep := reporterFrom(ctx)
+	lp, err := c.load(ctx, req.path)
+	if err != nil {
+		return nil, err
+	}
+	services, err := selectServices(lp.project, req.services)
+	if err != nil {
+		return nil, err
+	}
+	if lp.project, err = lp.project.WithServicesEnabled(services...); err != nil {
+		return nil, err
+	}
+	name := lp.project.Name
+	mask := maskerOf(lp.values, append([]string{name}, lp.project.ServiceNames()...))
+	res := &DockerReloadResult{Project: name, ExitCode: -1}
+	l := &runLog{res: res, mask: mask}
+	defer l.finish(started)
+	rep.Event(EventValidated, fmt.Sprintf("project %s is valid and allowed by the compose policy (%d services)", name, len(services)))
+
+	unlock := pathLocks.lock("stack:" + name)
+	defer unlock()
+	state, err := newStackState(c.stateDir, name, c.revisions)
+	if err != nil {
+		return res, err
+	}
+	idx, err := state.index()
+	if err != nil {
+		return res, err
+	}
+	good, err := state.revision(idx.LastGood)
+	if err != nil {
+		return res, err
+	}
+	res.Changed = good == nil || good.Hash != lp.hash
+	res.Revision = idx.Next
+	if !res.Changed {
+		res.Revision = good.Revision
+	}
+	upArgs := append([]string{"up", "-d", "--remove-orphans"}, explicit(req.services, services)...)
+
+	if req.dryRun {
+		plan := &DryRunPlan{}
+		if good != nil {
+			plan.LastGoodRevision = good.Revision
+		}
+		if err := c.compose(ctx, l, lp, nil, append([]string{"--dry-run"}, upArgs...)...); err != nil {
+			return res, err
+		}
+		*plan = parseDryRun(l.stdout.String()+"\n"+l.stderr.String(), name, plan.LastGoodRevision)
+		res.DryRun = plan
+		return res, nil
+	}
+
+	rep.Condition(ConditionProgressing, true, "Deploying", fmt.Sprintf("deploying revision %d of %s", res.Revision, name))
+	before, err := c.containers(ctx, name)
+	if err != nil {
+		return res, err
+	}
+	if req.pull {
+		if err := c.compose(ctx, l, lp, nil, append([]string{"pull"}, explicit(req.services, services)...)...); err != nil {
+			rep.Condition(ConditionProgressing, false, "PullFailed", "pull failed; nothing was changed")
+			return res, fmt.Errorf("%w (nothing was changed)", err)
+		}
+		rep.Event(EventPulled, "images pulled")
+	}
+	if err := c.compose(ctx, l, lp, nil, upArgs...); err != nil {
+		return res, c.afterFailure(ctx, l, rep, state, good, req, err)
+	}
+	rep.Event(EventStarted, fmt.Sprintf("docker compose up -d done; waiting for %s", strings.Join(services, ", ")))
+
+	g := &gate{core: c, project: lp.project, services: services, baseline: restartBaseline(before), settle: c.settle, mask: mask}
+	budget := cmp.Or(req.wait, g.budget())
+	statuses, err := g.wait(ctx, budget)
+	res.Services = statuses
+	if err != nil {
+		var ge *gateError
+		if !errors.As(err, &ge) {
+			return res, err
+		}
+		rep.Event(EventUnhealthy, ge.msg)
+		return res, c.afterFailure(ctx, l, rep, state, good, req, err)
+	}
+	rep.Event(EventHealthy, fmt.Sprintf("%s ready", strings.Join(services, ", ")))
+
+	after, err := c.containers(ctx, name)
+	if err != nil {
+		return res, err
+	}
+	rev := &stackRevision{
+		Revision: res.Revision, Hash: lp.hash, ComposePath: lp.path, ProjectDir: lp.dir,
+		Created: time.Now().UTC(), Files: lp.files, Images: imagesOf(after, lp.project.ServiceNames()),
+	}
+	if !res.Changed && good != nil {
+		rev.Created = good.Created
+	}
+	if err := state.saveGood(rev); err != nil {
+		return res, fmt.Errorf("deployed and healthy, but the revision was not recorded: %w", err)
+	}
+	rep.Condition(ConditionProgressing, false, "Succeeded", fmt.Sprintf("revision %d of %s is deployed", res.Revision, name))
+	rep.Condition(ConditionAvailable, true, "Healthy", fmt.Sprintf("every service of revision %d is ready", res.Revision))
+	return res, nil
+}
+
+// explicit returns the services to name on the command line: none when the payload named
+// none (all of them).
+func explicit(requested, services []string) []string {
+	if len(requested) == 0 {
+		return nil
+	}
+	return services
+}
+
+// afterFailure rolls back to the last known good revision when there is one and rollback is
+// asked for, and returns the task's error.
+func (c *composeCore) afterFailure(ctx context.Context, l *runLog, rep Reporter, state *stackState, good *stackRevision, req deployRequest, cause error) error {
+	rep.Condition(ConditionAvailable, false, "Unhealthy", cause.Error())
+	if ctx.Err() != nil {
+		return cause
+	}
+	if good == nil {
+		rep.Condition(ConditionProgressing, false, "Failed", "first deploy failed; nothing was removed")
+		return fmt.Errorf("%w; no previous revision to roll back to (nothing was removed)", cause)
+	}
+	if !req.rollback {
+		rep.Condition(ConditionProgressing, false, "Failed", "deploy failed; rollback not asked for")
+		return fmt.Errorf("%w; not rolled back (rollback: false)", cause)
+	}
+	l.res.RolledBack, l.res.RollbackRevision = true, good.Revision
+	statuses, err := c.rollbackTo(ctx, l, state, good)
+	l.res.Services = statuses
+	if err != nil {
+		rep.Condition(ConditionRolledBack, true, "RollbackFailed", fmt.Sprintf("rollback to revision %d failed", good.Revision))
+		rep.Condition(ConditionProgressing, false, "Failed", "deploy and rollback failed")
+		return fmt.Errorf("%w; rollback to revision %d failed too: %w", cause, good.Revision, err)
+	}
+	l.res.RollbackHealthy = true
+	rep.Event(EventRolledBack, fmt.Sprintf("rolled back to revision %d, which is healthy", good.Revision))
+	rep.Condition(ConditionRolledBack, true, "RolledBack", fmt.Sprintf("rolled back to revision %d, which is healthy", good.Revision))
+	rep.Condition(ConditionProgressing, false, "Failed", "deploy failed and was rolled back")
+	return fmt.Errorf("%w; rolled back to revision %d, which is healthy", cause, good.Revision)
+}
+
+// rollbackTo restores rev's files, pins its images, brings it up and waits for it with the
+// same gate.
+func (c *composeCore) rollbackTo(ctx context.Context, l *runLog, state *stackState, rev *stackRevision) ([]ServiceStatus, error) {
+	if err := restoreFiles(c.roots, rev); err != nil {
+		return nil, err
+	}
+	lp, err := c.load(ctx, rev.ComposePath)
+	if err != nil {
+		return nil, fmt.Errorf("load revision %d: %w", rev.Revision, err)
+	}
+	outer, inner := l.mask, maskerOf(lp.values, append([]string{lp.project.Name}, lp.project.ServiceNames()...))
+	l.mask = func(s string) string { return inner(outer(s)) }
+	pin, err := state.pinFile(rev)
+	if err != nil {
+		return nil, err
+	}
+	var extra []string
+	if pin != "" {
+		extra = []string{pin}
+	}
+	before, err := c.containers(ctx, lp.project.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.compose(ctx, l, lp, extra, "up", "-d", "--remove-orphans"); err != nil {
+		return nil, err
+	}
+	services := lp.project.ServiceNames()
+	slices.Sort(services)
+	g := &gate{core: c, project: lp.project, services: services, baseline: restartBaseline(before), settle: c.settle, mask: l.mask}
+	statuses, err := g.wait(ctx, g.budget())
+	return statuses, err
+}
+
+// parseDryRun reads what `docker compose --dry-run up` printed ("Container p-web-1  Recreate").
+func parseDryRun(out, project string, lastGood int) DryRunPlan {
+	plan := DryRunPlan{LastGoodRevision: lastGood, Create: []string{}, Recreate: []string{}, Remove: []string{}}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "DRY-RUN MODE -"))
+		if len(f) < 3 || f[0] != "Container" {
+			continue
+		}
+		name, action := f[1], f[2]
+		key := action + " " + name
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		switch action {
+		case "Creating", "Create":
+			plan.Create = append(plan.Create, name)
+		case "Recreate", "Recreated":
+			plan.Recreate = append(plan.Recreate, name)
+		case "Removing", "Remove", "Removed":
+			plan.Remove = append(plan.Remove, name)
+		}
+	}
+	return plan
+}
+
+// maskerOf returns the masking of everything shown: every env file value except the names
+// the result shows anyway.
+func maskerOf(values map[string]string, except []string) func(string) string {
+	masked := maskValues(values, except)
+	return func(s string) string { return maskText(masked, s) }
+}
