@@ -161,19 +161,13 @@ func (r *TaskReconciler) recordProcess(ctx context.Context, log logr.Logger, nam
 	log.V(1).Info("Process group recorded", "pgid", ref.PGID)
 }
 
-// taskReporter records what an executor reports (events, conditions) on its Task, one status
-// write each: executors report a handful per Task, at phase changes.
+// taskReporter records the conditions an executor reports on its Task, one status write
+// each: executors report a handful per Task, at phase changes.
 type taskReporter struct {
 	r    *TaskReconciler
 	ctx  context.Context
 	log  logr.Logger
 	name string
-}
-
-func (t *taskReporter) Event(typ, message string) {
-	t.mutate("event "+typ, func(task *agentv1.Task) {
-		task.Status.AddEvent(t.r.now(), typ, message)
-	})
 }
 
 func (t *taskReporter) Condition(typ string, status bool, reason, message string) {

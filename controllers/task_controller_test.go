@@ -405,3 +405,34 @@ func TestStuckExecutorIsFailedAndFreesTheWorker(t *testing.T) {
 		t.Errorf("the next task on the freed worker: %s %q", got.Status.Phase, got.Status.Error)
 	}
 }
+
+// The conditions an executor reports while it runs are on the Task, next to Ready.
+func TestExecutorConditions(t *testing.T) {
+	t.Parallel()
+	mem := store.NewMemory()
+	deploy := funcExecutor(func(ctx context.Context, _ json.RawMessage) (any, error) {
+		rep := executors.ReporterFrom(ctx)
+		rep.Condition(agentv1.ConditionProgressing, true, "Deploying", "deploying revision 2")
+		rep.Condition(agentv1.ConditionAvailable, false, "Unhealthy", "service web is unhealthy")
+		rep.Condition(agentv1.ConditionRolledBack, true, "RolledBack", "rolled back to revision 1, which is healthy")
+		rep.Condition(agentv1.ConditionProgressing, false, "Failed", "deploy failed and was rolled back")
+		return nil, errors.New("service web is unhealthy; rolled back to revision 1, which is healthy")
+	})
+	start(t, mem, map[string]executors.Executor{"DEPLOY": deploy})
+	create(t, mem, "d", "DEPLOY", `{}`, 0)
+	got := waitFor(t, mem, "d", final)
+	for _, want := range []struct {
+		typ    string
+		status metav1.ConditionStatus
+		reason string
+	}{
+		{agentv1.ConditionProgressing, metav1.ConditionFalse, "Failed"},
+		{agentv1.ConditionAvailable, metav1.ConditionFalse, "Unhealthy"},
+		{agentv1.ConditionRolledBack, metav1.ConditionTrue, "RolledBack"},
+		{agentv1.ConditionReady, metav1.ConditionFalse, agentv1.ReasonFailed},
+	} {
+		if c := condition(got, want.typ); c.Status != want.status || c.Reason != want.reason {
+			t.Errorf("condition %s = %s %s, want %s %s", want.typ, c.Status, c.Reason, want.status, want.reason)
+		}
+	}
+}

@@ -67,7 +67,9 @@ func (g *ComposeLogs) Execute(ctx context.Context, payload json.RawMessage) (any
 		return nil, err
 	}
 	res := &DockerReloadResult{ExitCode: -1}
-	l := &runLog{res: res, mask: maskerOf(lp.values, append([]string{lp.project.Name}, lp.project.ServiceNames()...))}
+	shown := append([]string{lp.project.Name}, lp.project.ServiceNames()...)
+	ProgressFrom(ctx).Mask(maskValues(lp.values, shown)...)
+	l := &runLog{res: res, mask: maskerOf(lp.values, shown)}
 	args := []string{"logs", "--no-color", "--tail=" + strconv.Itoa(tail)}
 	if p.Since != "" {
 		args = append(args, "--since="+p.Since)

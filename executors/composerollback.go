@@ -38,7 +38,7 @@ func (r *ComposeRollback) Execute(ctx context.Context, payload json.RawMessage) 
 		return nil, InvalidPayloadf("revision %d is negative", p.Revision)
 	}
 	started := time.Now()
-	rep := reporterFrom(ctx)
+	rep, prog := ReporterFrom(ctx), ProgressFrom(ctx)
 	// The current project names the state directory; its files need not be valid any more
 	// (a broken deploy is what a rollback repairs), only inside the roots.
 	name, err := r.c.projectName(ctx, p.ComposePath)
@@ -91,7 +91,7 @@ func (r *ComposeRollback) Execute(ctx context.Context, payload json.RawMessage) 
 	if err := state.saveGood(rev); err != nil {
 		return res, fmt.Errorf("rolled back and healthy, but the revision was not recorded: %w", err)
 	}
-	rep.Event(EventRolledBack, fmt.Sprintf("rolled back to revision %d, which is healthy", rev.Revision))
+	prog.Event(EventRolledBack, fmt.Sprintf("rolled back to revision %d, which is healthy", rev.Revision))
 	rep.Condition(ConditionRolledBack, true, "RolledBack", fmt.Sprintf("rolled back to revision %d, which is healthy", rev.Revision))
 	rep.Condition(ConditionAvailable, true, "Healthy", fmt.Sprintf("every service of revision %d is ready", rev.Revision))
 	rep.Condition(ConditionProgressing, false, "Succeeded", fmt.Sprintf("revision %d of %s is deployed", rev.Revision, name))

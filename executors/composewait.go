@@ -80,6 +80,7 @@ func (c *containerInfo) lastHealthOutput() string {
 
 // containers returns the project's containers (not one-off ones), by service.
 func (c *composeCore) containers(ctx context.Context, project string) (map[string][]containerInfo, error) {
+	ctx = quiet(ctx) // inspect shows the containers' environment: it is read, never streamed
 	pr, err := c.proc.Run(ctx, Command{Argv: []string{c.docker, "ps", "-a", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project=" + project}})
 	if err != nil {
 		return nil, fmt.Errorf("docker ps: %w%s", err, stderrNote(pr))

@@ -284,7 +284,7 @@ func (l *runLog) maskNote(pr *ProcessResult) string { return l.mask(stderrNote(p
 // deploy is DOCKER_RELOAD: steps 1-9 of the deploy.
 func (c *composeCore) deploy(ctx context.Context, req deployRequest) (*DockerReloadResult, error) {
 	started := time.Now()
-	rep := reporterFrom(ctx)
+	rep := ReporterFrom(ctx)
 	lp, err := c.load(ctx, req.path)
 	if err != nil {
 		return nil, err
@@ -297,11 +297,15 @@ func (c *composeCore) deploy(ctx context.Context, req deployRequest) (*DockerRel
 		return nil, err
 	}
 	name := lp.project.Name
-	mask := maskerOf(lp.values, append([]string{name}, lp.project.ServiceNames()...))
+	shown := append([]string{name}, lp.project.ServiceNames()...) // names the result shows anyway
+	mask := maskerOf(lp.values, shown)
+	// docker's output also streams as it comes (Progress): the same values are masked there.
+	prog := ProgressFrom(ctx)
+	prog.Mask(maskValues(lp.values, shown)...)
 	res := &DockerReloadResult{Project: name, ExitCode: -1}
 	l := &runLog{res: res, mask: mask}
 	defer l.finish(started)
-	rep.Event(EventValidated, fmt.Sprintf("project %s is valid and allowed by the compose policy (%d services)", name, len(services)))
+	prog.Event(EventValidated, fmt.Sprintf("project %s is valid and allowed by the compose policy (%d services)", name, len(services)))
 
 	unlock := pathLocks.lock("stack:" + name)
 	defer unlock()
@@ -347,12 +351,12 @@ func (c *composeCore) deploy(ctx context.Context, req deployRequest) (*DockerRel
 			rep.Condition(ConditionProgressing, false, "PullFailed", "pull failed; nothing was changed")
 			return res, fmt.Errorf("%w (nothing was changed)", err)
 		}
-		rep.Event(EventPulled, "images pulled")
+		prog.Event(EventPulled, "images pulled")
 	}
 	if err := c.compose(ctx, l, lp, nil, upArgs...); err != nil {
-		return res, c.afterFailure(ctx, l, rep, state, good, req, err)
+		return res, c.afterFailure(ctx, l, rep, prog, state, good, req, err)
 	}
-	rep.Event(EventStarted, fmt.Sprintf("docker compose up -d done; waiting for %s", strings.Join(services, ", ")))
+	prog.Event(EventStarted, fmt.Sprintf("docker compose up -d done; waiting for %s", strings.Join(services, ", ")))
 
 	g := &gate{core: c, project: lp.project, services: services, baseline: restartBaseline(before), settle: c.settle, mask: mask}
 	budget := cmp.Or(req.wait, g.budget())
@@ -363,10 +367,10 @@ func (c *composeCore) deploy(ctx context.Context, req deployRequest) (*DockerRel
 		if !errors.As(err, &ge) {
 			return res, err
 		}
-		rep.Event(EventUnhealthy, ge.msg)
-		return res, c.afterFailure(ctx, l, rep, state, good, req, err)
+		prog.Event(EventUnhealthy, ge.msg)
+		return res, c.afterFailure(ctx, l, rep, prog, state, good, req, err)
 	}
-	rep.Event(EventHealthy, fmt.Sprintf("%s ready", strings.Join(services, ", ")))
+	prog.Event(EventHealthy, fmt.Sprintf("%s ready", strings.Join(services, ", ")))
 
 	after, err := c.containers(ctx, name)
 	if err != nil {
@@ -398,7 +402,7 @@ func explicit(requested, services []string) []string {
 
 // afterFailure rolls back to the last known good revision when there is one and rollback is
 // asked for, and returns the task's error.
-func (c *composeCore) afterFailure(ctx context.Context, l *runLog, rep Reporter, state *stackState, good *stackRevision, req deployRequest, cause error) error {
+func (c *composeCore) afterFailure(ctx context.Context, l *runLog, rep Reporter, prog Progress, state *stackState, good *stackRevision, req deployRequest, cause error) error {
 	rep.Condition(ConditionAvailable, false, "Unhealthy", cause.Error())
 	if ctx.Err() != nil {
 		return cause
@@ -420,7 +424,7 @@ func (c *composeCore) afterFailure(ctx context.Context, l *runLog, rep Reporter,
 		return fmt.Errorf("%w; rollback to revision %d failed too: %w", cause, good.Revision, err)
 	}
 	l.res.RollbackHealthy = true
-	rep.Event(EventRolledBack, fmt.Sprintf("rolled back to revision %d, which is healthy", good.Revision))
+	prog.Event(EventRolledBack, fmt.Sprintf("rolled back to revision %d, which is healthy", good.Revision))
 	rep.Condition(ConditionRolledBack, true, "RolledBack", fmt.Sprintf("rolled back to revision %d, which is healthy", good.Revision))
 	rep.Condition(ConditionProgressing, false, "Failed", "deploy failed and was rolled back")
 	return fmt.Errorf("%w; rolled back to revision %d, which is healthy", cause, good.Revision)
@@ -436,7 +440,9 @@ func (c *composeCore) rollbackTo(ctx context.Context, l *runLog, state *stackSta
 	if err != nil {
 		return nil, fmt.Errorf("load revision %d: %w", rev.Revision, err)
 	}
-	outer, inner := l.mask, maskerOf(lp.values, append([]string{lp.project.Name}, lp.project.ServiceNames()...))
+	shown := append([]string{lp.project.Name}, lp.project.ServiceNames()...)
+	ProgressFrom(ctx).Mask(maskValues(lp.values, shown)...)
+	outer, inner := l.mask, maskerOf(lp.values, shown)
 	l.mask = func(s string) string { return inner(outer(s)) }
 	pin, err := state.pinFile(rev)
 	if err != nil {
