@@ -223,16 +223,17 @@ func (l *composeLoader) checkIncludes(file string, data []byte) error {
 		Include []json.RawMessage `json:"include"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil // compose-go reports the syntax error
+		// What compose-go would read cannot be told: nothing is read.
+		return fmt.Errorf("invalid compose project %s: %w", file, err)
 	}
 	dir := filepath.Dir(file)
-	for _, raw := range doc.Include {
+	for i, raw := range doc.Include {
 		var e includeEntry
 		var short string
 		if json.Unmarshal(raw, &short) == nil {
 			e.Path = short
 		} else if err := json.Unmarshal(raw, &e); err != nil {
-			return nil
+			return Refusedf("compose file %s: include entry %d is neither a path nor a mapping of path, env_file", file, i+1)
 		}
 		if e.ProjectDirectory != nil {
 			return Refusedf("compose file %s: include project_directory is not supported (the included file's directory is its project directory)", file)

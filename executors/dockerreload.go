@@ -360,6 +360,10 @@ func (c *composeCore) deploy(ctx context.Context, req deployRequest) (*DockerRel
 
 	g := &gate{core: c, project: lp.project, services: services, baseline: restartBaseline(before), settle: c.settle, mask: mask}
 	budget := cmp.Or(req.wait, g.budget())
+	if deadline, ok := ctx.Deadline(); ok && req.rollback && good != nil {
+		// Within the task's timeout, leaving the rollback as much time as the wait.
+		budget = max(min(budget, time.Until(deadline)/2), time.Second)
+	}
 	statuses, err := g.wait(ctx, budget)
 	res.Services = statuses
 	if err != nil {

@@ -20,11 +20,15 @@ import (
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
-// fakeDockerE2E records each run's arguments (one line, \x1f-separated) and
+// fakeDockerE2E records each compose run's arguments (one line, \x1f-separated) and
 // environment; it fails (exit 3) when the project directory holds a file
-// named docker-fail.
+// named docker-fail. docker ps and inspect show one running container of service web.
 const fakeDockerE2E = `#!/bin/sh
 dir=%q
+case "$1" in
+ps) echo c1; exit 0;;
+inspect) echo '[{"Id":"c1","Image":"sha256:1","State":{"Status":"running","StartedAt":"2020-01-01T00:00:00Z"},"Config":{"Image":"nginx","Labels":{"com.docker.compose.service":"web"}}}]'; exit 0;;
+esac
 printf '%%s\037' "$@" >> "$dir/argv"
 printf '\n' >> "$dir/argv"
 env >> "$dir/env"
@@ -199,8 +203,7 @@ func TestE2EHostTasks(t *testing.T) {
 		// DOCKER_RELOAD
 		{name: "reload broken project", typ: "DOCKER_RELOAD", payload: payload(map[string]any{"compose_path": fx.root + "/broken/docker-compose.yml"}), status: "FAILED", errContains: "variable NOT_SET is not set"},
 		{name: "reload agent token", typ: "DOCKER_RELOAD", payload: payload(map[string]any{"compose_path": fx.root + "/token/docker-compose.yml"}), status: "FAILED", errContains: "variable AGENT_TOKEN is not set"},
-		{name: "reload docker fails", typ: "DOCKER_RELOAD", payload: payload(map[string]any{"compose_path": fx.root + "/failing/docker-compose.yml"}), status: "FAILED", errContains: "docker compose up: exit status 3",
-			result: `{"project":"failing","services":["web"],"exit_code":3,"stdout":"","stderr":"pull access denied\n","truncated":false}`},
+		{name: "reload docker fails", typ: "DOCKER_RELOAD", payload: payload(map[string]any{"compose_path": fx.root + "/failing/docker-compose.yml"}), status: "FAILED", errContains: "docker compose up: exit status 3: pull access denied; no previous revision to roll back to (nothing was removed)"},
 		{name: "reload outside", typ: "DOCKER_RELOAD", payload: payload(map[string]any{"compose_path": fx.outside + "/docker-compose.yml"}), status: "FAILED", errContains: "is outside the file roots"},
 		{name: "reload unknown service", typ: "DOCKER_RELOAD", payload: payload(map[string]any{"compose_path": fx.root + "/failing/docker-compose.yml", "services": []string{"cache"}}), status: "FAILED", errContains: `service "cache" is not in compose project failing`},
 	}
@@ -262,19 +265,22 @@ func TestE2EHostTasks(t *testing.T) {
 		t.Fatalf("reload: %s %s %s", st.Status, st.Error, st.Result)
 	}
 	var res struct {
-		Project  string   `json:"project"`
-		Services []string `json:"services"`
-		ExitCode int      `json:"exit_code"`
-		Stdout   string   `json:"stdout"`
+		Project  string `json:"project"`
+		Services []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+		} `json:"services"`
+		ExitCode int    `json:"exit_code"`
+		Stdout   string `json:"stdout"`
 	}
 	if err := json.Unmarshal(st.Result, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Project != "app" || !slices.Equal(res.Services, []string{"web"}) || res.ExitCode != 0 || res.Stdout != "Container started\nContainer started\n" {
+	if res.Project != "app" || len(res.Services) != 1 || res.Services[0].Name != "web" || res.Services[0].State != "running" || res.ExitCode != 0 || res.Stdout != "Container started\nContainer started\n" {
 		t.Errorf("reload result = %+v", res)
 	}
 	runs := fx.dockerRuns(t)
-	base := []string{"compose", "-f", app + "/docker-compose.yml", "--project-directory", app, "-p", "app"}
+	base := []string{"compose", "--ansi", "never", "--progress", "plain", "-f", app + "/docker-compose.yml", "--project-directory", app, "-p", "app"}
 	wantRuns := [][]string{append(slices.Clone(base), "pull", "web"), append(slices.Clone(base), "up", "-d", "--remove-orphans", "web")}
 	if diff := cmp.Diff(wantRuns, runs[runsBefore:]); diff != "" {
 		t.Errorf("docker runs (-want +got):\n%s", diff)
