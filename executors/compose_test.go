@@ -507,3 +507,15 @@ func BenchmarkDockerReloadValidate(b *testing.B) {
 		}
 	}
 }
+
+// TestParseDryRun: what docker compose --dry-run prints, each container once.
+func TestParseDryRun(t *testing.T) {
+	t.Parallel()
+	out := "DRY-RUN MODE -  Container p-web-1  Recreate\nDRY-RUN MODE -  Container p-web-1  Recreated\nDRY-RUN MODE -  Container 81c3_p-web-1  Starting\n" +
+		"DRY-RUN MODE -  Container p-db-1  Creating\nDRY-RUN MODE -  Container p-db-1  Created\nDRY-RUN MODE -  Container p-old-1  Stopping\nDRY-RUN MODE -  Container p-old-1  Removing\nDRY-RUN MODE -  Container p-old-1  Removed\nnoise\n"
+	got := parseDryRun(out, "p", 3)
+	want := DryRunPlan{Create: []string{"p-db-1"}, Recreate: []string{"p-web-1"}, Remove: []string{"p-old-1"}, LastGoodRevision: 3}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("plan (-want +got):\n%s", diff)
+	}
+}

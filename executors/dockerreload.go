@@ -480,18 +480,20 @@ func parseDryRun(out, project string, lastGood int) DryRunPlan {
 			continue
 		}
 		name, action := f[1], f[2]
-		key := action + " " + name
-		if seen[key] {
+		var list *[]string
+		switch action {
+		case "Creating", "Create", "Created":
+			list = &plan.Create
+		case "Recreate", "Recreated":
+			list = &plan.Recreate
+		case "Removing", "Remove", "Removed":
+			list = &plan.Remove
+		default:
 			continue
 		}
-		seen[key] = true
-		switch action {
-		case "Creating", "Create":
-			plan.Create = append(plan.Create, name)
-		case "Recreate", "Recreated":
-			plan.Recreate = append(plan.Recreate, name)
-		case "Removing", "Remove", "Removed":
-			plan.Remove = append(plan.Remove, name)
+		if key := action[:4] + " " + name; !seen[key] {
+			seen[key] = true
+			*list = append(*list, name)
 		}
 	}
 	return plan

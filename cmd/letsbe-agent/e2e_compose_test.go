@@ -1,0 +1,248 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
+)
+
+// composeEngine is the Docker engine prepared by hack/docker-engine.sh: LETSBE_TEST_DOCKER_*
+// (set by .ci/run), else what `hack/docker-engine.sh --cached` prints. Without one the test
+// skips loudly.
+func composeEngine(t *testing.T) map[string]string {
+	t.Helper()
+	vars := map[string]string{}
+	for _, k := range []string{"LETSBE_TEST_DOCKER_CLI", "LETSBE_TEST_DOCKER_HOST", "LETSBE_TEST_DOCKER_CONFIG", "LETSBE_TEST_DOCKER_IMAGE", "LETSBE_TEST_DOCKER_IMAGE2"} {
+		vars[k] = os.Getenv(k)
+	}
+	if vars["LETSBE_TEST_DOCKER_HOST"] == "" {
+		out, err := exec.Command("bash", filepath.Join("..", "..", "hack", "docker-engine.sh"), "--cached").Output()
+		if err != nil {
+			t.Skip("\n!!!!!!!!\n!!!!!!!! SKIP: no Docker engine for the compose e2e tests: LETSBE_TEST_DOCKER_HOST is not set and hack/docker-engine.sh --cached found none (run it as root, or .ci/run)\n!!!!!!!!")
+		}
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+				vars[k] = v
+			}
+		}
+	}
+	if vars["LETSBE_TEST_DOCKER_CLI"] == "" {
+		vars["LETSBE_TEST_DOCKER_CLI"] = "docker"
+	}
+	return vars
+}
+
+// composeStack is one project directory in a file root of its own, with a loopback port.
+type composeStack struct {
+	env              map[string]string
+	root, dir, path  string
+	name             string
+	port             int
+	image1, image2   string
+	agentEnvironment []string
+}
+
+func newComposeStack(t *testing.T) *composeStack {
+	t.Helper()
+	env := composeEngine(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	s := &composeStack{env: env, root: filepath.Join(t.TempDir(), "root"), name: "lbe-" + hex.EncodeToString(b[:]),
+		image1: env["LETSBE_TEST_DOCKER_IMAGE"], image2: env["LETSBE_TEST_DOCKER_IMAGE2"]}
+	s.dir = filepath.Join(s.root, s.name)
+	s.path = filepath.Join(s.dir, "compose.yaml")
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	s.agentEnvironment = []string{
+		"AGENT_FILE_ROOTS=" + s.root,
+		"AGENT_DOCKER_BINARY=" + env["LETSBE_TEST_DOCKER_CLI"],
+		"AGENT_DOCKER_HOST=" + env["LETSBE_TEST_DOCKER_HOST"],
+		"AGENT_DOCKER_CONFIG=" + env["LETSBE_TEST_DOCKER_CONFIG"],
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = s.docker(ctx, "compose", "-p", s.name, "down", "-v", "--remove-orphans", "-t", "1").Run()
+	})
+	return s
+}
+
+func (s *composeStack) docker(ctx context.Context, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, s.env["LETSBE_TEST_DOCKER_CLI"], args...)
+	c.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/root", "DOCKER_HOST=" + s.env["LETSBE_TEST_DOCKER_HOST"], "DOCKER_CONFIG=" + s.env["LETSBE_TEST_DOCKER_CONFIG"]}
+	return c
+}
+
+// write writes the compose file: busybox httpd on the loopback port, with a healthcheck of
+// the given URL.
+func (s *composeStack) write(t *testing.T, image, healthURL string) {
+	t.Helper()
+	compose := fmt.Sprintf(`services:
+  web:
+    image: %s
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    restart: unless-stopped
+    ports: ["127.0.0.1:%d:80"]
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", %q]
+      interval: 300ms
+      timeout: 2s
+      retries: 3
+`, image, s.port, healthURL)
+	if err := os.WriteFile(s.path, []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *composeStack) page(t *testing.T) string {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", s.port))
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return strings.TrimSpace(string(body))
+		}
+		last = resp.Status
+	}
+	t.Fatalf("page on 127.0.0.1:%d: %s", s.port, last)
+	return ""
+}
+
+type reloadResult struct {
+	Project  string `json:"project"`
+	Revision int    `json:"revision"`
+	Services []struct {
+		Name, State, Health string
+	} `json:"services"`
+	RolledBack       bool `json:"rolled_back"`
+	RollbackRevision int  `json:"rollback_revision"`
+	RollbackHealthy  bool `json:"rollback_healthy"`
+}
+
+// TestE2EComposeDeployAndRollback, through the binary: a good deploy is COMPLETED with its
+// page served on a loopback port; a new version that fails its healthcheck is FAILED, rolled
+// back, and the old page is served again; a refused project is FAILED naming the field.
+func TestE2EComposeDeployAndRollback(t *testing.T) {
+	t.Parallel()
+	s := newComposeStack(t)
+	o := startOrchestrator(t, orchestratortest.Options{})
+	startAgent(t, o, "", s.agentEnvironment...)
+	payload := fmt.Sprintf(`{"compose_path": %q}`, s.path)
+
+	s.write(t, s.image1, "http://127.0.0.1/")
+	st := o.waitFinal(t, o.enqueue(t, "DOCKER_RELOAD", payload))
+	var res reloadResult
+	if err := json.Unmarshal(st.Result, &res); st.Status != "COMPLETED" || err != nil {
+		t.Fatalf("good deploy: %s %q %s", st.Status, st.Error, st.Result)
+	}
+	if res.Revision != 1 || len(res.Services) != 1 || res.Services[0].Health != "healthy" {
+		t.Errorf("good deploy result = %s", st.Result)
+	}
+	if got := s.page(t); got != "version 1" {
+		t.Fatalf("page = %q", got)
+	}
+
+	s.write(t, s.image2, "http://127.0.0.1/missing.html")
+	st = o.waitFinal(t, o.enqueue(t, "DOCKER_RELOAD", payload))
+	if st.Status != "FAILED" || !strings.Contains(st.Error, "service web is unhealthy (health check: ") || !strings.HasSuffix(st.Error, "; rolled back to revision 1, which is healthy") {
+		t.Fatalf("bad deploy: %s %q", st.Status, st.Error)
+	}
+	res = reloadResult{}
+	if err := json.Unmarshal(st.Result, &res); err != nil || !res.RolledBack || res.RollbackRevision != 1 || !res.RollbackHealthy {
+		t.Errorf("bad deploy result = %s", st.Result)
+	}
+	var phases []string
+	for _, e := range st.Events {
+		phases = append(phases, e.Type)
+	}
+	for _, want := range []string{"Validated", "Started", "Unhealthy", "RolledBack"} {
+		if !strings.Contains(strings.Join(phases, " "), want) {
+			t.Errorf("events %v lack %s", phases, want)
+		}
+	}
+	if got := s.page(t); got != "version 1" {
+		t.Errorf("page after the rollback = %q, want version 1", got)
+	}
+
+	if err := os.WriteFile(s.path, []byte("services:\n  web:\n    image: "+s.image1+"\n    pid: host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st = o.waitFinal(t, o.enqueue(t, "DOCKER_RELOAD", payload))
+	if st.Status != "FAILED" || !strings.Contains(st.Error, "service web: pid: host is refused (AGENT_COMPOSE_ALLOW_HOST_NAMESPACES)") {
+		t.Errorf("refused project: %s %q", st.Status, st.Error)
+	}
+}
+
+// TestE2EComposeKillDuringRollback: the agent is killed (SIGKILL) while it rolls a failed
+// deploy back; the restarted agent reports the task FAILED interrupted, never re-runs it, and
+// goes on deploying.
+func TestE2EComposeKillDuringRollback(t *testing.T) {
+	t.Parallel()
+	s := newComposeStack(t)
+	o := startOrchestrator(t, orchestratortest.Options{})
+	state := filepath.Join(t.TempDir(), "state")
+	a := startAgent(t, o, state, s.agentEnvironment...)
+	payload := fmt.Sprintf(`{"compose_path": %q}`, s.path)
+	s.write(t, s.image1, "http://127.0.0.1/")
+	good, err := os.ReadFile(s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := o.waitFinal(t, o.enqueue(t, "DOCKER_RELOAD", payload)); st.Status != "COMPLETED" {
+		t.Fatalf("good deploy: %s %q", st.Status, st.Error)
+	}
+
+	s.write(t, s.image2, "http://127.0.0.1/missing.html")
+	id := o.enqueue(t, "DOCKER_RELOAD", payload)
+	// The rollback restores the files first: once the compose file is the good one again,
+	// the agent is rolling back (up -d and the health gate follow).
+	eventually(t, "the rollback to start", func() bool {
+		b, _ := os.ReadFile(s.path)
+		return bytes.Equal(b, good)
+	})
+	a.kill()
+
+	startAgent(t, o, state, s.agentEnvironment...)
+	st := o.waitFinal(t, id)
+	if st.Status != "FAILED" || st.Error != "interrupted: agent restarted during execution" {
+		t.Fatalf("got %s %q, want FAILED interrupted", st.Status, st.Error)
+	}
+	// Redeploying the restored files puts the stack back in order.
+	st = o.waitFinal(t, o.enqueue(t, "DOCKER_RELOAD", payload))
+	if st.Status != "COMPLETED" {
+		t.Fatalf("deploy after the restart: %s %q", st.Status, st.Error)
+	}
+	if got := s.page(t); got != "version 1" {
+		t.Errorf("page = %q, want version 1", got)
+	}
+}
