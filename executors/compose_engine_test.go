@@ -249,7 +249,9 @@ func TestEngineDeployAndRollback(t *testing.T) {
 		v       func(p *engineProject) webVersion
 		wantErr string
 	}{
-		{name: "unhealthy", v: func(p *engineProject) webVersion { return webVersion{image: p.image2, health: "http://127.0.0.1/missing.html"} }, wantErr: "service web is unhealthy (health check: "},
+		{name: "unhealthy", v: func(p *engineProject) webVersion {
+			return webVersion{image: p.image2, health: "http://127.0.0.1/missing.html"}
+		}, wantErr: "service web is unhealthy (health check: "},
 		{name: "exits 1", v: func(p *engineProject) webVersion {
 			return webVersion{image: p.image2, command: "echo starting; exit 1", restart: "no"}
 		}, wantErr: "service web exited with code 1"},
