@@ -1,0 +1,168 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// startDev runs `letsbe-agent dev` on a free port with the ticker helper allowed, and returns
+// the dashboard's URL.
+func startDev(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(agentBinary, "dev", "--listen", "127.0.0.1:0")
+	cmd.Env = []string{
+		"PATH=" + helperDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(), "AGENT_HTTP_ADDR=127.0.0.1:0",
+		"AGENT_STATE_DIR=" + filepath.Join(t.TempDir(), "state"),
+		"AGENT_ALLOWED_COMMANDS=echo,ticker",
+		"AGENT_HEARTBEAT_INTERVAL=200ms", // cancellation travels with the heartbeat
+		"AGENT_PROGRESS_INTERVAL=200ms",
+	}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &agentProc{t: t, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("dev output:\n%s", out.String())
+		}
+	})
+	var url string
+	eventually(t, "the development orchestrator", func() bool {
+		for _, l := range p.logLines() {
+			if l["msg"] == "Development orchestrator listening" {
+				url, _ = l["url"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	return url
+}
+
+// dashboardPage is the dashboard open in a headless Chromium for one test.
+type dashboardPage struct {
+	t   *testing.T
+	ctx context.Context
+	url string
+}
+
+// openDashboard starts a browser on the dashboard at url, closed at the end of the test.
+func openDashboard(t *testing.T, url string) *dashboardPage {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-sandbox", os.Geteuid() == 0),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	// The first action allocates the browser, for as long as this context lives.
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	p := &dashboardPage{t: t, ctx: ctx, url: url}
+	if err := chromedp.Do(ctx, chromedp.Navigate(url+"/"), chromedp.WaitVisible(`#enqueue`)); err != nil {
+		t.Fatalf("open the dashboard: %v", err)
+	}
+	return p
+}
+
+// enqueue submits a task through the form; the page then shows its detail.
+func (p *dashboardPage) enqueue(typ, payload string) {
+	p.t.Helper()
+	err := chromedp.Do(p.ctx,
+		chromedp.SetValue(`#type`, typ),
+		chromedp.SetValue(`#payload`, payload),
+		chromedp.Click(`#submit`),
+	)
+	if err != nil {
+		p.fail("enqueue: %v", err)
+	}
+}
+
+// js evaluates an expression in the page.
+func js[T any](p *dashboardPage, expr string) T {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		p.fail("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor evaluates a condition in the page until it holds, failing the test after a minute.
+func (p *dashboardPage) waitFor(what, cond string) {
+	p.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !js[bool](p, cond) {
+		if time.Now().After(deadline) {
+			p.fail("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// fail ends the test with the page's main part and the task list.
+func (p *dashboardPage) fail(format string, args ...any) {
+	p.t.Helper()
+	page, _ := chromedp.Run(p.ctx, chromedp.OuterHTML(`main`))
+	var tasks []byte
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, p.url+"/dashboard/tasks", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		tasks, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	p.t.Fatalf("%s\ntasks: %s\npage:\n%s", fmt.Sprintf(format, args...), tasks, page)
+}
+
+const (
+	jsStatus = `document.getElementById("detail-status").textContent`
+	jsDetail = `!document.getElementById("detail").hidden`
+)
+
+func TestE2EDashboardLiveOutput(t *testing.T) {
+	t.Parallel()
+	p := openDashboard(t, startDev(t))
+	p.enqueue("SHELL", `{"cmd": "ticker -n 15 -i 200ms"}`)
+	// Lines appear while the task still runs: both read in one evaluation.
+	p.waitFor("live output while running", jsDetail+` && `+jsStatus+` === "RUNNING" &&
+		document.getElementById("detail-stdout").textContent.includes("line 3\n")`)
+	p.waitFor("the task to complete", jsStatus+` === "COMPLETED"`)
+	stdout := js[string](p, `document.getElementById("result-stdout").textContent`)
+	if !strings.HasPrefix(stdout, "line 1\n") || !strings.HasSuffix(stdout, "line 15\n") {
+		t.Errorf("final stdout in the detail view = %q", stdout)
+	}
+}
+
+func TestE2EDashboardCancel(t *testing.T) {
+	t.Parallel()
+	p := openDashboard(t, startDev(t))
+	p.enqueue("SHELL", `{"cmd": "ticker -n 600 -i 100ms"}`)
+	p.waitFor("the task to run", jsDetail+` && `+jsStatus+` === "RUNNING"`)
+	// The button's own click handler (a synthetic mouse click needs the layout to settle).
+	js[bool](p, `document.getElementById("cancel").click(), true`)
+	p.waitFor("the task to end", jsStatus+` === "FAILED"`)
+	if got := js[string](p, `document.getElementById("detail-error").textContent`); got != "cancelled" {
+		t.Errorf("error of the cancelled task = %q, want cancelled", got)
+	}
+}
