@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -163,7 +164,12 @@ func TestE2EFullDisk(t *testing.T) {
 	checkRun(failing, failingPath, orchestratortest.StatusFailed)
 	eventually(t, "not ready", func() bool { code, _ := readyz(); return code == 503 })
 	// Once the poller says it takes nothing (no poll in flight), a task enqueued stays queued.
-	eventually(t, "intake stopped again", func() bool { return a.countLog("Taking no new tasks: the agent cannot persist them") >= 2 })
+	// A long poll under way ends first: up to its 25 s wait.
+	for deadline := time.Now().Add(2 * time.Minute); a.countLog("Taking no new tasks: the agent cannot persist them") < 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for intake to stop again")
+		}
+	}
 	queued, queuedPath := write(larger)
 	a.kill()
 
