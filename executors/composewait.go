@@ -85,12 +85,17 @@ func (c *composeCore) containers(ctx context.Context, project string) (map[strin
 	if err != nil {
 		return nil, fmt.Errorf("docker ps: %w%s", err, stderrNote(pr))
 	}
-	ids := strings.Fields(pr.Stdout)
+	return c.inspect(ctx, strings.Fields(pr.Stdout))
+}
+
+// inspect returns the given containers (not one-off ones), by service.
+func (c *composeCore) inspect(ctx context.Context, ids []string) (map[string][]containerInfo, error) {
+	ctx = quiet(ctx)
 	out := map[string][]containerInfo{}
 	if len(ids) == 0 {
 		return out, nil
 	}
-	pr, err = c.proc.Run(ctx, Command{Argv: append([]string{c.docker, "inspect", "--type", "container"}, ids...)})
+	pr, err := c.proc.Run(ctx, Command{Argv: append([]string{c.docker, "inspect", "--type", "container"}, ids...)})
 	if err != nil && pr.Stdout == "" {
 		return nil, fmt.Errorf("docker inspect: %w%s", err, stderrNote(pr))
 	}
@@ -177,13 +182,20 @@ func (g *gate) budget() time.Duration {
 func (g *gate) wait(ctx context.Context, budget time.Duration) ([]ServiceStatus, error) {
 	deadline := time.Now().Add(budget)
 	interval := g.core.poll
+	var known []string // the containers up -d left: one docker inspect a poll once they are known
 	for {
-		byService, err := g.core.containers(ctx, g.project.Name)
+		byService, err := g.poll(ctx, known)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, context.Cause(ctx)
 			}
 			return nil, err
+		}
+		known = containerIDs(byService)
+		for _, name := range g.services {
+			if len(byService[name]) == 0 {
+				known = nil // a container may still come: look for all of them again
+			}
 		}
 		statuses, pending, failed := g.judge(byService, time.Now())
 		if failed != "" {
@@ -203,6 +215,28 @@ func (g *gate) wait(ctx context.Context, budget time.Duration) ([]ServiceStatus,
 		case <-t.C:
 		}
 	}
+}
+
+// poll reads the containers: the known ones with one docker inspect, or (first, or when one
+// is gone) all of the project's with docker ps and inspect.
+func (g *gate) poll(ctx context.Context, known []string) (map[string][]containerInfo, error) {
+	if len(known) > 0 {
+		if by, err := g.core.inspect(ctx, known); err == nil && len(containerIDs(by)) == len(known) {
+			return by, nil
+		}
+	}
+	return g.core.containers(ctx, g.project.Name)
+}
+
+func containerIDs(by map[string][]containerInfo) []string {
+	var ids []string
+	for _, cs := range by {
+		for _, c := range cs {
+			ids = append(ids, c.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // judge applies the readiness rules: it returns the statuses, the first service still
