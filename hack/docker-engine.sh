@@ -25,7 +25,8 @@
 #   (no masquerading), which the tests do not need.
 # - docker compose v2: built from the Go module proxy. The module has exclude directives, so
 #   `go install` refuses it; a copy of the module source is built with -mod=mod instead. Cold:
-#   about 2-3 min on 2 cores (run with nice); cached: instant.
+#   minutes on 2 idle cores, over an hour on a machine shared by many builds (it runs with
+#   nice); cached: instant.
 # - the images: `docker import` of a root file system holding only Debian's static busybox.
 #
 # Everything lives outside the repo, in $(go env GOCACHE)/letsbe-docker/ (LETSBE_DOCKER_DIR
