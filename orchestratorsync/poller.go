@@ -216,9 +216,12 @@ func (s *Syncer) intake(ctx context.Context, wt *Task, agentID string) {
 			Labels: map[string]string{agentv1.LabelTaskType: labelValue(wt.Type)},
 		},
 		Spec: agentv1.TaskSpec{
-			Type:    wt.Type,
-			Payload: &runtime.RawExtension{Raw: wt.Payload},
-			AgentID: agentID,
+			Type:           wt.Type,
+			Payload:        &runtime.RawExtension{Raw: wt.Payload},
+			AgentID:        agentID,
+			NotAfter:       wt.NotAfter,
+			TimeoutSeconds: string(wt.TimeoutRaw),
+			Signature:      wt.Signature,
 		},
 	}
 	if wt.TimeoutSeconds > 0 {

@@ -42,6 +42,15 @@ type RegisterRequest struct {
 	Labels       map[string]string `json:"labels,omitempty"`
 	// AgentID is sent only when the agent already has one from an earlier run.
 	AgentID string `json:"agent_id,omitempty"`
+	// Policy describes what the agent will accept (v1.1); omitted when nil.
+	Policy *PolicyReport `json:"policy,omitempty"`
+}
+
+// PolicyReport is the "policy" of a register request: the SHA-256 of the agent's effective
+// policy in canonical form and a summary of it.
+type PolicyReport struct {
+	SHA256  string         `json:"sha256"`
+	Summary map[string]any `json:"summary"`
 }
 
 // MarshalJSON sends capabilities as [] rather than null and omits empty labels and agent_id.
@@ -258,6 +267,12 @@ type Task struct {
 	TimeoutSeconds int
 	// CreatedAt is zero when absent or not RFC 3339.
 	CreatedAt time.Time
+	// TimeoutRaw, NotAfter and Signature are kept as received for the signature check
+	// (v1.1): timeout_seconds' JSON text (nil when absent or null), not_after's string and
+	// the detached JWS ("" when absent).
+	TimeoutRaw json.RawMessage
+	NotAfter   string
+	Signature  string
 }
 
 // MarshalJSON encodes a task as the orchestrator sends it.
@@ -268,7 +283,9 @@ func (t Task) MarshalJSON() ([]byte, error) {
 		Payload        json.RawMessage `json:"payload"`
 		TimeoutSeconds int             `json:"timeout_seconds,omitempty"`
 		CreatedAt      string          `json:"created_at,omitempty"`
-	}{ID: t.ID, Type: t.Type, Payload: t.Payload, TimeoutSeconds: max(t.TimeoutSeconds, 0)}
+		NotAfter       string          `json:"not_after,omitempty"`
+		Signature      string          `json:"signature,omitempty"`
+	}{ID: t.ID, Type: t.Type, Payload: t.Payload, TimeoutSeconds: max(t.TimeoutSeconds, 0), NotAfter: t.NotAfter, Signature: t.Signature}
 	if len(w.Payload) == 0 {
 		w.Payload = json.RawMessage("null")
 	}
@@ -316,6 +333,8 @@ func DecodeTask(body []byte) (*Task, error) {
 		Payload        json.RawMessage `json:"payload"`
 		TimeoutSeconds json.RawMessage `json:"timeout_seconds"`
 		CreatedAt      json.RawMessage `json:"created_at"`
+		NotAfter       json.RawMessage `json:"not_after"`
+		Signature      json.RawMessage `json:"signature"`
 	}
 	if err := decodeObject(body, &w); err != nil {
 		return nil, &InvalidTaskError{Reason: err.Error()}
@@ -345,6 +364,15 @@ func DecodeTask(body []byte) (*Task, error) {
 		return nil, &InvalidTaskError{ID: id, Reason: "timeout_seconds must not be negative"}
 	case ok:
 		t.TimeoutSeconds = int(math.Ceil(min(secs, MaxTimeoutSeconds)))
+	}
+	if !isNull(w.TimeoutSeconds) {
+		t.TimeoutRaw = append(json.RawMessage(nil), trimJSONSpace(w.TimeoutSeconds)...)
+	}
+	if !isNull(w.NotAfter) && json.Unmarshal(w.NotAfter, &t.NotAfter) != nil {
+		return nil, &InvalidTaskError{ID: id, Reason: "not_after must be an RFC 3339 string"}
+	}
+	if !isNull(w.Signature) && json.Unmarshal(w.Signature, &t.Signature) != nil {
+		return nil, &InvalidTaskError{ID: id, Reason: "signature must be a string"}
 	}
 	var created string
 	if !isNull(w.CreatedAt) && json.Unmarshal(w.CreatedAt, &created) == nil {

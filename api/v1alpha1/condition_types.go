@@ -42,6 +42,9 @@ const (
 	ReasonFailed = "Failed"
 	// ReasonInvalidSpec: the payload does not decode or validate, or the request was refused.
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonRefused: the agent refused to run the Task: its signature does not verify, it
+	// expired, or the agent's policy forbids it. Nothing ran.
+	ReasonRefused = "Refused"
 	// ReasonUnsupportedType: no executor handles the Task's type.
 	ReasonUnsupportedType = "UnsupportedType"
 	// ReasonTimedOut: the Task's deadline passed before the executor finished.

@@ -70,6 +70,23 @@ type TaskSpec struct {
 	// registers again presenting this id.
 	// +optional
 	AgentID string `json:"agentID,omitempty"`
+
+	// NotAfter is the task's not_after exactly as the orchestrator sent it (RFC 3339): the Task
+	// ends Failed "expired" without running when it is found after that time. Kept as received
+	// because the signature covers it.
+	// +optional
+	NotAfter string `json:"notAfter,omitempty"`
+
+	// TimeoutSeconds is the task's timeout_seconds exactly as the orchestrator sent it, as JSON
+	// text (120, 1.5 or "120"), empty when absent. Only the signature check reads it; Timeout is
+	// what the agent applies.
+	// +optional
+	TimeoutSeconds string `json:"timeoutSeconds,omitempty"`
+
+	// Signature is the orchestrator's detached JWS over the task (docs/orchestrator-api.md,
+	// "Signed tasks"), checked before the Task runs when the agent has trusted keys.
+	// +optional
+	Signature string `json:"signature,omitempty"`
 }
 
 // TaskEvent is one entry of a Task's history, reported to the orchestrator.
