@@ -46,6 +46,9 @@ type Options struct {
 	// StopGrace is how long an executor gets to return after its Task's deadline or
 	// cancellation before the Task is failed without it; DefaultStopGrace when zero.
 	StopGrace time.Duration
+	// Admit, when set, decides right before a Task starts whether it may run; see
+	// TaskReconciler.Admit.
+	Admit func(ctx context.Context, task *agentv1.Task) error
 	// SkipNameValidation allows several Runners in one process (tests).
 	SkipNameValidation bool
 }
@@ -114,6 +117,7 @@ func (opts *Options) reconciler(typ string) *TaskReconciler {
 		StopGrace:  opts.StopGrace,
 		Observe:    opts.Observe,
 		Progress:   opts.Progress,
+		Admit:      opts.Admit,
 	}
 }
 

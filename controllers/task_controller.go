@@ -62,6 +62,9 @@ type TaskReconciler struct {
 	// StopGrace is how long the executor gets to return once its context ended; then the
 	// watchdog fails the Task and frees the worker. DefaultStopGrace when zero.
 	StopGrace time.Duration
+	// Admit, when set, is asked right before a Task starts whether it may run (signature,
+	// expiry, policy); an error ends the Task Failed (Refused) with it and nothing runs.
+	Admit func(ctx context.Context, task *agentv1.Task) error
 }
 
 // Reconcile implements reconcile.Reconciler. A Pending Task is marked Running, executed and
@@ -94,6 +97,14 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		out := outcome{err: ErrInterrupted, reason: agentv1.ReasonInterrupted}
 		out.note = r.killLeftover(log, task)
 		return reconcile.Result{}, r.finish(ctx, task.Name, out, 0)
+	}
+
+	if err := r.admit(ctx, task); err != nil {
+		log.Info("Task refused", "error", err.Error())
+		if ferr := r.finish(ctx, task.Name, outcome{err: err, reason: agentv1.ReasonRefused}, 0); ferr != nil {
+			return reconcile.Result{}, ferr
+		}
+		return reconcile.Result{}, reconcile.TerminalError(err)
 	}
 
 	timeout := r.timeout(task)
@@ -136,6 +147,19 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, reconcile.TerminalError(out.err)
 	}
 	return reconcile.Result{}, nil
+}
+
+// admit asks Admit, turning a panic into a refusal: a Task nobody could vouch for never runs.
+func (r *TaskReconciler) admit(ctx context.Context, task *agentv1.Task) (err error) {
+	if r.Admit == nil {
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("admission check panicked: %v", p)
+		}
+	}()
+	return r.Admit(ctx, task)
 }
 
 // outcome is what one execution produced.
