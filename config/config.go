@@ -61,6 +61,13 @@ type Config struct {
 	ProgressInterval time.Duration
 	ProgressMaxBytes int64
 
+	// Signed tasks: TaskKeys is the JWKS file of trusted keys ("" checks no signatures).
+	TaskKeys           string
+	AllowUnsignedTasks bool
+	RequireTaskExpiry  bool
+	// Policy is the AGENT_POLICY file ("" for the settings alone).
+	Policy string
+
 	// Cluster mode (Store "kubernetes"): Tasks live in Namespace on the API server; with
 	// LeaderElection, one replica (the holder of a Lease) runs them.
 	Store              string
@@ -210,6 +217,26 @@ var settings = []setting{
 				return errors.New("want at least 1Ki")
 			}
 			return nil
+		}},
+	{flag: "task-keys", env: "AGENT_TASK_KEYS", usage: "JWKS file of the public keys that sign tasks; when set, unsigned or badly signed tasks are refused (default: signatures are not checked)",
+		apply: func(c *Config, v string) error {
+			if v == "" {
+				c.TaskKeys = ""
+				return nil
+			}
+			return setAbsPath(&c.TaskKeys, v)
+		}},
+	{flag: "allow-unsigned-tasks", env: "AGENT_ALLOW_UNSIGNED_TASKS", def: "false", usage: "with AGENT_TASK_KEYS, still run tasks that carry no signature (a signature that is present is checked)",
+		apply: func(c *Config, v string) error { return setBool(&c.AllowUnsignedTasks, v) }},
+	{flag: "require-task-expiry", env: "AGENT_REQUIRE_TASK_EXPIRY", def: "false", usage: "refuse signed tasks without not_after",
+		apply: func(c *Config, v string) error { return setBool(&c.RequireTaskExpiry, v) }},
+	{flag: "policy", env: "AGENT_POLICY", usage: "YAML file bounding what any task may do (types, SHELL command patterns, file roots, browser hosts); narrows the other settings, re-read on SIGHUP",
+		apply: func(c *Config, v string) error {
+			if v == "" {
+				c.Policy = ""
+				return nil
+			}
+			return setAbsPath(&c.Policy, v)
 		}},
 	{flag: "labels", env: "AGENT_LABELS", usage: "labels sent at registration (k=v,k2=v2)",
 		apply: func(c *Config, v string) error { return setLabels(&c.Labels, v) }},

@@ -59,6 +59,8 @@ type Options struct {
 	RunningTasks func() []string
 	// CancelTask stops a Task the orchestrator cancelled.
 	CancelTask func(ctx context.Context, id string)
+	// Policy, when set, describes the agent's task policy for the register request (v1.1).
+	Policy func() *PolicyReport
 	// OnRefused, when set, is called for each Task failed at intake (unsupported type or a
 	// task body that cannot be run).
 	OnRefused func(task *agentv1.Task)
@@ -376,7 +378,15 @@ func (s *Syncer) registerRequest() RegisterRequest {
 		Arch:         goarch,
 		Capabilities: s.opts.Capabilities,
 		Labels:       s.opts.Labels,
+		Policy:       s.policyReport(),
 	}
+}
+
+func (s *Syncer) policyReport() *PolicyReport {
+	if s.opts.Policy == nil {
+		return nil
+	}
+	return s.opts.Policy()
 }
 
 func (s *Syncer) applyIntervals(resp *RegisterResponse) {
