@@ -56,7 +56,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["wget", "-q", "-Y", "off", "-T", "2", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["/usr/local/bin/letsbe-dev-orchestrator"]
-CMD ["--listen", "0.0.0.0:8080"]
+CMD ["--listen", "0.0.0.0:8080", "--allow-remote"]
 
 FROM docker:${DOCKER_VERSION}-cli AS agent
 # WITH_CHROMIUM=true adds Alpine's Chromium (about 300 MB) for PLAYWRIGHT tasks; without it they

@@ -186,7 +186,7 @@ func TestDockerfile(t *testing.T) {
 		checkUser(t, orch)
 		checkHealthcheck(t, orch, "CMD", "http://127.0.0.1:8080/healthz")
 		cmd := lastOf[*instructions.CmdCommand](t, orch, "CMD")
-		if diff := cmp.Diff([]string{"--listen", "0.0.0.0:8080"}, cmd.CmdLine); diff != "" {
+		if diff := cmp.Diff([]string{"--listen", "0.0.0.0:8080", "--allow-remote"}, cmd.CmdLine); diff != "" {
 			t.Errorf("CMD (-want +got):\n%s", diff)
 		}
 	})

@@ -5,12 +5,18 @@
 //
 //	letsbe-dev-orchestrator [--listen 127.0.0.1:8080] [--enrollment-token dev-token] [flags]
 //
+// It signs every task it hands out with a key it makes at start (--sign=false turns that off)
+// and serves the public key at GET /dev/jwks.json (--jwks-out writes it to a file too), for an
+// agent's AGENT_TASK_KEYS. Task submissions must be JSON from a loopback Host and no foreign
+// Origin; a non-loopback --listen needs --allow-remote.
+//
 // Besides the orchestrator API (/agents/..., /tasks/...) and the /dev/tasks endpoints to
 // enqueue and inspect tasks, it answers GET /healthz with 200 "ok".
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +31,8 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/letsbe/sysadmin-agent/internal/devguard"
+	"github.com/letsbe/sysadmin-agent/internal/tasksig"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -45,6 +53,10 @@ type options struct {
 	pollInterval      time.Duration
 	ackTimeout        time.Duration
 	logLevel          string
+	sign              bool
+	taskTTL           time.Duration
+	jwksOut           string
+	allowRemote       bool
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -59,6 +71,10 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.pollInterval, "poll-interval", 0, "poll interval sent at registration (0: the agent's own)")
 	fs.DurationVar(&o.ackTimeout, "ack-timeout", orchestratortest.DefaultAckTimeout, "how long a handed-out task waits for its first report before it is offered again (sent as ack_timeout_seconds)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "info, or debug to log every request the orchestrator handles")
+	fs.BoolVar(&o.sign, "sign", true, "sign every task handed out with a key made at start (its JWKS at GET /dev/jwks.json); false sends them unsigned")
+	fs.DurationVar(&o.taskTTL, "task-ttl", 10*time.Minute, "not_after of a signed task, from its handout (0: none)")
+	fs.StringVar(&o.jwksOut, "jwks-out", "", "also write the signing key's public JWKS to this file (AGENT_TASK_KEYS of the agent)")
+	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a non-loopback --listen and any Host header (anyone who reaches it can run tasks on the agents)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -73,6 +89,10 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("invalid --ack-timeout %s: must be at least 1s", o.ackTimeout)
 	case o.logLevel != "info" && o.logLevel != "debug":
 		return o, fmt.Errorf("invalid --log-level %q: want info or debug", o.logLevel)
+	case o.taskTTL < 0:
+		return o, errors.New("invalid --task-ttl: must not be negative")
+	case !o.allowRemote && !devguard.IsLoopbackAddr(o.listen):
+		return o, fmt.Errorf("invalid --listen %s: not a loopback address; add --allow-remote if anyone who reaches it may run tasks on the agents", o.listen)
 	}
 	return o, nil
 }
@@ -93,7 +113,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := logr.FromSlogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	orch := orchestratortest.New(orchestratortest.Options{
+	signer, err := tasksig.NewDevSigner(opts.taskTTL)
+	if err != nil {
+		fmt.Fprintf(stderr, "letsbe-dev-orchestrator: signing key: %v\n", err)
+		return 1
+	}
+	if opts.jwksOut != "" {
+		if err := signer.WritePublicKeySet(opts.jwksOut); err != nil {
+			fmt.Fprintf(stderr, "letsbe-dev-orchestrator: --jwks-out: %v\n", err)
+			return 1
+		}
+	}
+	orchOpts := orchestratortest.Options{
 		EnrollmentToken:          opts.enrollmentToken,
 		IssueAgentTokens:         opts.issueAgentTokens,
 		Progress:                 opts.progress,
@@ -101,8 +132,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		PollIntervalSeconds:      opts.pollInterval.Seconds(),
 		AckTimeout:               opts.ackTimeout,
 		Logger:                   log,
-	})
+	}
+	if opts.sign {
+		orchOpts.Sign = signer.SignHandout
+	}
+	orch := orchestratortest.New(orchOpts)
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /dev/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		_ = json.NewEncoder(w).Encode(signer.PublicKeySet())
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -114,11 +153,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "letsbe-dev-orchestrator: listen on %s (--listen): %v\n", opts.listen, err)
 		return 1
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: devguard.Wrap(mux, devguard.Options{AllowRemote: opts.allowRemote}), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("Development orchestrator listening", "url", "http://"+ln.Addr().String(),
-		"issueAgentTokens", opts.issueAgentTokens)
+		"issueAgentTokens", opts.issueAgentTokens, "signsTasks", opts.sign, "signingKey", signer.KID())
+	if opts.allowRemote && !devguard.IsLoopbackAddr(opts.listen) {
+		log.Info("WARNING: listening on a non-loopback address; anyone who reaches it can run tasks on the agents", "listen", ln.Addr().String())
+	}
 
 	select {
 	case err = <-served:

@@ -27,12 +27,15 @@ func TestParseFlags(t *testing.T) {
 		want    options
 		wantErr string
 	}{
-		{name: "defaults", want: options{listen: "127.0.0.1:8080", enrollmentToken: "dev-token", issueAgentTokens: true, progress: true, ackTimeout: 30 * time.Second, logLevel: "info"}},
-		{name: "all", args: []string{"--listen", "0.0.0.0:9000", "--enrollment-token=s3cret", "--issue-agent-tokens=false",
-			"--progress=false", "--heartbeat-interval", "10s", "--poll-interval", "2s", "--ack-timeout", "5s", "--log-level", "debug"},
+		{name: "defaults", want: options{listen: "127.0.0.1:8080", enrollmentToken: "dev-token", issueAgentTokens: true, progress: true, ackTimeout: 30 * time.Second, logLevel: "info",
+			sign: true, taskTTL: 10 * time.Minute}},
+		{name: "all", args: []string{"--listen", "0.0.0.0:9000", "--allow-remote", "--enrollment-token=s3cret", "--issue-agent-tokens=false",
+			"--progress=false", "--heartbeat-interval", "10s", "--poll-interval", "2s", "--ack-timeout", "5s", "--log-level", "debug", "--sign=false", "--task-ttl", "1m", "--jwks-out", "/k.json"},
 			want: options{listen: "0.0.0.0:9000", enrollmentToken: "s3cret", heartbeatInterval: 10 * time.Second,
-				pollInterval: 2 * time.Second, ackTimeout: 5 * time.Second, logLevel: "debug"}},
+				pollInterval: 2 * time.Second, ackTimeout: 5 * time.Second, logLevel: "debug", taskTTL: time.Minute, jwksOut: "/k.json", allowRemote: true}},
 		{name: "short ack timeout", args: []string{"--ack-timeout", "10ms"}, wantErr: "invalid --ack-timeout 10ms"},
+		{name: "remote listen needs the flag", args: []string{"--listen", "0.0.0.0:9000"}, wantErr: "not a loopback address"},
+		{name: "every interface needs the flag", args: []string{"--listen", ":9000"}, wantErr: "not a loopback address"},
 		{name: "empty token", args: []string{"--enrollment-token", ""}, wantErr: "invalid --enrollment-token"},
 		{name: "negative interval", args: []string{"--poll-interval", "-1s"}, wantErr: "must not be negative"},
 		{name: "bad level", args: []string{"--log-level", "trace"}, wantErr: `invalid --log-level "trace"`},
@@ -181,6 +184,9 @@ func call(t *testing.T, method, url, body string) string {
 	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

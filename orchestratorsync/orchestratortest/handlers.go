@@ -45,7 +45,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	a.known = true
 	a.st.Registrations++
 	a.st.Hostname, a.st.Version, a.st.OS, a.st.Arch = req.Hostname, req.Version, req.OS, req.Arch
-	a.st.Capabilities, a.st.Labels = req.Capabilities, req.Labels
+	a.st.Capabilities, a.st.Labels, a.st.Policy = req.Capabilities, req.Labels, req.Policy
 	resp := registerResponse{
 		HeartbeatIntervalSeconds: max(s.opts.HeartbeatIntervalSeconds, 0),
 		PollIntervalSeconds:      max(s.opts.PollIntervalSeconds, 0),
@@ -291,7 +291,16 @@ func (s *Server) removeWaiterLocked(wt *waiter) {
 func (s *Server) sendTask(w http.ResponseWriter, t *task, agentID string) {
 	s.n.assigned.Add(1)
 	s.log.V(1).Info("Task assigned", "task", t.st.ID, "agent", agentID)
-	if err := s.writeRaw(w, http.StatusOK, t.wire); err != nil { // wire is immutable after Enqueue (ForgetFinishedBodies drops it once final: sent by then)
+	body := t.wire // wire is immutable after Enqueue (ForgetFinishedBodies drops it once final: sent by then)
+	if s.opts.Sign != nil {
+		var err error
+		if body, err = s.opts.Sign(body, agentID); err != nil {
+			s.log.Error(err, "Cannot sign the task", "task", t.st.ID)
+			s.writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "sign task"})
+			return
+		}
+	}
+	if err := s.writeRaw(w, http.StatusOK, body); err != nil {
 		// It surely did not arrive: offer it again now rather than after the ack timeout.
 		s.mu.Lock()
 		if t.st.Status == StatusAssigned && !t.st.Acknowledged {

@@ -65,6 +65,11 @@ type Options struct {
 	Progress bool
 	// Logger receives V(1) lines about what the server does; the zero value logs nothing.
 	Logger logr.Logger
+	// Sign, when set, turns the body of every task handed out (the GET /tasks/next JSON) into
+	// the body sent, given the agent it goes to: the development wiring adds not_after and a
+	// signature there, hostile tests tamper with it. An error answers 500 and the task stays
+	// assigned.
+	Sign func(task []byte, agentID string) ([]byte, error)
 }
 
 // TaskState is the orchestrator's view of a task.
@@ -114,18 +119,20 @@ func (t TaskState) IsFinal() bool { return t.Status == StatusCompleted || t.Stat
 
 // AgentState is the orchestrator's view of an agent.
 type AgentState struct {
-	ID                string            `json:"id"`
-	Hostname          string            `json:"hostname"`
-	Version           string            `json:"version"`
-	OS                string            `json:"os,omitempty"`
-	Arch              string            `json:"arch,omitempty"`
-	Capabilities      []string          `json:"capabilities"`
-	Labels            map[string]string `json:"labels,omitempty"`
-	Registrations     int               `json:"registrations"`
-	Heartbeats        int               `json:"heartbeats"`
-	LastHeartbeat     time.Time         `json:"last_heartbeat,omitzero"`
-	LastStatus        string            `json:"last_status,omitempty"`
-	LastHeartbeatBody HeartbeatBody     `json:"last_heartbeat_body"`
+	ID           string            `json:"id"`
+	Hostname     string            `json:"hostname"`
+	Version      string            `json:"version"`
+	OS           string            `json:"os,omitempty"`
+	Arch         string            `json:"arch,omitempty"`
+	Capabilities []string          `json:"capabilities"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	// Policy is what the agent reported about its task policy at its last registration.
+	Policy            *PolicyReport `json:"policy,omitempty"`
+	Registrations     int           `json:"registrations"`
+	Heartbeats        int           `json:"heartbeats"`
+	LastHeartbeat     time.Time     `json:"last_heartbeat,omitzero"`
+	LastStatus        string        `json:"last_status,omitempty"`
+	LastHeartbeatBody HeartbeatBody `json:"last_heartbeat_body"`
 	// BootID is the boot_id of the agent's latest polls ("" if it sends none); Boots counts
 	// the distinct boot ids seen.
 	BootID string `json:"boot_id,omitempty"`

@@ -17,6 +17,13 @@ type registerRequest struct {
 	Capabilities []string          `json:"capabilities"`
 	Labels       map[string]string `json:"labels"`
 	AgentID      string            `json:"agent_id"`
+	Policy       *PolicyReport     `json:"policy"`
+}
+
+// PolicyReport is the "policy" of a register request (v1.1): what the agent will accept.
+type PolicyReport struct {
+	SHA256  string         `json:"sha256"`
+	Summary map[string]any `json:"summary"`
 }
 
 type registerResponse struct {
