@@ -45,6 +45,8 @@ type agent struct {
 	live *liveness
 	// draining is set when the drain starts.
 	draining atomic.Bool
+	// trust admits Tasks right before they run (trust.go).
+	trust *trustGate
 }
 
 // buildExecutors returns one executor per supported task type.
@@ -131,8 +133,13 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if restored > 0 {
 		log.Info("Restored unfinished or unreported tasks from the journal", "tasks", restored)
 	}
+	trust, err := newTrustGate(cfg, sortedTypes(execs), log.WithName("trust"))
+	if err != nil {
+		_ = jnl.Close()
+		return nil, err
+	}
 	registry := controllers.NewRegistry()
-	a := &agent{cfg: cfg, log: log, store: mem, journal: jnl, registry: registry, progress: progress.NewHub()}
+	a := &agent{cfg: cfg, log: log, store: mem, journal: jnl, registry: registry, progress: progress.NewHub(), trust: trust}
 	a.metrics = newAgentMetrics(a, execs)
 	runner, err := controllers.NewRunner(controllers.Options{
 		Store:                   mem,
@@ -144,6 +151,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		Registry:                registry,
 		Observe:                 a.metrics.observeTask,
 		Progress:                a.progressOptions(),
+		Admit:                   trust.admit,
 	})
 	if err != nil {
 		return nil, err
@@ -152,6 +160,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	trust.agentID = syncer.AgentID
 	a.runner, a.syncer = runner, syncer
 	a.gc = &controllers.TaskCollector{Store: mem, Notifier: mem, Retention: cfg.TaskRetention, Logger: log.WithName("collector")}
 	return a, nil
@@ -219,8 +228,12 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 		},
 		OnRefused: func(t *agentv1.Task) { a.metrics.observeTask(t, 0) },
 		Progress:  a.progress,
-		Logger:    a.log.WithName("sync"),
-		Backoff:   orchestratorsync.Backoff{Base: a.cfg.BackoffBase},
+		Policy: func() *orchestratorsync.PolicyReport {
+			pol := a.trust.Policy()
+			return &orchestratorsync.PolicyReport{SHA256: pol.SHA256(), Summary: pol.Summary()}
+		},
+		Logger:  a.log.WithName("sync"),
+		Backoff: orchestratorsync.Backoff{Base: a.cfg.BackoffBase},
 	})
 }
 
@@ -241,6 +254,9 @@ func (a *agent) run(ctx context.Context) error {
 		"stateDir", a.cfg.StateDir, "taskTypes", a.runner.Types(), "maxConcurrentTasks", a.cfg.MaxConcurrentTasks)
 
 	runCtx, stopControllers := context.WithCancel(context.Background())
+	a.trust.watch(runCtx)
+	stopReload := onReload(a.reload)
+	defer stopReload()
 	syncCtx, stopSync := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var runErr, syncErr error
@@ -338,6 +354,12 @@ func (a *agent) durable() error {
 // unwritten reports whether the named Task holds a status the journal could not write yet.
 func (a *agent) unwritten(name string) bool {
 	return a.journal != nil && a.journal.Unwritten(name)
+}
+
+// reload re-reads the trusted keys and the policy (SIGHUP).
+func (a *agent) reload() {
+	a.log.Info("Reloading the trusted task keys and the policy")
+	a.trust.reload()
 }
 
 func doneOf(wg *sync.WaitGroup) <-chan struct{} {

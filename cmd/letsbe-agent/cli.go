@@ -92,6 +92,8 @@ Exit codes: 0 done, 1 the agent (or a check, or a task) failed, 2 a usage or set
 		run,
 		newDevCmd(),
 		newStatusCmd(),
+		newKeysCmd(),
+		newPolicyCmd(),
 		newVersionCmd(),
 		newDoctorCmd(),
 		newRunTaskCmd(),
@@ -145,7 +147,9 @@ temporary directories. Enqueue tasks with curl, as the startup log shows.`,
 	}
 	f := bindAgentFlags(cmd)
 	opts := devOptions{}
-	cmd.Flags().StringVar(&opts.listen, "listen", "127.0.0.1:8080", "address of the development orchestrator and its dashboard")
+	cmd.Flags().StringVar(&opts.listen, "listen", "127.0.0.1:8080", "address of the development orchestrator and its dashboard (a non-loopback one needs --allow-remote)")
+	cmd.Flags().BoolVar(&opts.sign, "sign", true, "sign every task with a key made at start, which the agent trusts (false: hand tasks out unsigned, to see them refused)")
+	cmd.Flags().BoolVar(&opts.allowRemote, "allow-remote", false, "allow a non-loopback --listen: anyone who reaches it runs tasks on this machine")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := f.load(config.ModeDev)
 		if err != nil {
@@ -153,6 +157,7 @@ temporary directories. Enqueue tasks with curl, as the startup log shows.`,
 		}
 		opts.stateDirSet = f.flags.Changed("state-dir") || envSet("AGENT_STATE_DIR")
 		opts.fileRootsSet = f.flags.Changed("file-roots") || envSet("AGENT_FILE_ROOTS")
+		opts.taskKeysSet = f.flags.Changed("task-keys") || envSet("AGENT_TASK_KEYS")
 		return serve(cmd, cfg, func(ctx context.Context, log logr.Logger) error { return runDev(ctx, cfg, opts, log) })
 	}
 	return cmd
@@ -172,4 +177,28 @@ func newVersionCmd() *cobra.Command {
 func envSet(name string) bool {
 	_, ok := os.LookupEnv(name)
 	return ok
+}
+
+// passThrough is a command that parses its own arguments: run gets them and returns an exit
+// code.
+func passThrough(use, short string, run func(args []string, stdout, stderr io.Writer) int) *cobra.Command {
+	return &cobra.Command{
+		Use:                use,
+		Short:              short,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := run(args, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != exitOK {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+}
+
+func newKeysCmd() *cobra.Command {
+	return passThrough("keys keygen|sign ...", "Make a task signing key, or sign a task (letsbe-agent keys help)", runKeys)
+}
+
+func newPolicyCmd() *cobra.Command {
+	return passThrough("policy show|check ...", "Show the effective task policy, or check a task against it (letsbe-agent policy help)", runPolicy)
 }

@@ -86,8 +86,12 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 		return nil, err
 	}
 
+	trust, err := newTrustGate(cfg, sortedTypes(execs), log.WithName("trust"))
+	if err != nil {
+		return nil, err
+	}
 	registry := controllers.NewRegistry()
-	a := &agent{cfg: cfg, log: log, store: st, registry: registry, progress: progress.NewHub()}
+	a := &agent{cfg: cfg, log: log, store: st, registry: registry, progress: progress.NewHub(), trust: trust}
 	a.standby = func() bool {
 		select {
 		case <-mgr.Elected():
@@ -111,6 +115,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 		Registry:                registry,
 		Observe:                 a.metrics.observeTask,
 		Progress:                a.progressOptions(),
+		Admit:                   trust.admit,
 	}
 	if err := controllers.SetupWithManager(mgr, opts); err != nil {
 		return nil, err
@@ -125,6 +130,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	if a.syncer, err = a.newSyncer(st, st, types); err != nil {
 		return nil, err
 	}
+	trust.agentID = a.syncer.AgentID
 	if err := mgr.Add(leaderOnly(func(ctx context.Context) error {
 		log.Info("Leading: taking over the tasks in the cluster, polling the orchestrator", "namespace", cfg.Namespace)
 		return a.syncer.Run(ctx)
@@ -169,6 +175,8 @@ func (c *clusterAgent) run(ctx context.Context) error {
 	}
 	mgrCtx, stopManager := context.WithCancel(context.Background())
 	defer stopManager()
+	c.trust.watch(mgrCtx)
+	defer onReload(c.reload)()
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- c.mgr.Start(mgrCtx) }()
 

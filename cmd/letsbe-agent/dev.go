@@ -14,6 +14,8 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/letsbe/sysadmin-agent/config"
+	"github.com/letsbe/sysadmin-agent/internal/devguard"
+	"github.com/letsbe/sysadmin-agent/internal/tasksig"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -24,15 +26,39 @@ type devOptions struct {
 	// stateDirSet, fileRootsSet: AGENT_STATE_DIR or AGENT_FILE_ROOTS were set, so no temporary
 	// directory replaces them.
 	stateDirSet, fileRootsSet bool
+	// taskKeysSet: AGENT_TASK_KEYS was set, so the agent does not trust the dev key instead.
+	taskKeysSet bool
+	// sign: the orchestrator signs every task (with a key made at start) and the agent trusts
+	// that key only; --sign=false sends them unsigned, to try the refusal.
+	sign bool
+	// allowRemote lets --listen be a non-loopback address (--allow-remote).
+	allowRemote bool
 }
+
+// devTaskTTL is the not_after the development orchestrator gives a task, from its handout.
+const devTaskTTL = 10 * time.Minute
 
 // runDev serves the reference orchestrator on opts.listen and runs an agent against it in the
 // same process, so a newcomer can enqueue tasks with curl and watch them run.
 func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.Logger) error {
-	orch := orchestratortest.New(orchestratortest.Options{EnrollmentToken: "dev-token", IssueAgentTokens: true, Progress: true})
+	if !devguard.IsLoopbackAddr(opts.listen) && !opts.allowRemote {
+		return fmt.Errorf("invalid --listen %s: not a loopback address; anyone who reaches it runs tasks on this machine as this user (add --allow-remote if that is really wanted)", opts.listen)
+	}
+	signer, err := tasksig.NewDevSigner(devTaskTTL)
+	if err != nil {
+		return err
+	}
+	orchOpts := orchestratortest.Options{EnrollmentToken: "dev-token", IssueAgentTokens: true, Progress: true}
+	if opts.sign {
+		orchOpts.Sign = signer.SignHandout
+	}
+	orch := orchestratortest.New(orchOpts)
 	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--listen): %w", opts.listen, err)
+	}
+	if opts.allowRemote && !devguard.IsLoopbackAddr(opts.listen) {
+		log.Info("WARNING: the development orchestrator listens on a non-loopback address; anyone who reaches it can run tasks on this machine", "listen", ln.Addr().String())
 	}
 	execs, err := buildExecutors(cfg)
 	if err != nil {
@@ -51,6 +77,13 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 	if !opts.stateDirSet {
 		cfg.StateDir = filepath.Join(dir, "state")
 	}
+	if !opts.taskKeysSet {
+		// The agent trusts the key this orchestrator signs with, and nothing else.
+		cfg.TaskKeys = filepath.Join(dir, "task-keys.json")
+		if err := signer.WritePublicKeySet(cfg.TaskKeys); err != nil {
+			return err
+		}
+	}
 	if !opts.fileRootsSet {
 		// Somewhere file tasks can be tried without touching the machine.
 		root := filepath.Join(dir, "files")
@@ -68,7 +101,7 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 	mux.Handle("GET /{$}", dash)
 	mux.Handle("/dashboard/", dash)
 	mux.Handle("/", orch)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: devguard.Wrap(mux, devguard.Options{AllowRemote: opts.allowRemote}), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error(err, "Development orchestrator stopped")
@@ -84,6 +117,7 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 	cfg.OrchestratorURL = base
 	cfg.Token = "dev-token"
 	log.Info("Development orchestrator listening", "url", base, "dashboard", base+"/", "fileRoots", cfg.FileRoots,
-		"try", "curl -s -XPOST "+base+`/dev/tasks -d '{"type":"ECHO","payload":{"message":"hello"}}'`)
+		"signsTasks", opts.sign, "signingKey", signer.KID(), "taskKeys", cfg.TaskKeys,
+		"try", "curl -s -XPOST "+base+`/dev/tasks -H 'Content-Type: application/json' -d '{"type":"ECHO","payload":{"message":"hello"}}'`)
 	return runAgent(ctx, cfg, log)
 }

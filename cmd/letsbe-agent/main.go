@@ -4,6 +4,8 @@
 //	letsbe-agent [run] [flags]   run the agent (flags and environment: see --help)
 //	letsbe-agent dev [flags]     run the embedded development orchestrator and an agent against it
 //	letsbe-agent status          show readiness and recent tasks of the local agent
+//	letsbe-agent keys ...        make a task signing key, sign a task (keys help)
+//	letsbe-agent policy ...      show the effective task policy, check a task against it
 //	letsbe-agent version         print the version
 //	letsbe-agent completion SHELL  print a shell completion script
 //
@@ -14,8 +16,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -44,21 +44,4 @@ func serve(cmd *cobra.Command, cfg *config.Config, fn func(context.Context, logr
 		return failed()
 	}
 	return nil
-}
-
-// signalContext returns a context that ends at the first SIGTERM or SIGINT. A second signal
-// exits at once: whatever is durable stays so.
-func signalContext(log interface{ Info(string, ...any) }) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		sig := <-ch
-		log.Info("Signal received; shutting down (send it again to exit at once)", "signal", sig.String())
-		cancel()
-		sig = <-ch
-		log.Info("Second signal received; exiting now", "signal", sig.String())
-		os.Exit(1)
-	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
 }

@@ -1,0 +1,268 @@
+package main_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/letsbe/sysadmin-agent/internal/tasksig"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
+)
+
+// hostileOrchestrator is the reference orchestrator with a Sign hook that signs each task
+// the way the test chose for its id: properly, or in one of the ways an attacker (or a broken
+// orchestrator) would.
+type hostileOrchestrator struct {
+	*orchestrator
+	mu      sync.Mutex
+	modes   map[string]string
+	signers map[string]*tasksig.Signer // by name: "trusted", "rotated", "stranger"
+	sent    map[string][]byte          // bodies handed out, by id
+}
+
+func newSigner(t *testing.T) *tasksig.Signer {
+	t.Helper()
+	key, err := tasksig.GenerateKey(jose.EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := tasksig.NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func startHostileOrchestrator(t *testing.T) *hostileOrchestrator {
+	t.Helper()
+	h := &hostileOrchestrator{
+		modes: map[string]string{}, sent: map[string][]byte{},
+		signers: map[string]*tasksig.Signer{"trusted": newSigner(t), "rotated": newSigner(t), "stranger": newSigner(t)},
+	}
+	h.orchestrator = startOrchestrator(t, orchestratortest.Options{Sign: h.sign})
+	return h
+}
+
+// enqueueAs enqueues a task that will be handed out signed as mode says.
+func (h *hostileOrchestrator) enqueueAs(t *testing.T, mode, typ, payload string) string {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next := fmt.Sprintf("t-%d", len(h.Tasks())+1)
+	h.modes[next] = mode
+	if id := h.Enqueue(typ, json.RawMessage(payload), 0); id != next {
+		t.Fatalf("enqueued %s, expected id %s", id, next)
+	}
+	return next
+}
+
+func (h *hostileOrchestrator) sign(body []byte, agentID string) ([]byte, error) {
+	var task map[string]any
+	if err := json.Unmarshal(body, &task); err != nil {
+		return nil, err
+	}
+	id := task["id"].(string)
+	h.mu.Lock()
+	mode := h.modes[id]
+	h.mu.Unlock()
+	signWith := func(s *tasksig.Signer, forAgent string, ttl time.Duration) []byte {
+		out, err := s.SignTaskJSON(body, forAgent, ttl, time.Now())
+		if err != nil {
+			panic(err)
+		}
+		return out
+	}
+	set := func(b []byte, k string, v any) []byte {
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		m[k] = v
+		out, _ := json.Marshal(m)
+		return out
+	}
+	var out []byte
+	switch mode {
+	case "signed":
+		out = signWith(h.signers["trusted"], agentID, time.Minute)
+	case "rotated":
+		out = signWith(h.signers["rotated"], agentID, time.Minute)
+	case "tampered":
+		out = set(signWith(h.signers["trusted"], agentID, time.Minute), "payload", map[string]any{"path": task["payload"].(map[string]any)["path"], "content": "tampered"})
+	case "timeout-raised":
+		out = set(signWith(h.signers["trusted"], agentID, time.Minute), "timeout_seconds", 3600)
+	case "other-agent":
+		out = signWith(h.signers["trusted"], "a-somebody-else", time.Minute)
+	case "expired":
+		out = signWith(h.signers["trusted"], agentID, -time.Minute)
+	case "expired-unsigned":
+		out = set(body, "not_after", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
+	case "unknown-kid":
+		out = signWith(h.signers["stranger"], agentID, time.Minute)
+	case "alg-none":
+		hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"` + h.signers["trusted"].KID() + `"}`))
+		out = set(set(body, "agent_id", agentID), "signature", hdr+"..")
+	case "replayed-signature":
+		// The signature of another task (t-1, signed properly), on this one.
+		var first map[string]any
+		h.mu.Lock()
+		_ = json.Unmarshal(h.sent["t-1"], &first)
+		h.mu.Unlock()
+		out = set(set(body, "signature", first["signature"]), "not_after", first["not_after"])
+	case "unsigned":
+		out = body
+	default:
+		return nil, fmt.Errorf("no mode for task %s", id)
+	}
+	h.mu.Lock()
+	h.sent[id] = out
+	h.mu.Unlock()
+	return out, nil
+}
+
+func writeJWKS(t *testing.T, path string, signers ...*tasksig.Signer) {
+	t.Helper()
+	set := jose.JSONWebKeySet{}
+	for _, s := range signers {
+		set.Keys = append(set.Keys, s.PublicKeySet().Keys...)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestE2ESignedTasksHostile runs the binary with AGENT_TASK_KEYS against an orchestrator that
+// hands out properly signed tasks and every kind of bad one: each bad one ends FAILED with its
+// refusal and writes nothing (each task is a FILE_WRITE of its own marker file). Then the key
+// file is replaced: the rotated key is trusted at once, the old one no longer.
+func TestE2ESignedTasksHostile(t *testing.T) {
+	t.Parallel()
+	h := startHostileOrchestrator(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "files")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(dir, "keys", "task-keys.json")
+	if err := os.MkdirAll(filepath.Dir(keys), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeJWKS(t, keys, h.signers["trusted"])
+
+	type tcase struct{ mode, wantStatus, wantErr string }
+	write := func(name string) string {
+		return fmt.Sprintf(`{"path":%q,"content":"written"}`, filepath.Join(root, name))
+	}
+	cases := []tcase{
+		{"signed", "COMPLETED", ""}, // t-1: the replayed-signature case copies its signature
+		{"tampered", "FAILED", "signature: does not verify"},
+		{"timeout-raised", "FAILED", "signature: does not verify"},
+		{"other-agent", "FAILED", "signature: does not verify"},
+		{"replayed-signature", "FAILED", "signature: does not verify"},
+		{"expired", "FAILED", "expired: not_after"},
+		{"expired-unsigned", "FAILED", "expired: not_after"},
+		{"unknown-kid", "FAILED", "signature: unknown kid"},
+		{"alg-none", "FAILED", `signature: algorithm "none" not accepted`},
+		{"unsigned", "FAILED", "signature: the task is not signed"},
+	}
+	ids := map[string]string{}
+	for _, c := range cases {
+		ids[c.mode] = h.enqueueAs(t, c.mode, "FILE_WRITE", write(c.mode))
+	}
+	// t-1 must be handed out before the case that replays its signature: one task at a time.
+	agent := startAgent(t, h.orchestrator, "", "AGENT_TASK_KEYS="+keys, "AGENT_FILE_ROOTS="+root, "AGENT_MAX_CONCURRENT_TASKS=1")
+	for _, c := range cases {
+		st := h.waitFinal(t, ids[c.mode])
+		if st.Status != c.wantStatus || !strings.Contains(st.Error, c.wantErr) {
+			t.Errorf("%s (%s): status %s error %q, want %s with %q", c.mode, ids[c.mode], st.Status, st.Error, c.wantStatus, c.wantErr)
+		}
+		_, err := os.Stat(filepath.Join(root, c.mode))
+		if ran := err == nil; ran != (c.wantStatus == "COMPLETED") {
+			t.Errorf("%s: marker file written = %v, want %v", c.mode, ran, c.wantStatus == "COMPLETED")
+		}
+	}
+
+	// Rotation by file change: the new key only.
+	writeJWKS(t, keys, h.signers["rotated"])
+	eventually(t, "the keys reloaded", func() bool {
+		return strings.Contains(agent.out.String(), h.signers["rotated"].KID())
+	})
+	rotated := h.enqueueAs(t, "rotated", "FILE_WRITE", write("rotated"))
+	old := h.enqueueAs(t, "signed", "FILE_WRITE", write("old-key"))
+	if st := h.waitFinal(t, rotated); st.Status != "COMPLETED" {
+		t.Errorf("task signed with the rotated key: %s %q", st.Status, st.Error)
+	}
+	if st := h.waitFinal(t, old); st.Status != "FAILED" || !strings.Contains(st.Error, "signature: unknown kid") {
+		t.Errorf("task signed with the retired key: %s %q, want FAILED unknown kid", st.Status, st.Error)
+	}
+
+	// SIGHUP reloads (and does not stop the agent); a broken file keeps the keys in force.
+	if err := os.WriteFile(keys, []byte("{broken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the failed reload logged", func() bool {
+		return strings.Contains(agent.out.String(), "keeping the keys in force")
+	})
+	still := h.enqueueAs(t, "rotated", "FILE_WRITE", write("after-broken-file"))
+	if st := h.waitFinal(t, still); st.Status != "COMPLETED" {
+		t.Errorf("task after a broken key file: %s %q, want COMPLETED with the keys in force", st.Status, st.Error)
+	}
+	if !agent.alive() {
+		t.Fatal("the agent exited on SIGHUP")
+	}
+	if code := agent.stop(); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
+// TestE2ESignedTaskSettings checks AGENT_ALLOW_UNSIGNED_TASKS and AGENT_REQUIRE_TASK_EXPIRY,
+// and that a bad key file stops start-up with one line naming the setting.
+func TestE2ESignedTaskSettings(t *testing.T) {
+	t.Parallel()
+	h := startHostileOrchestrator(t)
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "task-keys.json")
+	writeJWKS(t, keys, h.signers["trusted"])
+
+	unsigned := h.enqueueAs(t, "unsigned", "ECHO", `{"message":"hi"}`)
+	forged := h.enqueueAs(t, "unknown-kid", "ECHO", `{"message":"hi"}`)
+	agent := startAgent(t, h.orchestrator, "", "AGENT_TASK_KEYS="+keys, "AGENT_ALLOW_UNSIGNED_TASKS=true", "AGENT_REQUIRE_TASK_EXPIRY=true")
+	if st := h.waitFinal(t, unsigned); st.Status != "COMPLETED" {
+		t.Errorf("unsigned task with AGENT_ALLOW_UNSIGNED_TASKS: %s %q", st.Status, st.Error)
+	}
+	if st := h.waitFinal(t, forged); st.Status != "FAILED" || !strings.Contains(st.Error, "unknown kid") {
+		t.Errorf("badly signed task with AGENT_ALLOW_UNSIGNED_TASKS: %s %q, want FAILED", st.Status, st.Error)
+	}
+	agent.stop()
+
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"keys":[{"kty":"oct","kid":"k","k":"c2VjcmV0"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), agentBinary)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "ORCHESTRATOR_URL=" + h.URL, "AGENT_TOKEN=x",
+		"AGENT_STATE_DIR=" + filepath.Join(dir, "state"), "AGENT_HTTP_ADDR=", "AGENT_TASK_KEYS=" + bad}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "invalid AGENT_TASK_KEYS") {
+		t.Errorf("start with a symmetric key in AGENT_TASK_KEYS: err %v, output:\n%s", err, out)
+	}
+}
