@@ -216,13 +216,13 @@ func (s *Syncer) intake(ctx context.Context, wt *Task, agentID string) {
 			Labels: map[string]string{agentv1.LabelTaskType: labelValue(wt.Type)},
 		},
 		Spec: agentv1.TaskSpec{
-			Type:           wt.Type,
-			Payload:        &runtime.RawExtension{Raw: wt.Payload},
-			AgentID:        agentID,
-			NotAfter:       wt.NotAfter,
-			TimeoutSeconds: string(wt.TimeoutRaw),
-			Signature:      wt.Signature,
+			Type:    wt.Type,
+			Payload: &runtime.RawExtension{Raw: wt.Payload},
+			AgentID: agentID,
 		},
+	}
+	if o := wt.Origin; o != nil {
+		task.Spec.NotAfter, task.Spec.Signature, task.Spec.TimeoutSeconds = o.NotAfter, o.Signature, string(o.TimeoutRaw)
 	}
 	if wt.TimeoutSeconds > 0 {
 		task.Spec.Timeout = &metav1.Duration{Duration: time.Duration(wt.TimeoutSeconds) * time.Second}

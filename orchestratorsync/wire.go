@@ -267,12 +267,19 @@ type Task struct {
 	TimeoutSeconds int
 	// CreatedAt is zero when absent or not RFC 3339.
 	CreatedAt time.Time
-	// TimeoutRaw, NotAfter and Signature are kept as received for the signature check
-	// (v1.1): timeout_seconds' JSON text (nil when absent or null), not_after's string and
-	// the detached JWS ("" when absent).
+	// Origin holds what the agent checks a task's origin with (v1.1), nil when the task carries
+	// neither not_after nor signature.
+	Origin *TaskOrigin
+}
+
+// TaskOrigin is kept as received for the expiry and signature checks (v1.1).
+type TaskOrigin struct {
+	// NotAfter is not_after's string ("" when absent).
+	NotAfter string
+	// Signature is the detached JWS ("" when absent).
+	Signature string
+	// TimeoutRaw is timeout_seconds' JSON text (nil when absent or null).
 	TimeoutRaw json.RawMessage
-	NotAfter   string
-	Signature  string
 }
 
 // MarshalJSON encodes a task as the orchestrator sends it.
@@ -281,11 +288,21 @@ func (t Task) MarshalJSON() ([]byte, error) {
 		ID             string          `json:"id"`
 		Type           string          `json:"type"`
 		Payload        json.RawMessage `json:"payload"`
-		TimeoutSeconds int             `json:"timeout_seconds,omitempty"`
+		TimeoutSeconds json.RawMessage `json:"timeout_seconds,omitempty"`
 		CreatedAt      string          `json:"created_at,omitempty"`
 		NotAfter       string          `json:"not_after,omitempty"`
 		Signature      string          `json:"signature,omitempty"`
-	}{ID: t.ID, Type: t.Type, Payload: t.Payload, TimeoutSeconds: max(t.TimeoutSeconds, 0), NotAfter: t.NotAfter, Signature: t.Signature}
+	}{ID: t.ID, Type: t.Type, Payload: t.Payload}
+	if t.TimeoutSeconds > 0 {
+		w.TimeoutSeconds = json.RawMessage(strconv.Itoa(t.TimeoutSeconds))
+	}
+	if o := t.Origin; o != nil {
+		// As received: the signature covers timeout_seconds' value as sent.
+		w.NotAfter, w.Signature = o.NotAfter, o.Signature
+		if len(o.TimeoutRaw) > 0 && json.Valid(o.TimeoutRaw) {
+			w.TimeoutSeconds = o.TimeoutRaw
+		}
+	}
 	if len(w.Payload) == 0 {
 		w.Payload = json.RawMessage("null")
 	}
@@ -365,14 +382,18 @@ func DecodeTask(body []byte) (*Task, error) {
 	case ok:
 		t.TimeoutSeconds = int(math.Ceil(min(secs, MaxTimeoutSeconds)))
 	}
-	if !isNull(w.TimeoutSeconds) {
-		t.TimeoutRaw = append(json.RawMessage(nil), trimJSONSpace(w.TimeoutSeconds)...)
-	}
-	if !isNull(w.NotAfter) && json.Unmarshal(w.NotAfter, &t.NotAfter) != nil {
-		return nil, &InvalidTaskError{ID: id, Reason: "not_after must be an RFC 3339 string"}
-	}
-	if !isNull(w.Signature) && json.Unmarshal(w.Signature, &t.Signature) != nil {
-		return nil, &InvalidTaskError{ID: id, Reason: "signature must be a string"}
+	if !isNull(w.NotAfter) || !isNull(w.Signature) {
+		o := &TaskOrigin{}
+		if !isNull(w.TimeoutSeconds) {
+			o.TimeoutRaw = append(json.RawMessage(nil), trimJSONSpace(w.TimeoutSeconds)...)
+		}
+		if !isNull(w.NotAfter) && json.Unmarshal(w.NotAfter, &o.NotAfter) != nil {
+			return nil, &InvalidTaskError{ID: id, Reason: "not_after must be an RFC 3339 string"}
+		}
+		if !isNull(w.Signature) && json.Unmarshal(w.Signature, &o.Signature) != nil {
+			return nil, &InvalidTaskError{ID: id, Reason: "signature must be a string"}
+		}
+		t.Origin = o
 	}
 	var created string
 	if !isNull(w.CreatedAt) && json.Unmarshal(w.CreatedAt, &created) == nil {

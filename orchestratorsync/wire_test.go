@@ -197,6 +197,8 @@ func FuzzDecodeTask(f *testing.F) {
 		`{"id": 41, "type": "ECHO"}`,
 		`{"id": "t", "type": "ECHO", "payload": null, "timeout_seconds": "1.5"}`,
 		`{"id": "t", "type": "ECHO", "timeout_seconds": 1e400}`,
+		`{"id": "t", "type": "ECHO", "timeout_seconds": " 1.5 ", "not_after": "2026-12-01T10:00:00Z", "signature": "e30..c2ln"}`,
+		`{"id": "t", "type": "ECHO", "not_after": 5}`,
 		`{"id": -0.5e-7, "type": "\u0000", "created_at": "2026-11-26T10:00:00.123456789+14:00"}`,
 		`{"ID": "x", "Type": "y", "payload": "\ud800"}`,
 		`[]`, `null`, ``, `{`, `{"id":{}}`,

@@ -266,3 +266,131 @@ func TestE2ESignedTaskSettings(t *testing.T) {
 		t.Errorf("start with a symmetric key in AGENT_TASK_KEYS: err %v, output:\n%s", err, out)
 	}
 }
+
+// TestE2EPolicyRefusals runs the binary with AGENT_POLICY: SHELL argument patterns, task types
+// and file roots refuse what the settings alone would allow, naming the rule; the policy is
+// reported at registration and the CLI says the same offline.
+func TestE2EPolicyRefusals(t *testing.T) {
+	t.Parallel()
+	o := startOrchestrator(t, orchestratortest.Options{})
+	dir := t.TempDir()
+	root := filepath.Join(dir, "files")
+	if err := os.MkdirAll(filepath.Join(root, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pol := filepath.Join(dir, "policy.yaml")
+	doc := fmt.Sprintf(`types: [SHELL, FILE_WRITE]
+shell:
+  commands:
+    - echo hello *
+    - uname **
+    - git status
+files:
+  roots: [%s]
+`, filepath.Join(root, "app"))
+	if err := os.WriteFile(pol, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"AGENT_POLICY=" + pol, "AGENT_FILE_ROOTS=" + root}
+	cases := []struct{ typ, payload, status, errContains string }{
+		{"SHELL", `{"cmd":"echo hello world"}`, "COMPLETED", ""},
+		{"SHELL", `{"cmd":"uname -a"}`, "COMPLETED", ""},
+		{"SHELL", `{"cmd":"echo goodbye world"}`, "FAILED", `policy.shell: command "echo goodbye world" matches no allowed pattern`},
+		{"SHELL", `{"cmd":"echo hello two words"}`, "FAILED", "policy.shell"},
+		{"SHELL", `{"cmd":"sleep 5"}`, "FAILED", "policy.shell"},
+		{"SHELL", `{"cmd":"git status"}`, "FAILED", "policy.shell"}, // git is not in AGENT_ALLOWED_COMMANDS
+		{"ECHO", `{"message":"hi"}`, "FAILED", `policy.types: task type "ECHO" is not allowed`},
+		{"FILE_WRITE", fmt.Sprintf(`{"path":%q,"content":"x"}`, filepath.Join(root, "app", "ok")), "COMPLETED", ""},
+		{"FILE_WRITE", fmt.Sprintf(`{"path":%q,"content":"x"}`, filepath.Join(root, "other")), "FAILED", "policy.files: FILE_WRITE path"},
+	}
+	ids := make([]string, len(cases))
+	for i, c := range cases {
+		ids[i] = o.enqueue(t, c.typ, c.payload)
+	}
+	agent := startAgent(t, o, "", env...)
+	for i, c := range cases {
+		st := o.waitFinal(t, ids[i])
+		if st.Status != c.status || !strings.Contains(st.Error, c.errContains) {
+			t.Errorf("%s %s: %s %q, want %s with %q", c.typ, c.payload, st.Status, st.Error, c.status, c.errContains)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "other")); err == nil {
+		t.Error("the refused FILE_WRITE wrote its file")
+	}
+	agents := o.Agents()
+	if len(agents) != 1 || agents[0].Policy == nil || len(agents[0].Policy.SHA256) != 64 {
+		t.Fatalf("registration did not report the policy: %+v", agents)
+	}
+	agent.stop()
+
+	// The CLI, offline, with the same settings.
+	show := exec.CommandContext(t.Context(), agentBinary, "policy", "show")
+	show.Env = append([]string{"PATH=" + os.Getenv("PATH"), "AGENT_ALLOWED_COMMANDS=echo,sleep,false,true,uname"}, env...)
+	out, err := show.Output()
+	if err != nil {
+		t.Fatalf("policy show: %v", err)
+	}
+	if !strings.Contains(string(out), agents[0].Policy.SHA256) {
+		t.Errorf("policy show does not print the sha256 reported at registration (%s):\n%s", agents[0].Policy.SHA256, out)
+	}
+	task := filepath.Join(dir, "task.json")
+	for _, c := range []struct {
+		cmd  string
+		code int
+		out  string
+	}{
+		{"echo hello there", 0, "allowed"},
+		{"echo bye", 1, "refused: policy.shell"},
+	} {
+		if err := os.WriteFile(task, fmt.Appendf(nil, `{"id":"t-x","type":"SHELL","payload":{"cmd":%q}}`, c.cmd), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		check := exec.CommandContext(t.Context(), agentBinary, "policy", "check", task)
+		check.Env = show.Env
+		out, _ := check.Output()
+		if code := check.ProcessState.ExitCode(); code != c.code || !strings.Contains(string(out), c.out) {
+			t.Errorf("policy check %q: exit %d %q, want %d with %q", c.cmd, code, out, c.code, c.out)
+		}
+	}
+}
+
+// TestE2EKeysCommands makes a key with `keys keygen` and signs a task with `keys sign`: the
+// agent trusting the generated JWKS runs it.
+func TestE2EKeysCommands(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), agentBinary, args...)
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("letsbe-agent %s: %v", strings.Join(args, " "), err)
+		}
+		return string(out)
+	}
+	run("keys", "keygen", "--private", "k.jwk", "--public", "k.jwks")
+	fi, err := os.Stat(filepath.Join(dir, "k.jwk"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("private key: %v, mode %v", err, fi.Mode())
+	}
+	if err := exec.CommandContext(t.Context(), agentBinary, "keys", "keygen", "--private", filepath.Join(dir, "k.jwk"), "--public", filepath.Join(dir, "x")).Run(); err == nil {
+		t.Error("keygen overwrote an existing private key")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "task.json"), []byte(`{"id":"t-1","type":"ECHO","payload":{"message":"hi"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signed := run("keys", "sign", "--key", "k.jwk", "--agent-id", "a-1", "--ttl", "1m", "task.json")
+	var task map[string]any
+	if err := json.Unmarshal([]byte(signed), &task); err != nil {
+		t.Fatalf("signed task %q: %v", signed, err)
+	}
+	ks, err := tasksig.LoadKeySet(filepath.Join(dir, "k.jwks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(task["payload"])
+	if err := tasksig.Verify(ks, task["signature"].(string), tasksig.Fields{ID: "t-1", Type: "ECHO", Payload: payload, AgentID: "a-1", NotAfter: task["not_after"].(string)}); err != nil {
+		t.Errorf("the signed task does not verify: %v", err)
+	}
+}

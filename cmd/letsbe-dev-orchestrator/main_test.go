@@ -173,7 +173,7 @@ func TestRunRefusesBadFlagsAndBusyAddress(t *testing.T) {
 	if code := run(t.Context(), []string{"--help"}, io.Discard); code != 0 {
 		t.Errorf("--help: exit code %d, want 0", code)
 	}
-	if code := run(t.Context(), []string{"--listen", "256.0.0.1:1"}, io.Discard); code != 1 {
+	if code := run(t.Context(), []string{"--listen", "256.0.0.1:1", "--allow-remote"}, io.Discard); code != 1 {
 		t.Errorf("unusable address: exit code %d, want 1", code)
 	}
 }
