@@ -120,6 +120,9 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkStateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
 	jnl, err := journal.Open(cfg.StateDir, log.WithName("journal"))
 	if err != nil {
 		return nil, err

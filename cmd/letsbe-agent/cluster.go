@@ -49,6 +49,9 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	if err := checkStateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes store (AGENT_STORE): no cluster to talk to (in-cluster config or KUBECONFIG): %w", err)

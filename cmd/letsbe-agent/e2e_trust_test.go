@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -392,5 +394,46 @@ func TestE2EKeysCommands(t *testing.T) {
 	payload, _ := json.Marshal(task["payload"])
 	if err := tasksig.Verify(ks, task["signature"].(string), tasksig.Fields{ID: "t-1", Type: "ECHO", Payload: payload, AgentID: "a-1", NotAfter: task["not_after"].(string)}); err != nil {
 		t.Errorf("the signed task does not verify: %v", err)
+	}
+}
+
+// TestE2EUnsafeStateDirStopsStartup: a state directory owned by nobody, or one anybody can
+// write to, stops start-up with one line naming it, before anything is read from it.
+func TestE2EUnsafeStateDirStopsStartup(t *testing.T) {
+	t.Parallel()
+	o := startOrchestrator(t, orchestratortest.Options{})
+	base := t.TempDir()
+	worldWritable := filepath.Join(base, "open")
+	if err := os.Mkdir(worldWritable, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(worldWritable, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{worldWritable: "is writable by group or others (mode 0777)"}
+	if os.Geteuid() == 0 {
+		if nobody, err := user.Lookup("nobody"); err == nil {
+			uid, _ := strconv.Atoi(nobody.Uid)
+			owned := filepath.Join(base, "nobodys")
+			if err := os.Mkdir(owned, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(owned, uid, -1); err != nil {
+				t.Fatal(err)
+			}
+			cases[owned] = "is owned by uid " + nobody.Uid
+		}
+	}
+	for dir, want := range cases {
+		cmd := exec.CommandContext(t.Context(), agentBinary)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "ORCHESTRATOR_URL=" + o.URL, "AGENT_TOKEN=x",
+			"AGENT_STATE_DIR=" + dir, "AGENT_HTTP_ADDR=", "AGENT_LOG_FORMAT=console"}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "unsafe AGENT_STATE_DIR") || !strings.Contains(string(out), dir) || !strings.Contains(string(out), want) {
+			t.Errorf("state dir %s: err %v, want a refusal naming it (%q); output:\n%s", dir, err, want, out)
+		}
+	}
+	if n := o.Stats().Register; n != 0 {
+		t.Errorf("an agent with an unsafe state directory registered %d times", n)
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/config"
 	"github.com/letsbe/sysadmin-agent/executors"
 	"github.com/letsbe/sysadmin-agent/internal/policy"
+	"github.com/letsbe/sysadmin-agent/internal/statedir"
 	"github.com/letsbe/sysadmin-agent/internal/tasksig"
 )
 
@@ -132,4 +135,22 @@ func sortedTypes(execs map[string]executors.Executor) []string {
 	}
 	slices.Sort(types)
 	return types
+}
+
+// checkStateDir makes sure nobody but the agent's user can change what the agent loads from
+// its state directory (identity, token, journal), creating the directory (0700) if it is
+// missing. The error is the one line start-up stops with.
+func checkStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("AGENT_STATE_DIR %s: %w", dir, err)
+	}
+	if err := statedir.Check(dir); err != nil {
+		return fmt.Errorf("unsafe AGENT_STATE_DIR: %w", err)
+	}
+	for _, name := range []string{"identity.json", "journal.db"} {
+		if err := statedir.CheckFile(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("unsafe AGENT_STATE_DIR: %w", err)
+		}
+	}
+	return nil
 }
