@@ -447,7 +447,10 @@ func (c *Config) Validate(mode Mode) error {
 	if c.OrchestratorURL != "" {
 		u, err := url.Parse(c.OrchestratorURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("invalid ORCHESTRATOR_URL %q: want an http or https URL with a host", c.OrchestratorURL)
+			return fmt.Errorf("invalid ORCHESTRATOR_URL %q: want an http or https URL with a host", redactURL(c.OrchestratorURL, u, err))
+		}
+		if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			return fmt.Errorf("invalid ORCHESTRATOR_URL %q: must not carry credentials, a query or a fragment", redactURL(c.OrchestratorURL, u, nil))
 		}
 	}
 	if len(c.AllowedCommands) == 0 {
@@ -468,6 +471,25 @@ func (c *Config) Validate(mode Mode) error {
 		}
 	}
 	return nil
+}
+
+// redactURL shows a URL for an error message without what may be a credential: user info,
+// query and fragment; a URL that does not parse shows only its scheme, if any.
+func redactURL(raw string, u *url.URL, err error) string {
+	if err != nil || u == nil {
+		if i := strings.Index(raw, "://"); i > 0 && i < 16 {
+			return raw[:i] + "://..."
+		}
+		return "..."
+	}
+	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, Opaque: u.Opaque}
+	if u.User != nil {
+		r.User = url.User("redacted")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		r.RawQuery = "redacted"
+	}
+	return r.String()
 }
 
 // LookupEnv is os.LookupEnv, for Load.

@@ -148,3 +148,23 @@ func TestEmptyHTTPAddrDisables(t *testing.T) {
 		t.Errorf("HTTPAddr %q (want empty: disabled), PollInterval %s (empty means default)", cfg.HTTPAddr, cfg.PollInterval)
 	}
 }
+
+func TestOrchestratorURLNeverEchoesCredentials(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		"https://user:hunter2@orch.example.com/",
+		"https://orch.example.com/api?token=hunter2",
+		"ftp://orch.example.com/?hunter2",
+		"https://orch.example.com/#hunter2",
+		"://hunter2@",
+	} {
+		_, err := config.Load(nil, env(map[string]string{"ORCHESTRATOR_URL": raw, "AGENT_TOKEN": "t"}), config.ModeRun, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "ORCHESTRATOR_URL") {
+			t.Errorf("ORCHESTRATOR_URL %q: err %v, want a refusal naming the setting", raw, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("ORCHESTRATOR_URL %q: the error shows the secret: %v", raw, err)
+		}
+	}
+}

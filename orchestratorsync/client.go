@@ -31,7 +31,7 @@ const (
 
 	// maxDrainBytes is how much of an oversized body is discarded to keep the connection.
 	maxDrainBytes = 64 << 10
-	maxRedirects  = 5
+	maxRedirects  = 3
 )
 
 // ClientConfig configures NewClient.
@@ -87,11 +87,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	case u.User != nil:
 		return nil, errors.New("orchestrator client: BaseURL must not contain user info")
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("orchestrator client: BaseURL %q: scheme must be http or https", raw)
+		return nil, fmt.Errorf("orchestrator client: BaseURL %q: scheme must be http or https", RedactURL(u))
 	case u.Host == "" || u.Hostname() == "":
-		return nil, fmt.Errorf("orchestrator client: BaseURL %q: host is missing", raw)
+		return nil, fmt.Errorf("orchestrator client: BaseURL %q: host is missing", RedactURL(u))
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return nil, fmt.Errorf("orchestrator client: BaseURL %q: must not have a query or fragment", raw)
+		return nil, fmt.Errorf("orchestrator client: BaseURL %q: must not have a query or fragment", RedactURL(u))
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("orchestrator client: Timeout %s must not be negative", cfg.Timeout)
@@ -124,6 +124,19 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
+// RedactURL returns u without user info, query and fragment, for messages: those may carry
+// credentials.
+func RedactURL(u *url.URL) string {
+	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath, Opaque: u.Opaque}
+	if u.User != nil {
+		r.User = url.User("redacted")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		r.RawQuery = "redacted"
+	}
+	return r.String()
+}
+
 // DefaultTransport returns the transport NewClient uses when ClientConfig.Transport is nil.
 func DefaultTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
@@ -138,13 +151,26 @@ func DefaultTransport() *http.Transport {
 	return t
 }
 
-// checkRedirect follows only redirects that keep the method and do not downgrade https.
+// checkRedirect follows, at most maxRedirects times, only redirects that keep the method and
+// the origin (scheme, host and port): the bearer token and a report body never go anywhere
+// else. Any other redirect is answered as the redirect response itself (an error for the
+// caller).
 func checkRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
 	if len(via) >= maxRedirects || req.Method != via[0].Method ||
-		via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		req.URL.Scheme != first.Scheme || !strings.EqualFold(hostPort(req.URL), hostPort(first)) {
 		return http.ErrUseLastResponse
 	}
 	return nil
+}
+
+// hostPort is the URL's host with its port made explicit.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // checkToken refuses tokens that cannot go into a header; the error never shows the token.
