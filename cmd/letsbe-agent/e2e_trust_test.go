@@ -104,7 +104,8 @@ func (h *hostileOrchestrator) sign(body []byte, agentID string) ([]byte, error) 
 	case "other-agent":
 		out = signWith(h.signers["trusted"], "a-somebody-else", time.Minute)
 	case "expired":
-		out = signWith(h.signers["trusted"], agentID, -time.Minute)
+		body = set(body, "not_after", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
+		out = signWith(h.signers["trusted"], agentID, 0)
 	case "expired-unsigned":
 		out = set(body, "not_after", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
 	case "unknown-kid":

@@ -32,12 +32,13 @@ func (p *Policy) Check(task *agentv1.Task) error {
 	if task.Spec.Payload != nil {
 		payload = task.Spec.Payload.Raw
 	}
+	// What only the settings say, the executors enforce (and explain) themselves.
 	switch {
-	case typ == agentv1.TypeShell:
+	case typ == agentv1.TypeShell && p.fromFile.shell:
 		return p.checkShell(payload)
-	case slices.Contains(FileTypes, typ):
+	case slices.Contains(FileTypes, typ) && p.fromFile.files:
 		return p.checkPaths(typ, payload)
-	case typ == agentv1.TypePlaywright:
+	case typ == agentv1.TypePlaywright && p.fromFile.browser:
 		return p.checkBrowser(payload)
 	}
 	return nil

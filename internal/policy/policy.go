@@ -147,6 +147,9 @@ type Policy struct {
 	Source string `json:"source"`
 
 	patterns []Pattern
+	// fromFile says which rules the file narrowed: the others are the settings alone, which
+	// the executors enforce themselves (with their own messages).
+	fromFile struct{ types, shell, files, browser bool }
 }
 
 // New returns the effective policy of the settings narrowed by f (nil: the settings alone).
@@ -155,6 +158,12 @@ func New(s Settings, f *File, source string) (*Policy, error) {
 	p := &Policy{Source: "settings", FileRoots: map[string][]string{}}
 	if source != "" {
 		p.Source = "settings + " + source
+	}
+	if f != nil {
+		p.fromFile.types = f.Types != nil
+		p.fromFile.shell = f.Shell != nil
+		p.fromFile.files = f.Files != nil
+		p.fromFile.browser = f.Browser != nil && len(f.Browser.AllowedHosts) > 0
 	}
 	types := slices.Clone(s.Types)
 	if f != nil && f.Types != nil {

@@ -1,0 +1,150 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// attackPage posts tasks to the development orchestrator the ways a web page can without the
+// server's consent: a no-cors text/plain fetch, an auto-submitted form, and a JSON fetch
+// (which needs a CORS preflight the server never grants). When every attempt has settled, the
+// title says so.
+const attackPage = `<!doctype html><html><body>
+<iframe name="sink"></iframe>
+<form id="f" method="POST" action="%[1]s/dev/tasks" target="sink" enctype="text/plain">
+<input name='{"type":"SHELL","payload":{"cmd":"echo form","x":"' value='"}}'></form>
+<script>
+const target = %[1]q + "/dev/tasks";
+const body = JSON.stringify({type: "SHELL", payload: {cmd: "echo pwned"}});
+const settle = p => p.then(() => "sent", e => "blocked: " + e);
+const form = new Promise(resolve => {
+  document.querySelector("iframe").addEventListener("load", () => resolve("form loaded"), {once: true});
+  document.getElementById("f").submit();
+});
+Promise.all([
+  settle(fetch(target, {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body})),
+  settle(fetch(target, {method: "POST", headers: {"Content-Type": "application/json"}, body})),
+  form,
+]).then(r => { document.title = "settled " + r.join(" | "); });
+</script></body></html>`
+
+// TestE2EDevOrchestratorRefusesCrossOrigin opens a page served on another loopback origin in
+// headless Chromium; its requests to `letsbe-agent dev` must not enqueue anything. A request
+// under a foreign Host (DNS rebinding) is refused too.
+func TestE2EDevOrchestratorRefusesCrossOrigin(t *testing.T) {
+	t.Parallel()
+	browser := chromiumPath(t)
+	cmd := exec.Command(agentBinary, "dev", "--listen", "127.0.0.1:0")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AGENT_HTTP_ADDR=127.0.0.1:0",
+		"AGENT_STATE_DIR=" + filepath.Join(t.TempDir(), "state"), "AGENT_ALLOWED_COMMANDS=echo"}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &agentProc{t: t, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("dev output:\n%s", out.String())
+		}
+	})
+	var devURL string
+	eventually(t, "the development orchestrator", func() bool {
+		for _, l := range p.logLines() {
+			if l["msg"] == "Development orchestrator listening" {
+				devURL, _ = l["url"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, attackPage, devURL)
+	}))
+	t.Cleanup(attacker.Close)
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(browser),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-sandbox", os.Geteuid() == 0),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(attacker.URL+"/"),
+		chromedp.Poll[chromedp.Void](`document.title.startsWith("settled")`, chromedp.WithPollingTimeout(30*time.Second)),
+	)
+	if err != nil {
+		t.Fatalf("attack page: %v", err)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Title())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("attack page: %s", title)
+
+	list := get(t, devURL+"/dev/tasks", "")
+	if strings.TrimSpace(list) != "[]" {
+		t.Errorf("a cross-origin page enqueued tasks: %s", list)
+	}
+	// DNS rebinding: the same server under a name the attacker controls.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, devURL+"/dev/tasks", nil)
+	req.Host = "attacker.example"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("GET /dev/tasks with Host attacker.example: %d, want 421", resp.StatusCode)
+	}
+	// The legitimate client still works (and the task runs signed).
+	req, _ = http.NewRequestWithContext(t.Context(), http.MethodPost, devURL+"/dev/tasks", strings.NewReader(`{"type":"ECHO","payload":{"message":"hi"}}`))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("JSON submission: %d", resp.StatusCode)
+	}
+	eventually(t, "the signed ECHO task to complete", func() bool {
+		return strings.Contains(get(t, devURL+"/dev/tasks", ""), `"status":"COMPLETED"`)
+	})
+}
+
+func get(t *testing.T, url, _ string) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
