@@ -49,6 +49,10 @@ type Config struct {
 	LogLevel           string
 	Labels             map[string]string
 	HTTPAddr           string
+	// HTTPAllowRemote lets HTTPAddr be a non-loopback address without HTTPToken.
+	HTTPAllowRemote bool
+	// HTTPToken, when set, is required (bearer) for everything on the listener but /healthz.
+	HTTPToken string
 
 	// PLAYWRIGHT tasks: an empty ChromiumPath means chromium on PATH, empty
 	// BrowserAllowedHosts any host.
@@ -237,6 +241,18 @@ var settings = []setting{
 				return nil
 			}
 			return setAbsPath(&c.Policy, v)
+		}},
+	{flag: "http-allow-remote", env: "AGENT_HTTP_ALLOW_REMOTE", def: "false", usage: "allow a non-loopback AGENT_HTTP_ADDR without AGENT_HTTP_TOKEN (anyone who reaches it reads metrics and task states)",
+		apply: func(c *Config, v string) error { return setBool(&c.HTTPAllowRemote, v) }},
+	{flag: "http-token", env: "AGENT_HTTP_TOKEN", secret: true, usage: "bearer token the local listener requires for everything but /healthz (prefer the environment)",
+		apply: func(c *Config, v string) error {
+			for _, r := range v {
+				if r < 0x21 || r == 0x7f {
+					return errors.New("must be printable without spaces")
+				}
+			}
+			c.HTTPToken = v
+			return nil
 		}},
 	{flag: "labels", env: "AGENT_LABELS", usage: "labels sent at registration (k=v,k2=v2)",
 		apply: func(c *Config, v string) error { return setLabels(&c.Labels, v) }},
@@ -465,6 +481,9 @@ func (c *Config) Validate(mode Mode) error {
 			return fmt.Errorf("invalid AGENT_LEASE_RENEW_DEADLINE %s: must be longer than 1.2 x AGENT_LEASE_RETRY_PERIOD %s", c.LeaseRenewDeadline, c.LeaseRetryPeriod)
 		}
 	}
+	if c.HTTPAddr != "" && !c.HTTPAllowRemote && c.HTTPToken == "" && !isLoopbackAddr(c.HTTPAddr) {
+		return fmt.Errorf("invalid AGENT_HTTP_ADDR %s: not a loopback address; set AGENT_HTTP_TOKEN (required then for all but /healthz) or AGENT_HTTP_ALLOW_REMOTE=true", c.HTTPAddr)
+	}
 	for _, cmd := range c.AllowedCommands {
 		if strings.ContainsAny(cmd, "/\\") || strings.TrimSpace(cmd) != cmd {
 			return fmt.Errorf("invalid AGENT_ALLOWED_COMMANDS entry %q: want a program name, not a path", cmd)
@@ -490,6 +509,19 @@ func redactURL(raw string, u *url.URL, err error) string {
 		r.RawQuery = "redacted"
 	}
 	return r.String()
+}
+
+// isLoopbackAddr reports whether host:port binds the loopback interface only.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // LookupEnv is os.LookupEnv, for Load.

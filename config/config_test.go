@@ -168,3 +168,38 @@ func TestOrchestratorURLNeverEchoesCredentials(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPAddrRemoteNeedsTokenOrFlag(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"ORCHESTRATOR_URL": "http://x", "AGENT_TOKEN": "t"}
+	tests := []struct {
+		env  map[string]string
+		want string // "" ok
+	}{
+		{map[string]string{"AGENT_HTTP_ADDR": "0.0.0.0:9464"}, "not a loopback address"},
+		{map[string]string{"AGENT_HTTP_ADDR": ":9464"}, "not a loopback address"},
+		{map[string]string{"AGENT_HTTP_ADDR": "0.0.0.0:9464", "AGENT_HTTP_ALLOW_REMOTE": "true"}, ""},
+		{map[string]string{"AGENT_HTTP_ADDR": "0.0.0.0:9464", "AGENT_HTTP_TOKEN": "tok"}, ""},
+		{map[string]string{"AGENT_HTTP_ADDR": "127.0.0.1:9464"}, ""},
+		{map[string]string{"AGENT_HTTP_ADDR": "[::1]:9464"}, ""},
+		{map[string]string{"AGENT_HTTP_TOKEN": "has space"}, "AGENT_HTTP_TOKEN"},
+	}
+	for _, tt := range tests {
+		e := map[string]string{}
+		for k, v := range base {
+			e[k] = v
+		}
+		for k, v := range tt.env {
+			e[k] = v
+		}
+		_, err := config.Load(nil, env(e), config.ModeRun, io.Discard)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%v: %v", tt.env, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%v: err %v, want %q", tt.env, err, tt.want)
+		case err != nil && strings.Contains(err.Error(), "has space"):
+			t.Errorf("the error shows the token: %v", err)
+		}
+	}
+}

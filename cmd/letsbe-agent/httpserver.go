@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,7 +30,7 @@ type readiness struct {
 }
 
 // taskSummary is one row of /debug/tasks: never the payload or the result, which may hold
-// secrets.
+// secrets, nor the parts of the error that quote them.
 type taskSummary struct {
 	ID          string     `json:"id"`
 	Type        string     `json:"type"`
@@ -54,11 +55,7 @@ func (a *agent) listenHTTP() (net.Listener, error) {
 	if a.cfg.HTTPAddr == "" {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on AGENT_HTTP_ADDR %s: %w", a.cfg.HTTPAddr, err)
-	}
-	return ln, nil
+	return listen(a.cfg.HTTPAddr, a.cfg.StateDir, a.log), nil
 }
 
 // serveHTTP serves /metrics, /healthz, /readyz and /debug/tasks on ln until ctx ends.
@@ -89,14 +86,16 @@ func (a *agent) serveHTTP(ctx context.Context, ln net.Listener) {
 		}
 		writeJSON(w, http.StatusOK, a.debugTasks(r.Context(), limit))
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: requireToken(a.cfg.HTTPToken, mux), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shut)
 	}()
-	a.log.Info("Serving metrics and health", "addr", ln.Addr().String())
+	if _, waiting := ln.(*retryListener); !waiting {
+		a.log.Info("Serving metrics and health", "addr", ln.Addr().String())
+	}
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.log.Error(err, "HTTP listener stopped")
 	}
@@ -156,7 +155,7 @@ func (a *agent) debugTasks(ctx context.Context, limit int) debugTasks {
 		t := &items[i]
 		s := taskSummary{
 			ID: t.TaskID(), Type: t.Spec.Type, Phase: string(t.Status.Phase),
-			Created: t.CreationTimestamp.UTC(), Error: t.Status.Error,
+			Created: t.CreationTimestamp.UTC(), Error: withoutQuoted(t.Status.Error),
 			Reported: t.Status.Report.FinalReported, ReportError: t.Status.Report.LastError,
 		}
 		if st := t.Status.StartTime; st != nil {
@@ -179,4 +178,33 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// withoutQuoted replaces what an error quotes (payload fragments: a command, a path, a key)
+// by "...": /debug/tasks and `letsbe-agent status` show the kind of failure, the orchestrator
+// gets the whole error.
+func withoutQuoted(msg string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(msg, '"')
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		b.WriteString(msg[:i])
+		// The closing quote, skipping escaped ones.
+		j := i + 1
+		for j < len(msg) && msg[j] != '"' {
+			if msg[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		if j >= len(msg) {
+			b.WriteString(`"..."`)
+			return b.String()
+		}
+		b.WriteString(`"..."`)
+		msg = msg[j+1:]
+	}
 }

@@ -50,6 +50,18 @@ func runStatus(addr string, limit int, stdout, stderr io.Writer) int {
 	readyCode, err := getJSON(ctx, base+"/readyz", &ready)
 	if err != nil {
 		fmt.Fprintf(stderr, "letsbe-agent status: cannot reach the agent at %s (AGENT_HTTP_ADDR): %v\n", addr, err)
+		stateDir := "/var/lib/letsbe-agent"
+		if v := os.Getenv("AGENT_STATE_DIR"); v != "" {
+			stateDir = v
+		}
+		if st, ok := readListenerState(stateDir); ok {
+			fmt.Fprintf(stderr, "letsbe-agent status: the agent could not listen on %s since %s: %s (it keeps trying; is another program on that port?)\n",
+				st.Addr, st.Since.Local().Format(time.DateTime), st.Error)
+		}
+		return 2
+	}
+	if readyCode == http.StatusUnauthorized {
+		fmt.Fprintf(stderr, "letsbe-agent status: the agent at %s requires AGENT_HTTP_TOKEN\n", addr)
 		return 2
 	}
 	var tasks debugTasks
@@ -107,11 +119,17 @@ func getJSON(ctx context.Context, url string, v any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if tok := os.Getenv("AGENT_HTTP_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return resp.StatusCode, nil
+	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(v); err != nil {
 		return resp.StatusCode, fmt.Errorf("decode %s: %w", url, err)
 	}
