@@ -414,9 +414,27 @@ func (o *fileOwner) owns(f *os.File) bool {
 }
 
 // permOf returns the permission bits of an existing file that a replacement
-// keeps.
+// keeps: never set-user-ID, set-group-ID or sticky, so that new content never
+// inherits the privileges the old file had (a root-owned setuid program
+// replaced by a task would otherwise run as root for anyone).
 func permOf(fi fs.FileInfo) fs.FileMode {
-	return fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	return fi.Mode() & fs.ModePerm
+}
+
+// lockKey identifies the file for pathLocks by its parent directory's device
+// and inode and its name, so that two names for one file (a symbolic link to a
+// directory inside the root, a bind mount) share one lock; the path when the
+// directory cannot be inspected.
+func (f *confinedFile) lockKey() string {
+	fi, err := f.dir.Stat(".")
+	if err != nil {
+		return f.path
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return f.path
+	}
+	return fmt.Sprintf("%d:%d/%s", st.Dev, st.Ino, f.name)
 }
 
 // pathLocks serialises the file tasks on one path within the agent, so that

@@ -566,7 +566,7 @@ func (e *EnvUpdate) Execute(ctx context.Context, payload json.RawMessage) (any, 
 		return nil, err
 	}
 	defer f.Close()
-	unlock := pathLocks.lock(f.path)
+	unlock := pathLocks.lock(f.lockKey())
 	defer unlock()
 
 	existing, err := f.stat()

@@ -131,7 +131,7 @@ func (w *FileWrite) Execute(ctx context.Context, payload json.RawMessage) (any, 
 		return nil, err
 	}
 	defer f.Close()
-	unlock := pathLocks.lock(f.path)
+	unlock := pathLocks.lock(f.lockKey())
 	defer unlock()
 
 	sum := sha256.Sum256(data)

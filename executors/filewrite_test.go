@@ -300,7 +300,7 @@ func TestFileWrite(t *testing.T) {
 			wantRes:  FileWriteResult{BytesWritten: 3, SHA256: sha("new"), Changed: true},
 		},
 		{
-			name: "replace keeps set-group-ID",
+			name: "replace drops set-group-ID",
 			setup: func(t *testing.T, fx *fileFixture) {
 				if err := os.Chmod(fx.root+"/real/existing", 0o750|fs.ModeSetgid); err != nil {
 					t.Fatal(err)
@@ -311,7 +311,22 @@ func TestFileWrite(t *testing.T) {
 			},
 			path:     "real/existing",
 			want:     "new",
-			wantMode: 0o750 | fs.ModeSetgid,
+			wantMode: 0o750,
+			wantRes:  FileWriteResult{BytesWritten: 3, SHA256: sha("new"), Changed: true},
+		},
+		{
+			name: "replace drops set-user-ID and sticky",
+			setup: func(t *testing.T, fx *fileFixture) {
+				if err := os.Chmod(fx.root+"/real/existing", 0o755|fs.ModeSetuid|fs.ModeSticky); err != nil {
+					t.Fatal(err)
+				}
+			},
+			payload: func(fx *fileFixture) map[string]any {
+				return map[string]any{"path": fx.root + "/real/existing", "content": "new"}
+			},
+			path:     "real/existing",
+			want:     "new",
+			wantMode: 0o755,
 			wantRes:  FileWriteResult{BytesWritten: 3, SHA256: sha("new"), Changed: true},
 		},
 		{
