@@ -331,6 +331,12 @@ func TestRedactor(t *testing.T) {
 			t.Errorf("result still holds %q: %s", leak, b)
 		}
 	}
+	tilde := newRedactor([]string{"a~b c'd"})
+	for _, spelled := range []string{"a%7Eb+c%27d", "a%7eb%20c%27d", "a~b+c'd", "a~b%20c'd", "a%7Eb%20c%27d", "a~b c'd"} {
+		if got := tilde.String("u=" + spelled + "&x"); got != "u=[REDACTED]&x" {
+			t.Errorf("%s: %q", spelled, got)
+		}
+	}
 	if (redactor{}).String("x") != "x" {
 		t.Error("an empty redactor changes text")
 	}

@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -73,14 +74,77 @@ func newRedactor(secrets []string) redactor {
 	// Longer forms first: strings.Replacer prefers the earlier of two
 	// matches at the same position.
 	for _, s := range secrets {
-		add(url.QueryEscape(s))
-		add(url.PathEscape(s))
-		add(strings.ReplaceAll(url.QueryEscape(s), "+", "%20"))
+		for _, enc := range encodings(s) {
+			add(enc)
+		}
 	}
 	for _, s := range secrets {
 		add(s)
 	}
 	return redactor{r: strings.NewReplacer(pairs...)}
+}
+
+// encodings returns the spellings a value takes in URLs and form bodies:
+// Go's query and path escaping, JavaScript's encodeURIComponent, HTML form
+// encoding (spaces as "+"), and every byte outside the unreserved set
+// escaped (so "~" as %7E), each with upper- and lower-case hex digits.
+func encodings(s string) []string {
+	keep := func(extra string) func(byte) bool {
+		return func(c byte) bool {
+			return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0
+		}
+	}
+	escape := func(s string, unreserved func(byte) bool, space string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case c == ' ' && space != "":
+				b.WriteString(space)
+			case unreserved(c):
+				b.WriteByte(c)
+			default:
+				fmt.Fprintf(&b, "%%%02X", c)
+			}
+		}
+		return b.String()
+	}
+	strict := keep("-._")             // even "~" escaped
+	uriComponent := keep("-_.!~*'()") // JavaScript's encodeURIComponent
+	forms := []string{
+		url.QueryEscape(s),
+		url.PathEscape(s),
+		strings.ReplaceAll(url.QueryEscape(s), "+", "%20"),
+		escape(s, uriComponent, ""),
+		escape(s, uriComponent, "+"),
+		escape(s, strict, ""),
+		escape(s, strict, "+"),
+		escape(s, keep("-._~"), ""),
+		escape(s, keep("-._~"), "+"),
+	}
+	out := make([]string, 0, 2*len(forms))
+	for _, f := range forms {
+		out = append(out, f, lowerHex(f))
+	}
+	return out
+}
+
+// lowerHex turns the hex digits of every %XX escape to lower case.
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			b[i+1], b[i+2] = toLower(b[i+1]), toLower(b[i+2])
+		}
+	}
+	return string(b)
+}
+
+func toLower(c byte) byte {
+	if c >= 'A' && c <= 'F' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func (r redactor) String(s string) string {
