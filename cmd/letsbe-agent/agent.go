@@ -120,6 +120,9 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := browser.RemoveLeftoverProfiles("", time.Now()); n > 0 {
+		log.Info("Removed browser profiles left by an earlier run", "profiles", n)
+	}
 	if err := checkStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/fetch"
 	cdplog "github.com/chromedp/cdproto/log"
@@ -105,7 +106,7 @@ func (e *Executor) flags(profile string, ignoreHTTPSErrors bool) []chromedp.Exec
 // launch starts a browser with a fresh profile for flow f and opens its tab.
 // On error nothing is left behind.
 func (e *Executor) launch(ctx context.Context, path string, f *flow, plog *pageLog) (_ *session, err error) {
-	profile, err := os.MkdirTemp(e.cfg.TempDir, "letsbe-browser-")
+	profile, err := os.MkdirTemp(e.cfg.TempDir, profilePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("create browser profile: %w", err)
 	}
@@ -201,6 +202,11 @@ func (s *session) setup(ctx context.Context, t *chromedp.Target, hosts hostList,
 			_, _ = cdp.Call(ctx, t, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
 		}
 	})
+	// A flow never downloads: a page's download would land in the profile (removed with it)
+	// and could fill the disk meanwhile.
+	if _, err := cdp.Call(ctx, t, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{Behavior: cdpbrowser.SetDownloadBehaviorBehaviorDeny}); err != nil {
+		return fmt.Errorf("refuse downloads: %w", err)
+	}
 	if hosts.empty() {
 		return nil
 	}
