@@ -82,9 +82,19 @@ func TestE2EHealthMetricsDebugAndStatus(t *testing.T) {
 		`workqueue_adds_total{controller="task-SHELL",name="task-SHELL"}`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
+		`letsbe_agent_build_info{commit="`,
+		`letsbe_agent_tasks_pending 0`,
+		`letsbe_agent_task_failures_total{reason="UnsupportedType",type="unsupported"} 1`,
+		`letsbe_agent_task_failures_total{reason="Failed",type="SHELL"} 1`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// controller-runtime internals no alert uses are not served.
+	for _, dropped := range []string{"controller_runtime_reconcile_time_seconds", "workqueue_queue_duration_seconds", "rest_client_", "certwatcher_"} {
+		if strings.Contains(m, dropped) {
+			t.Errorf("/metrics serves %s", dropped)
 		}
 	}
 	if strings.Count(m, "# TYPE go_goroutines ") != 1 {

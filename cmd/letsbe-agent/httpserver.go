@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
@@ -61,7 +60,7 @@ func (a *agent) listenHTTP() (net.Listener, error) {
 // serveHTTP serves /metrics, /healthz, /readyz and /debug/tasks on ln until ctx ends.
 func (a *agent) serveHTTP(ctx context.Context, ln net.Listener) {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(agentGatherer(), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -30,10 +30,15 @@ func init() {
 	}
 }
 
-func versionString() string {
-	c := commit
-	if c == "" {
-		c = "unknown"
+// commitOrUnknown is the commit the binary was built from, or "unknown".
+func commitOrUnknown() string {
+	if commit == "" {
+		return "unknown"
 	}
+	return commit
+}
+
+func versionString() string {
+	c := commitOrUnknown()
 	return fmt.Sprintf("letsbe-agent %s (commit %s, %s, %s/%s)", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
