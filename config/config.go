@@ -38,6 +38,7 @@ type Config struct {
 	FileRoots          []string
 	MaxFileBytes       int64
 	MaxReportBytes     int64
+	MaxTaskBytes       int64
 	DockerBinary       string
 	HeartbeatInterval  time.Duration
 	PollInterval       time.Duration
@@ -136,6 +137,16 @@ var settings = []setting{
 			}
 			if c.MaxReportBytes < 4<<10 {
 				return errors.New("must be at least 4Ki")
+			}
+			return nil
+		}},
+	{flag: "max-task-bytes", env: "AGENT_MAX_TASK_BYTES", def: "32Mi", usage: "largest task body taken from the orchestrator; a larger task is reported FAILED (bytes, or a size such as 32Mi, at least 64Ki)",
+		apply: func(c *Config, v string) error {
+			if err := setSize(&c.MaxTaskBytes, v, 1<<30); err != nil {
+				return err
+			}
+			if c.MaxTaskBytes < 64<<10 {
+				return errors.New("must be at least 64Ki")
 			}
 			return nil
 		}},

@@ -24,8 +24,13 @@ import (
 const (
 	DefaultTimeout   = 15 * time.Second
 	DefaultUserAgent = "letsbe-agent"
-	// MaxResponseBytes is the most the client reads of any response body.
+	// MaxResponseBytes is the most the client reads of a response body, but for next-task
+	// (ClientConfig.MaxTaskBytes) and heartbeat (MaxHeartbeatBytes) answers.
 	MaxResponseBytes = 1 << 20
+	// MaxHeartbeatBytes is the most the client reads of a heartbeat answer (a long cancel list).
+	MaxHeartbeatBytes = 4 << 20
+	// maxTaskScanBytes bounds how far an oversized next-task body is read for its id.
+	maxTaskScanBytes = 1 << 30
 	// MaxWait is the longest long poll NextTask asks for.
 	MaxWait = 60 * time.Second
 
@@ -49,6 +54,10 @@ type ClientConfig struct {
 	// Transport defaults to a tuned clone of http.DefaultTransport (keep-alive, 32 idle
 	// connections per host, dial and TLS handshake timeouts, TLS 1.2 minimum).
 	Transport http.RoundTripper
+	// MaxTaskBytes is the most the client reads of a next-task body (AGENT_MAX_TASK_BYTES);
+	// DefaultMaxTaskBytes when 0. A larger task is answered with an *InvalidTaskError for its
+	// id (see NextTask).
+	MaxTaskBytes int64
 	// Observe, when set, is called after every request with the endpoint (register,
 	// heartbeat, next or report), the HTTP status (0 when no answer came) and the time taken.
 	Observe func(endpoint string, code int, elapsed time.Duration)
@@ -64,6 +73,7 @@ type Client struct {
 	prefix    string // scheme://host/path-prefix, escaped, without a trailing slash
 	hc        *http.Client
 	timeout   time.Duration
+	maxTask   int64
 	userAgent string
 	token     atomic.Pointer[string]
 	observe   func(endpoint string, code int, elapsed time.Duration)
@@ -111,6 +121,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
+	}
+	c.maxTask = cfg.MaxTaskBytes
+	if c.maxTask <= 0 {
+		c.maxTask = DefaultMaxTaskBytes
 	}
 	if c.userAgent == "" {
 		c.userAgent = DefaultUserAgent
@@ -239,7 +253,7 @@ func (c *Client) Heartbeat(ctx context.Context, agentID string, req HeartbeatReq
 	default:
 		return nil, invalidArg(http.MethodPost, ep, "invalid heartbeat status %q", req.Status)
 	}
-	resp, err := c.do(ctx, http.MethodPost, ep, "", req, c.timeout)
+	resp, err := c.doWith(ctx, http.MethodPost, ep, "", req, c.timeout, readLimit{max: MaxHeartbeatBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +282,7 @@ func (c *Client) NextTask(ctx context.Context, agentID string, wait time.Duratio
 		q.Set("wait", strconv.FormatInt(secs, 10))
 		timeout += time.Duration(secs) * time.Second
 	}
-	resp, err := c.do(ctx, http.MethodGet, ep, q.Encode(), nil, timeout)
+	resp, err := c.doWith(ctx, http.MethodGet, ep, q.Encode(), nil, timeout, readLimit{max: c.maxTask, oversize: c.oversizeTask})
 	if err != nil {
 		return nil, err
 	}
@@ -280,6 +294,30 @@ func (c *Client) NextTask(ctx context.Context, agentID string, wait time.Duratio
 		return nil, fmt.Errorf("orchestrator GET %s: %w", ep, err)
 	}
 	return t, nil
+}
+
+// oversizeTask answers a next-task body larger than MaxTaskBytes: it reads on, keeping only the
+// top-level id, and returns an *InvalidTaskError for that id ("task too large"), or without an
+// id when none can be used.
+func (c *Client) oversizeTask(head []byte, rest io.Reader, contentLength int64) error {
+	raw, read, found := ScanTaskID(io.MultiReader(bytes.NewReader(head), rest), maxTaskScanBytes)
+	n := max(read, int64(len(head)))
+	if contentLength > 0 {
+		n = contentLength
+	}
+	reason := fmt.Sprintf("task too large: %d bytes (AGENT_MAX_TASK_BYTES is %d)", n, c.maxTask)
+	if !found {
+		return &InvalidTaskError{Reason: reason + "; no usable id found"}
+	}
+	id, err := decodeStringOrNumber(raw)
+	if err != nil || strings.TrimSpace(id) == "" {
+		return &InvalidTaskError{Reason: reason + "; no usable id found"}
+	}
+	usable, idErr := checkTaskID(raw, id)
+	if !usable {
+		return &InvalidTaskError{Reason: reason + "; " + idErr.Error()}
+	}
+	return &InvalidTaskError{ID: id, Reason: reason, Unstorable: idErr != nil}
 }
 
 // Report calls PATCH /tasks/{task_id}. Any 2xx (the contract names 200 and 204) is success.
@@ -327,10 +365,23 @@ type response struct {
 	body   []byte
 }
 
+// readLimit bounds what do reads of a successful answer.
+type readLimit struct {
+	max int64
+	// oversize, when set, is called with the first max+1 bytes of a larger 2xx body and the
+	// rest of it; its error is the call's. Without it such a body is ErrResponseTooLarge.
+	oversize func(head []byte, rest io.Reader, contentLength int64) error
+}
+
 // do sends one request and returns a 2xx answer with its body (at most MaxResponseBytes),
 // an *APIError for any other status, or a request error. ep is the escaped path relative to
 // the base URL; query is already encoded.
 func (c *Client) do(ctx context.Context, method, ep, query string, in any, timeout time.Duration) (*response, error) {
+	return c.doWith(ctx, method, ep, query, in, timeout, readLimit{max: MaxResponseBytes})
+}
+
+// doWith is do with the read limit of a successful answer given.
+func (c *Client) doWith(ctx context.Context, method, ep, query string, in any, timeout time.Duration, lim readLimit) (*response, error) {
 	var body io.Reader
 	var payload []byte
 	if raw, ok := in.(rawJSON); ok {
@@ -378,7 +429,11 @@ func (c *Client) do(ctx context.Context, method, ep, query string, in any, timeo
 	if c.observe != nil {
 		defer func() { c.observe(endpointName(ep), resp.StatusCode, time.Since(start)) }()
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	limit := lim.max
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		limit = MaxResponseBytes
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, c.requestFailed(ctx, reqCtx, method, ep, timeout, err)
 	}
@@ -391,9 +446,12 @@ func (c *Client) do(ctx context.Context, method, ep, query string, in any, timeo
 			Message:    messageSnippet(data[:min(len(data), MaxResponseBytes)], token),
 		}
 	}
-	if len(data) > MaxResponseBytes {
+	if int64(len(data)) > limit {
+		if lim.oversize != nil {
+			return nil, lim.oversize(data, resp.Body, resp.ContentLength)
+		}
 		return nil, &requestError{method: method, endpoint: ep,
-			err: fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, MaxResponseBytes)}
+			err: fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, limit)}
 	}
 	return &response{status: resp.StatusCode, body: data}, nil
 }

@@ -35,7 +35,7 @@ func (s *Syncer) heartbeat(ctx context.Context) {
 	case err == nil:
 	case ctx.Err() != nil:
 		return
-	case IsNotFound(err):
+	case Classify(err) == ClassGone:
 		s.log.Info("Orchestrator does not know this agent; registering again")
 		_, gen := s.session.current()
 		if err := s.session.register(ctx, gen, "heartbeat 404"); err != nil {
@@ -47,11 +47,28 @@ func (s *Syncer) heartbeat(ctx context.Context) {
 		return
 	}
 	s.lastHeartbeat.Store(s.clock.Now().UnixNano())
-	for _, id := range resp.CancelTaskIDs {
-		if s.opts.CancelTask != nil {
-			s.log.Info("Orchestrator cancelled a task", "task", id)
-			s.opts.CancelTask(ctx, id)
+	s.cancel(ctx, resp.CancelTaskIDs)
+}
+
+// maxCancelListLogged is the longest cancel list whose ids are worth a log line each.
+const maxCancelListLogged = 1000
+
+// cancel cancels the listed tasks that the agent holds unfinished; the others are ignored. A
+// list longer than maxCancelListLogged is logged once with its length.
+func (s *Syncer) cancel(ctx context.Context, ids []string) {
+	if s.opts.CancelTask == nil || len(ids) == 0 {
+		return
+	}
+	if len(ids) > maxCancelListLogged && !s.longCancelList.Swap(true) {
+		s.log.Info("Orchestrator sent a long cancel list; cancelling only the tasks this agent holds", "ids", len(ids))
+	}
+	held := s.slots.names()
+	for _, id := range ids {
+		if _, ok := held[id]; !ok {
+			continue
 		}
+		s.log.Info("Orchestrator cancelled a task", "task", id)
+		s.opts.CancelTask(ctx, id)
 	}
 }
 

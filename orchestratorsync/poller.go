@@ -68,6 +68,17 @@ func (s *slots) release(name string) {
 
 func (s *slots) inUse() int { return len(s.sem) }
 
+// names returns a copy of the names of the Tasks holding a slot (the unfinished ones).
+func (s *slots) names() map[string]struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]struct{}, len(s.held))
+	for n := range s.held {
+		out[n] = struct{}{}
+	}
+	return out
+}
+
 // adopt gives unfinished Tasks already in the store (restored after a restart) their slots,
 // as far as there are slots.
 func (s *slots) adopt(ctx context.Context, st store.Store) error {
@@ -115,10 +126,22 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 		})
 		if err != nil {
 			var invalid *InvalidTaskError
-			if errors.As(err, &invalid) && invalid.ID != "" {
-				// Assigned to us but unusable: it must still end FAILED and be reported.
-				s.intakeInvalid(ctx, invalid, received)
+			if errors.As(err, &invalid) {
 				attempt = 0
+				switch {
+				case invalid.ID == "":
+					s.slots.unused()
+					s.dropTask(invalid)
+					if s.sleepOrStop(ctx, time.Duration(s.pollInterval.Load())) != nil {
+						return
+					}
+				case invalid.Unstorable:
+					s.slots.unused()
+					s.refuseUnstorable(invalid, received)
+				default:
+					// Assigned to us but unusable: it must still end FAILED and be reported.
+					s.intakeInvalid(ctx, invalid, received)
+				}
 				continue
 			}
 			s.slots.unused()
@@ -134,6 +157,10 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 				continue
 			}
 			delay := NextDelay(s.opts.Backoff, attempt, err)
+			if Classify(err) != ClassRetry {
+				// An answer that will not change by itself (400, a bad certificate): slowly.
+				delay = NextDelay(s.opts.Backoff, max(attempt, 16), err)
+			}
 			attempt++
 			s.log.Error(err, "Polling for tasks failed", "retryIn", delay.Round(time.Millisecond).String())
 			if s.sleepOrStop(ctx, delay) != nil {
@@ -248,6 +275,31 @@ func (s *Syncer) intakeInvalid(ctx context.Context, e *InvalidTaskError, agentID
 	task.Status.MarkPending(now, 1)
 	task.Status.MarkFailed(now, 1, agentv1.ReasonInvalidSpec, e.Error())
 	s.create(ctx, task)
+}
+
+// dropTask gives up on a task handed over without an id that can be reported under (none,
+// not valid UTF-8, a lone surrogate; docs/orchestrator-api.md, "Task ids").
+func (s *Syncer) dropTask(e *InvalidTaskError) {
+	s.tasksDropped.Add(1)
+	s.log.Error(errors.New(e.Reason), "Dropping a task the agent cannot report: it has no usable id")
+}
+
+// refuseUnstorable reports FAILED a task whose id is too long to be stored, from memory: it
+// never reaches the store or the journal.
+func (s *Syncer) refuseUnstorable(e *InvalidTaskError, agentID string) {
+	now := metav1.NewTime(s.clock.Now().UTC())
+	task := &agentv1.Task{
+		TypeMeta:   metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
+		ObjectMeta: metav1.ObjectMeta{Name: e.ID},
+		Spec:       agentv1.TaskSpec{Type: "INVALID", AgentID: agentID},
+	}
+	task.Status.MarkPending(now, 1)
+	task.Status.MarkFailed(now, 1, agentv1.ReasonInvalidSpec, e.Error())
+	s.log.Info("Task refused at intake; reporting it without storing it", "idBytes", len(e.ID), "error", e.Reason)
+	if s.opts.OnRefused != nil {
+		s.opts.OnRefused(task)
+	}
+	s.rep.addDirect(task)
 }
 
 func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {

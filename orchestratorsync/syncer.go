@@ -94,6 +94,10 @@ type Syncer struct {
 	stopPollingOnce   sync.Once
 	lastHeartbeat     atomic.Int64 // unix nanos of the last successful heartbeat
 	reportsAbandoned  atomic.Uint64
+	tasksDropped      atomic.Uint64
+	clampedHeartbeat  atomic.Bool // logged once
+	clampedPoll       atomic.Bool
+	longCancelList    atomic.Bool
 
 	slots *slots
 	rep   *reporter
@@ -200,6 +204,9 @@ func (s *Syncer) OutboxDepth() int { return s.rep.queue.Len() }
 // ReportsAbandoned counts the final reports given up on: the orchestrator refused even the
 // minimal report.
 func (s *Syncer) ReportsAbandoned() uint64 { return s.reportsAbandoned.Load() }
+
+// TasksDropped counts the tasks handed over without an id the agent can report under.
+func (s *Syncer) TasksDropped() uint64 { return s.tasksDropped.Load() }
 
 // Registered is closed once the agent registered for the first time.
 func (s *Syncer) Registered() <-chan struct{} { return s.session.registered }
@@ -389,11 +396,29 @@ func (s *Syncer) policyReport() *PolicyReport {
 	return s.opts.Policy()
 }
 
+// Lower bounds of the intervals an orchestrator may set (docs/orchestrator-api.md, "Register").
+const (
+	MinHeartbeatInterval = time.Second
+	MinPollInterval      = 100 * time.Millisecond
+)
+
 func (s *Syncer) applyIntervals(resp *RegisterResponse) {
 	if d := resp.HeartbeatInterval(); d > 0 {
+		if d < MinHeartbeatInterval {
+			if !s.clampedHeartbeat.Swap(true) {
+				s.log.Info("Orchestrator set a heartbeat interval below the minimum; using the minimum", "asked", d.String(), "using", MinHeartbeatInterval.String())
+			}
+			d = MinHeartbeatInterval
+		}
 		s.heartbeatInterval.Store(int64(d))
 	}
 	if d := resp.PollInterval(); d > 0 {
+		if d < MinPollInterval {
+			if !s.clampedPoll.Swap(true) {
+				s.log.Info("Orchestrator set a poll interval below the minimum; using the minimum", "asked", d.String(), "using", MinPollInterval.String())
+			}
+			d = MinPollInterval
+		}
 		s.pollInterval.Store(int64(d))
 	}
 	s.prog.setFeatures(resp.Features)

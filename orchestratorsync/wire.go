@@ -126,6 +126,10 @@ func (r *RegisterResponse) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(w.Token, &token); err != nil {
 			return errors.New("register response: token must be a string")
 		}
+		if checkToken(token) != nil {
+			// Saved and used, it would make every later request fail; never show it.
+			return errors.New("register response: token is not a valid header value")
+		}
 	}
 	*r = RegisterResponse{
 		AgentID:                  id,
@@ -329,13 +333,19 @@ func (t *Task) UnmarshalJSON(b []byte) error {
 type InvalidTaskError struct {
 	ID     string
 	Reason string
+	// Unstorable is set when ID can be reported under but must not be stored: it is longer
+	// than MaxTaskIDBytes (docs/orchestrator-api.md, "Task ids").
+	Unstorable bool
 }
 
 func (e *InvalidTaskError) Error() string {
-	if e.ID != "" {
-		return fmt.Sprintf("invalid task %q: %s", e.ID, e.Reason)
+	switch {
+	case e.ID == "":
+		return "invalid task: " + e.Reason
+	case len(e.ID) > 64:
+		return "invalid task: " + e.Reason // the id is long: the report is made under it anyway
 	}
-	return "invalid task: " + e.Reason
+	return fmt.Sprintf("invalid task %q: %s", e.ID, e.Reason)
 }
 
 // DecodeTask decodes a next-task body liberally. Unknown fields are ignored; id may be a JSON
@@ -362,6 +372,12 @@ func DecodeTask(body []byte) (*Task, error) {
 	}
 	if strings.TrimSpace(id) == "" {
 		return nil, &InvalidTaskError{Reason: "missing id"}
+	}
+	if usable, err := checkTaskID(w.ID, id); err != nil {
+		if !usable {
+			return nil, &InvalidTaskError{Reason: err.Error()}
+		}
+		return nil, &InvalidTaskError{ID: id, Reason: err.Error(), Unstorable: true}
 	}
 	t := &Task{ID: id, Payload: w.Payload}
 	if isNull(w.Type) || json.Unmarshal(w.Type, &t.Type) != nil {

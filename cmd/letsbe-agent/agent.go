@@ -190,10 +190,11 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 		a.live = newLiveness()
 	}
 	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{
-		BaseURL:   a.cfg.OrchestratorURL,
-		Token:     a.cfg.Token,
-		UserAgent: "letsbe-agent/" + version,
-		Transport: debugTransport(),
+		BaseURL:      a.cfg.OrchestratorURL,
+		Token:        a.cfg.Token,
+		UserAgent:    "letsbe-agent/" + version,
+		MaxTaskBytes: a.cfg.MaxTaskBytes,
+		Transport:    debugTransport(),
 		Observe: func(endpoint string, code int, elapsed time.Duration) {
 			a.live.observe(code)
 			a.metrics.observeRequest(endpoint, code, elapsed)

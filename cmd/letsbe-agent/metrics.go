@@ -28,6 +28,7 @@ type agentMetrics struct {
 	journalErrors  prometheus.CounterFunc
 	abandoned      prometheus.CounterFunc
 	journalHealthy prometheus.GaugeFunc
+	dropped        prometheus.CounterFunc
 	outboxDepth    prometheus.GaugeFunc
 	runningTasks   prometheus.GaugeFunc
 	pendingTasks   prometheus.GaugeFunc
@@ -99,6 +100,10 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 			}
 			return 1
 		}),
+		dropped: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "letsbe_agent_tasks_dropped_total",
+			Help: "Tasks handed over without an id the agent can report under (missing, not valid UTF-8, a lone surrogate): dropped unreported.",
+		}, func() float64 { return float64(a.syncer.TasksDropped()) }),
 		outboxDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "letsbe_agent_outbox_reports",
 			Help: "Reports ready to be sent to the orchestrator right now (retries waiting for their backoff excluded).",
@@ -126,7 +131,7 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 		m.knownTypes[typ] = true
 	}
 	m.collectorsDone = []prometheus.Collector{m.tasks, m.taskDuration, m.requests, m.requestErrors,
-		m.registered, m.lastHeartbeat, m.journalDepth, m.journalErrors, m.journalHealthy, m.abandoned, m.outboxDepth, m.runningTasks,
+		m.registered, m.lastHeartbeat, m.journalDepth, m.journalErrors, m.journalHealthy, m.abandoned, m.dropped, m.outboxDepth, m.runningTasks,
 		m.pendingTasks, m.failures, m.buildInfo}
 	for _, c := range m.collectorsDone {
 		// A second agent in one process (tests) replaces the first one's collectors.
