@@ -49,12 +49,7 @@ func (h *hostileOrch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(r.URL.Path, "/heartbeat"):
 		h.heartbeats++
 		h.auths[r.Header.Get("Authorization")]++
-		ids := make([]string, 0, 100_000)
-		for i := range 99_999 {
-			ids = append(ids, fmt.Sprintf("x%d", i))
-		}
-		ids = append(ids, "t-held")
-		_ = json.NewEncoder(w).Encode(map[string]any{"cancel_task_ids": ids})
+		_, _ = w.Write(cancelList)
 	case r.URL.Path == "/tasks/next":
 		h.polls++
 		if len(h.tasks) == 0 {
@@ -77,6 +72,17 @@ func (h *hostileOrch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 	}
 }
+
+// cancelList is the heartbeat answer: 100,000 ids, one of them a task the agent holds.
+var cancelList = func() []byte {
+	ids := make([]string, 0, 100_000)
+	for i := range 99_999 {
+		ids = append(ids, fmt.Sprintf("x%d", i))
+	}
+	ids = append(ids, "t-held")
+	b, _ := json.Marshal(map[string]any{"cancel_task_ids": ids})
+	return b
+}()
 
 func (h *hostileOrch) get(f func(h *hostileOrch) bool) bool {
 	h.mu.Lock()
@@ -134,11 +140,12 @@ func TestHostileIntervalsCancelListsTokensAndIDs(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	started := time.Now()
 	go func() { defer close(done); _ = s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	waitUntil(t, "the long id reported and three heartbeats", func() bool {
-		return h.get(func(h *hostileOrch) bool { return len(h.reports[longID]) > 0 && h.heartbeats >= 3 })
+	waitUntil(t, "the long id reported and two heartbeats", func() bool {
+		return h.get(func(h *hostileOrch) bool { return len(h.reports[longID]) > 0 && h.heartbeats >= 2 })
 	})
 	waitUntil(t, "t-after taken", func() bool { _, err := mem.Get(context.Background(), "t-after"); return err == nil })
 
@@ -150,9 +157,10 @@ func TestHostileIntervalsCancelListsTokensAndIDs(t *testing.T) {
 		if h.registers != 2 || h.auths["Bearer good-token"] != h.heartbeats {
 			t.Errorf("%d registrations, heartbeats authorised %v", h.registers, h.auths)
 		}
-		// Polls are 100 ms apart at least and heartbeats 0.9 s: a bounded ratio, not thousands.
-		if h.polls > 20*(h.heartbeats+1) {
-			t.Errorf("%d polls for %d heartbeats", h.polls, h.heartbeats)
+		// Empty polls are 100 ms apart at least (a nanosecond asked): an upper bound from the
+		// time the test took, whatever the machine's speed, not thousands a second.
+		if limit := int(time.Since(started)/orchestratorsync.MinPollInterval) + 10; h.polls > limit {
+			t.Errorf("%d polls, want at most %d", h.polls, limit)
 		}
 		if got := h.reports[longID]; len(got) != 1 || !strings.HasPrefix(got[0], "FAILED:invalid task: task id too long: 40960 bytes") {
 			t.Errorf("reports of the long id: %.200q", got)
