@@ -299,7 +299,7 @@ func (s *Syncer) refuseUnstorable(e *InvalidTaskError, agentID string) {
 	if s.opts.OnRefused != nil {
 		s.opts.OnRefused(task)
 	}
-	s.rep.addDirect(task)
+	s.rep.reportDirect(task)
 }
 
 func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {

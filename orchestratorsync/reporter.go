@@ -67,16 +67,6 @@ func (r *reporter) enqueueExisting(ctx context.Context) error {
 	return nil
 }
 
-// addDirect queues the final report of a FAILED Task that is not in the store (its id cannot
-// be stored: see ValidateTaskID). It is delivered like any other, but only while the agent
-// lives.
-func (r *reporter) addDirect(t *agentv1.Task) {
-	r.mu.Lock()
-	r.direct[t.Name] = t
-	r.mu.Unlock()
-	r.queue.Add(t.Name)
-}
-
 // run starts the workers and returns when ctx ends.
 func (r *reporter) run(ctx context.Context) {
 	stop := context.AfterFunc(ctx, r.queue.ShutDown)
@@ -105,7 +95,8 @@ func (r *reporter) next(ctx context.Context) bool {
 }
 
 // reportDirect delivers the final report of a Task the store does not hold (it could not be
-// persisted) like any other: shrunk to fit, retried until accepted or refused for good.
+// persisted, or its id is too long to be stored) like any other: shrunk to fit, retried until
+// accepted or refused for good, but only while the agent lives.
 func (r *reporter) reportDirect(t *agentv1.Task) {
 	r.mu.Lock()
 	r.direct[t.Name] = t
