@@ -293,6 +293,22 @@ func (s *Server) enqueueLocked(taskType string, payload json.RawMessage, timeout
 	return id
 }
 
+// EnqueueRaw queues a task under id whose GET /tasks/next body is wire, sent byte for byte:
+// a task no encoder would produce (a lone-surrogate id, say) or one of any size.
+func (s *Server) EnqueueRaw(id, taskType string, wire []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := &task{
+		st:      TaskState{ID: id, Type: taskType, Status: StatusPending, CreatedAt: time.Now().UTC()},
+		changed: make(chan struct{}),
+		wire:    slices.Clone(wire),
+	}
+	s.tasks[id] = t
+	s.order = append(s.order, t)
+	s.queue = append(s.queue, t)
+	s.wakeOneLocked()
+}
+
 // Task returns a copy of the task's state.
 func (s *Server) Task(id string) (TaskState, bool) {
 	s.mu.Lock()
