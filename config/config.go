@@ -82,6 +82,7 @@ type Config struct {
 	LeaseRenewDeadline time.Duration
 	LeaseRetryPeriod   time.Duration
 	TaskRetention      time.Duration
+	TaskDedupWindow    time.Duration
 
 	// Compose executors: docker's endpoint and CLI config (empty: docker's defaults), the
 	// compose policy (BindRoots empty: the file roots) and the revisions kept per project.
@@ -281,6 +282,8 @@ var settings = []setting{
 		apply: func(c *Config, v string) error { return setDuration(&c.LeaseRetryPeriod, v, 100*time.Millisecond) }},
 	{flag: "task-retention", env: "AGENT_TASK_RETENTION", def: "1h", usage: "how long a finished Task stays once the orchestrator accepted its final report (the last 1,000 such Tasks at most)",
 		apply: func(c *Config, v string) error { return setDuration(&c.TaskRetention, v, time.Second) }},
+	{flag: "task-dedup-window", env: "AGENT_TASK_DEDUP_WINDOW", def: "24h", usage: "how long the agent remembers a task whose final report the orchestrator accepted (and that report), so that the task offered again is answered with the same report, never run twice",
+		apply: func(c *Config, v string) error { return setDuration(&c.TaskDedupWindow, v, time.Minute) }},
 }
 
 // Stores AGENT_STORE names.

@@ -304,6 +304,9 @@ func (s *Syncer) refuseUnstorable(e *InvalidTaskError, agentID string) {
 
 func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 	log := s.log.WithValues("task", task.Name, "type", task.Spec.Type)
+	if s.answeredBefore(task) {
+		return // finished and reported within the dedup window: never run twice
+	}
 	bound := s.slots.bind(task.Name)
 	err := s.opts.Store.Create(ctx, task)
 	switch {
@@ -318,11 +321,11 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 			}
 		}
 	case apierrors.IsAlreadyExists(err):
-		// The orchestrator handed over a task we already have: keep ours, it will be reported.
-		log.Info("Orchestrator handed over a task the agent already has; ignoring the repeat")
+		// Offered again (its acknowledgement went missing): keep ours, answer with its state.
 		if bound {
 			s.slots.release(task.Name)
 		}
+		s.answerHeld(ctx, task.Name)
 	case errors.Is(err, store.ErrNotDurable):
 		// Not durable, not run: the task ends FAILED, reported straight from here.
 		log.Error(err, "Cannot persist the task; failing it without running it")

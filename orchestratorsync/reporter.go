@@ -156,6 +156,11 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 	class := Classify(err)
 	switch {
 	case class == ClassNone:
+		if final && r.s.opts.Delivered != nil {
+			// The exact bytes accepted, before the Task may leave the store: a task offered
+			// again later is answered with this same report (never run twice).
+			r.s.opts.Delivered.RecordDelivered(task.TaskID(), body)
+		}
 		r.delivered(ctx, name, direct, final, false, "", "")
 		log.V(1).Info("Report delivered", "status", report.Status, "bytes", len(body), "minimal", minimal)
 		return 0, false

@@ -55,6 +55,11 @@ type Options struct {
 	// yet; its reports wait until it is (after a crash the older, durable status would come
 	// back, and must not contradict what was reported). Nil means never.
 	Unwritten func(name string) bool
+	// Delivered remembers the final reports the orchestrator accepted (the journal, durably;
+	// store.Delivered). A task offered again whose final report it holds is answered with that
+	// report, byte for byte, and never run again. Optional: without it only the Tasks still in
+	// the store are recognised.
+	Delivered store.Delivered
 	// RunningTasks lists the ids of the executing Tasks, for heartbeats.
 	RunningTasks func() []string
 	// CancelTask stops a Task the orchestrator cancelled.
@@ -99,9 +104,10 @@ type Syncer struct {
 	clampedPoll       atomic.Bool
 	longCancelList    atomic.Bool
 
-	slots *slots
-	rep   *reporter
-	prog  *progressSender // nil without Options.Progress
+	slots     *slots
+	rep       *reporter
+	prog      *progressSender // nil without Options.Progress
+	resending sync.Map        // task ids whose accepted final report is being repeated
 }
 
 // New validates opts and returns a Syncer. Nothing runs until Run.

@@ -28,10 +28,13 @@ const flushTimeout = 10 * time.Second
 
 // agent is the wired-up process: the store, the controllers and the sync side.
 type agent struct {
-	cfg      *config.Config
-	log      logr.Logger
-	store    store.Store
-	journal  *journal.Journal
+	cfg     *config.Config
+	log     logr.Logger
+	store   store.Store
+	journal *journal.Journal
+	// dlv remembers the final reports the orchestrator accepted, for AGENT_TASK_DEDUP_WINDOW:
+	// the journal (durably), or in memory in cluster mode.
+	dlv      store.Delivered
 	runner   *controllers.Runner
 	syncer   *orchestratorsync.Syncer
 	registry *controllers.Registry
@@ -126,7 +129,8 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if err := checkStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	jnl, err := journal.Open(cfg.StateDir, log.WithName("journal"))
+	jnl, err := journal.Open(cfg.StateDir, log.WithName("journal"),
+		journal.WithDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow}))
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +149,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		return nil, err
 	}
 	registry := controllers.NewRegistry()
-	a := &agent{cfg: cfg, log: log, store: mem, journal: jnl, registry: registry, progress: progress.NewHub(), trust: trust}
+	a := &agent{cfg: cfg, log: log, store: mem, journal: jnl, dlv: jnl, registry: registry, progress: progress.NewHub(), trust: trust}
 	a.metrics = newAgentMetrics(a, execs)
 	runner, err := controllers.NewRunner(controllers.Options{
 		Store:                   mem,
@@ -233,6 +237,7 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 				MemAvailableBytes: si.MemAvailableBytes, DiskFreeBytes: si.DiskFreeBytes,
 			}
 		},
+		Delivered: a.dlv,
 		OnRefused: func(t *agentv1.Task) { a.metrics.observeTask(t, 0) },
 		Progress:  a.progress,
 		Policy: func() *orchestratorsync.PolicyReport {

@@ -16,6 +16,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/letsbe/sysadmin-agent/api/progress"
+	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/config"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
@@ -94,7 +95,8 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 		return nil, err
 	}
 	registry := controllers.NewRegistry()
-	a := &agent{cfg: cfg, log: log, store: st, registry: registry, progress: progress.NewHub(), trust: trust}
+	a := &agent{cfg: cfg, log: log, store: st, registry: registry, progress: progress.NewHub(), trust: trust,
+		dlv: store.NewMemoryDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow})}
 	a.standby = func() bool {
 		select {
 		case <-mgr.Elected():
