@@ -218,7 +218,7 @@ func (k *Keys) Watch(ctx context.Context) error {
 		return fmt.Errorf("watch %s: %w", dir, err)
 	}
 	go func() {
-		defer w.Close()
+		defer func() { _ = w.Close() }()
 		const settle = 100 * time.Millisecond
 		var timer *time.Timer
 		var fire <-chan time.Time
