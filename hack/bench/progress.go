@@ -30,7 +30,14 @@ type chattyTask struct {
 	MaxReport int           // largest chunk data, bytes
 }
 
-func (c chattyTask) perSecond() float64 { return float64(c.Reports) / c.Ran.Seconds() }
+// perSecond is the rate of the reports after the first: the first goes out at once, and at
+// most one per interval may follow, so n reports over a run of T allow (n-1)/T ≤ 1/interval.
+func (c chattyTask) perSecond() float64 {
+	if c.Reports < 2 || c.Ran <= 0 {
+		return 0
+	}
+	return float64(c.Reports-1) / c.Ran.Seconds()
+}
 
 const (
 	progressEchoTasks = 2000
@@ -101,7 +108,7 @@ func measureProgress(ctx context.Context, cfg *config) (progressCost, error) {
 			c.MaxReport = max(c.MaxReport, ch.Length)
 		}
 		res.Chatty = append(res.Chatty, c)
-		progress("  chatty SHELL %s: %d progress reports over %.1f s (%.2f/s), %s streamed", id, c.Reports, c.Ran.Seconds(), c.perSecond(), mib(c.Streamed))
+		progress("  chatty SHELL %s: %d progress reports over %.1f s (%.2f/s), %s streamed", id, c.Reports, c.Ran.Seconds(), c.perSecond(), kib(c.Streamed))
 	}
 	return res, nil
 }
@@ -124,7 +131,7 @@ func (p progressCost) rows() []row {
 		rows = append(rows, row{
 			figure: fmt.Sprintf("progress reports of a chatty SHELL task (`%s`, %d at once)", p.ChattyCmd, p.ChattyConcurrent),
 			measured: fmt.Sprintf("at most %.2f per second per task (AGENT_PROGRESS_INTERVAL %s), each ≤ %s of output",
-				worst, p.ChattyInterval, mib(int64(p.maxReport()))),
+				worst, p.ChattyInterval, kib(int64(p.maxReport()))),
 			target: fmt.Sprintf("≤ 1 per %s per task", p.ChattyInterval), result: verdict(worst <= 1/p.ChattyInterval.Seconds()*1.05),
 		})
 	}
@@ -150,7 +157,7 @@ func (p progressCost) document() string {
 	fmt.Fprintf(&b, "Chatty SHELL tasks (`%s`, %d at once, default AGENT_PROGRESS_INTERVAL and AGENT_PROGRESS_MAX_BYTES):\n\n", p.ChattyCmd, p.ChattyConcurrent)
 	b.WriteString("| task | ran | progress reports | per second | streamed | gaps (output dropped from the stream, kept in the result's head and tail) |\n| --- | --- | --- | --- | --- | --- |\n")
 	for i, c := range p.Chatty {
-		fmt.Fprintf(&b, "| %d | %.1f s | %d | %.2f | %s | %d |\n", i+1, c.Ran.Seconds(), c.Reports, c.perSecond(), mib(c.Streamed), c.Gaps)
+		fmt.Fprintf(&b, "| %d | %.1f s | %d | %.2f | %s | %d |\n", i+1, c.Ran.Seconds(), c.Reports, c.perSecond(), kib(c.Streamed), c.Gaps)
 	}
 	return b.String()
 }

@@ -63,6 +63,8 @@ func split(m memory) string {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
+func kib(b int64) string { return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10)) }
+
 func ms(d time.Duration) string {
 	v := float64(d) / float64(time.Millisecond)
 	switch {
