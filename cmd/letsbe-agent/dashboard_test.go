@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,33 +34,7 @@ func TestE2EDevDashboardInChromium(t *testing.T) {
 	t.Parallel()
 	browser := chromiumPath(t)
 
-	// `letsbe-agent dev` on a free port.
-	cmd := exec.Command(agentBinary, "dev", "--listen", "127.0.0.1:0")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AGENT_HTTP_ADDR=127.0.0.1:0",
-		"AGENT_STATE_DIR=" + filepath.Join(t.TempDir(), "state"), "AGENT_ALLOWED_COMMANDS=echo"}
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &agentProc{t: t, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("dev output:\n%s", out.String())
-		}
-	})
-	var url string
-	eventually(t, "the development orchestrator", func() bool {
-		for _, l := range p.logLines() {
-			if l["msg"] == "Development orchestrator listening" {
-				url, _ = l["url"].(string)
-				return true
-			}
-		}
-		return false
-	})
+	url := startDev(t)
 
 	profile := t.TempDir()
 	opts := []chromedp.ExecAllocatorOption{

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,32 +43,7 @@ Promise.all([
 func TestE2EDevOrchestratorRefusesCrossOrigin(t *testing.T) {
 	t.Parallel()
 	browser := chromiumPath(t)
-	cmd := exec.Command(agentBinary, "dev", "--listen", "127.0.0.1:0")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AGENT_HTTP_ADDR=127.0.0.1:0",
-		"AGENT_STATE_DIR=" + filepath.Join(t.TempDir(), "state"), "AGENT_ALLOWED_COMMANDS=echo"}
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &agentProc{t: t, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("dev output:\n%s", out.String())
-		}
-	})
-	var devURL string
-	eventually(t, "the development orchestrator", func() bool {
-		for _, l := range p.logLines() {
-			if l["msg"] == "Development orchestrator listening" {
-				devURL, _ = l["url"].(string)
-				return true
-			}
-		}
-		return false
-	})
+	devURL := startDev(t)
 	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, attackPage, devURL)
