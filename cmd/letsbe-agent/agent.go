@@ -18,6 +18,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/executors"
 	"github.com/letsbe/sysadmin-agent/executors/browser"
+	"github.com/letsbe/sysadmin-agent/internal/memtrim"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/journal"
 )
@@ -283,6 +284,7 @@ func (a *agent) run(ctx context.Context) error {
 		wg.Go(func() { a.serveHTTP(runCtx, ln) })
 	}
 	wg.Go(func() { a.superviseSystemd(runCtx) })
+	wg.Go(func() { a.trimMemory(runCtx) })
 
 	select {
 	case <-ctx.Done():
@@ -366,6 +368,15 @@ func (a *agent) durable() error {
 // unwritten reports whether the named Task holds a status the journal could not write yet.
 func (a *agent) unwritten(name string) bool {
 	return a.journal != nil && a.journal.Unwritten(name)
+}
+
+// trimMemory returns to the system what a burst of tasks left on the heap once the agent is
+// quiet again, so that RSS after big tasks does not depend on their size (internal/memtrim).
+func (a *agent) trimMemory(ctx context.Context) {
+	t := &memtrim.Trimmer{OnTrim: func(garbage uint64) {
+		a.log.V(1).Info("Returned memory to the system after a burst of tasks", "bytes", garbage)
+	}}
+	t.Run(ctx)
 }
 
 // reload re-reads the trusted keys and the policy (SIGHUP).

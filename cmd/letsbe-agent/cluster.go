@@ -178,6 +178,7 @@ func (c *clusterAgent) run(ctx context.Context) error {
 	if ln != nil {
 		wg.Go(func() { c.serveHTTP(httpCtx, ln) })
 	}
+	wg.Go(func() { c.trimMemory(httpCtx) })
 	mgrCtx, stopManager := context.WithCancel(context.Background())
 	defer stopManager()
 	c.trust.watch(mgrCtx)

@@ -129,13 +129,38 @@ func measureRetained(ctx context.Context, cfg *config, n, conc, payloadBytes int
 		return res, fmt.Errorf("%w\n%s", err, agent.logTail())
 	}
 	res.Elapsed = b.Elapsed
-	sleepCtx(ctx, 2*time.Second) // the collector deletes on its own goroutine
-	m, err := readMemory(agent.pid())
+	m, err := settledMemory(ctx, agent.pid())
 	if err != nil {
 		return res, err
 	}
 	res.Mem = m
 	return res, nil
+}
+
+// settledMemory reads the agent's memory once it has settled after a run: the collector
+// deletes reported Tasks on its own goroutine and the agent returns a burst's garbage to the
+// system once it is quiet (internal/memtrim), so RSS is read every second until it has not
+// fallen by more than 1 MiB three times in a row, for at most 20 s.
+func settledMemory(ctx context.Context, pid int) (memory, error) {
+	const step, maxWait, slack = time.Second, 20 * time.Second, 1 << 20
+	m, err := readMemory(pid)
+	if err != nil {
+		return m, err
+	}
+	for steady, waited := 0, time.Duration(0); steady < 3 && waited < maxWait; waited += step {
+		sleepCtx(ctx, step)
+		next, err := readMemory(pid)
+		if err != nil {
+			return m, err
+		}
+		if next.RSS < m.RSS-slack {
+			steady = 0
+		} else {
+			steady++
+		}
+		m = next
+	}
+	return m, nil
 }
 
 // runWindowed runs n tasks of one type and payload, keeping at most window of them enqueued

@@ -284,10 +284,15 @@ and the final report's arrival counts ("final report first").
 			r.Idle.Goroutines, r.Idle.GoroutinesFrom)
 	}
 	if r.Retained.Tasks > 0 {
-		fmt.Fprintf(&b, `- After %s ECHO tasks at concurrency %d (%.1f s): VmRSS %s (%s), VmHWM (peak) %s. The agent
-  keeps the last 1,000 reported tasks in its store and deletes older ones; reported tasks leave
-  the journal.
-`, thousands(float64(r.Retained.Tasks)), r.Retained.Conc, r.Retained.Elapsed.Seconds(), mib(r.Retained.Mem.RSS), split(r.Retained.Mem), mib(r.Retained.Mem.HWM))
+		what := "ECHO tasks"
+		if r.Retained.PayloadBytes > 0 {
+			what = fmt.Sprintf("FILE_WRITE tasks of %d KiB", r.Retained.PayloadBytes>>10)
+		}
+		fmt.Fprintf(&b, `- After %s %s at concurrency %d (%.1f s), read once RSS has settled: VmRSS %s (%s),
+  VmHWM (peak) %s. The agent keeps the last 1,000 reported tasks in its store without payloads
+  or results and deletes older ones; reported tasks leave the journal; a burst's garbage goes
+  back to the system once the agent is quiet.
+`, thousands(float64(r.Retained.Tasks)), what, r.Retained.Conc, r.Retained.Elapsed.Seconds(), mib(r.Retained.Mem.RSS), split(r.Retained.Mem), mib(r.Retained.Mem.HWM))
 	}
 	if r.Shell.Runs > 0 {
 		fmt.Fprintf(&b, `- SHELL overhead: the SHELL executor (payload decoding, command-line parsing, allowlist,
