@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
@@ -21,7 +21,7 @@ import (
 // Admit's error and that its executor never runs, and that a panicking Admit refuses too.
 func TestAdmitRefusesBeforeRunning(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	var ran atomic.Int32
 	exec := controllertest.Func(func(context.Context, json.RawMessage) (any, error) { ran.Add(1); return "ok", nil })
 	r, err := controllers.NewRunner(controllers.Options{

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/executors"
@@ -36,7 +37,7 @@ func benchTask(name string) *agentv1.Task {
 // store: read, mark Running, execute, write the final status (with its re-read), plus the
 // Task's create and delete around it.
 func BenchmarkReconcileEcho(b *testing.B) {
-	mem := store.NewMemory()
+	mem := memory.New()
 	mem.Subscribe(func(store.Event) {}) // the agent always has subscribers
 	rec := &controllers.TaskReconciler{
 		Type: agentv1.TypeEcho, Executor: executors.NewEcho(), Store: mem,
@@ -64,7 +65,7 @@ func BenchmarkReconcileEcho(b *testing.B) {
 // Pending ECHO Task, wait for the store's notification of its final status. One at a time, so
 // it is the latency of the store → workqueue → reconcile → store path.
 func BenchmarkRunnerEcho(b *testing.B) {
-	mem := store.NewMemory()
+	mem := memory.New()
 	final := make(chan string, 1)
 	mem.Subscribe(func(ev store.Event) {
 		if ev.Type == store.Modified && ev.Task.Status.Phase.IsFinal() {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
@@ -21,7 +22,7 @@ func TestTaskCollector(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	at := func(ago time.Duration) metav1.Time { return metav1.NewTime(now.Add(-ago)) }
-	mem := store.NewMemory()
+	mem := memory.New()
 	ctx := t.Context()
 	add := func(name string, mutate func(s *agentv1.TaskStatus)) {
 		t.Helper()
@@ -80,7 +81,7 @@ func TestTaskCollector(t *testing.T) {
 // with its context.
 func TestTaskCollectorRuns(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	deleted := make(chan string, 4)
 	mem.Subscribe(func(ev store.Event) {
 		if ev.Type == store.Deleted {
@@ -126,7 +127,7 @@ func TestTaskCollectorRuns(t *testing.T) {
 func TestTaskCollectorKeepsAtMostMaxRetained(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	mem := store.NewMemory()
+	mem := memory.New()
 	ctx := t.Context()
 	for i := range 6 {
 		task := &agentv1.Task{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("r-%d", i)}, Spec: agentv1.TaskSpec{Type: agentv1.TypeEcho}}
@@ -164,7 +165,7 @@ func TestTaskCollectorKeepsAtMostMaxRetained(t *testing.T) {
 // With a notifier, a burst of reported Tasks is collected without waiting for the interval.
 func TestTaskCollectorCollectsABurst(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	deleted := make(chan struct{}, 100)
 	mem.Subscribe(func(ev store.Event) {
 		if ev.Type == store.Deleted {

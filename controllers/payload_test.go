@@ -3,14 +3,14 @@ package controllers_test
 import (
 	"testing"
 
-	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 )
 
 // TestMissingPayloadIsNull: a Task without a payload (a JSON null dropped by a store that
 // keeps JSON: the API server, the journal) fails as the null payload it was, in every mode.
 func TestMissingPayloadIsNull(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	start(t, mem, nil)
 	create(t, mem, "no-payload", "ECHO", "", 0)
 	create(t, mem, "null-payload", "ECHO", "null", 0)

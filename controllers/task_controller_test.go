@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
@@ -25,13 +26,13 @@ import (
 type funcExecutor = controllertest.Func
 
 type harness struct {
-	store    *store.Memory
+	store    *memory.Store
 	registry *controllers.Registry
 	observed atomic.Int32
 }
 
 // start runs a Runner with the real ECHO and SHELL executors plus extra test types.
-func start(t *testing.T, mem *store.Memory, extra map[string]executors.Executor) *harness {
+func start(t *testing.T, mem *memory.Store, extra map[string]executors.Executor) *harness {
 	t.Helper()
 	shell, err := executors.NewShell(executors.ShellConfig{
 		AllowedCommands: []string{"echo", "sleep", "false", "true"},
@@ -79,7 +80,7 @@ func create(t *testing.T, s store.Store, name, typ, payload string, timeout time
 	controllertest.CreatePending(t, s, name, typ, payload, timeout)
 }
 
-func waitFor(t *testing.T, m *store.Memory, name string, pred func(*agentv1.Task) bool) *agentv1.Task {
+func waitFor(t *testing.T, m *memory.Store, name string, pred func(*agentv1.Task) bool) *agentv1.Task {
 	t.Helper()
 	return controllertest.WaitFor(t, m, name, 20*time.Second, pred)
 }
@@ -97,7 +98,7 @@ func condition(task *agentv1.Task, typ string) metav1.Condition {
 
 func TestReconcileOutcomes(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	panicky := funcExecutor(func(context.Context, json.RawMessage) (any, error) { panic("boom") })
 	slow := funcExecutor(func(ctx context.Context, _ json.RawMessage) (any, error) {
 		<-ctx.Done()
@@ -164,7 +165,7 @@ func TestReconcileOutcomes(t *testing.T) {
 
 func TestShellResultOnFailure(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	start(t, mem, nil)
 	create(t, mem, "t", "SHELL", `{"cmd":"echo out"}`, 0)
 	got := waitFor(t, mem, "t", final)
@@ -179,7 +180,7 @@ func TestShellResultOnFailure(t *testing.T) {
 
 func TestInterruptedRunningTaskIsFailedNotRerun(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	var runs atomic.Int32
 	counting := funcExecutor(func(context.Context, json.RawMessage) (any, error) { runs.Add(1); return nil, nil })
 	// A Task found Running at start-up (restored from a journal, say).
@@ -204,7 +205,7 @@ func TestInterruptedRunningTaskIsFailedNotRerun(t *testing.T) {
 
 func TestCancelRunningAndPending(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	started := make(chan struct{})
 	blocking := funcExecutor(func(ctx context.Context, _ json.RawMessage) (any, error) {
 		close(started)
@@ -242,7 +243,7 @@ func TestCancelRunningAndPending(t *testing.T) {
 
 func TestManyTasksConcurrently(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	h := start(t, mem, nil)
 	const n = 300
 	for i := range n {
@@ -267,7 +268,7 @@ func TestManyTasksConcurrently(t *testing.T) {
 // sizeLimitedStore refuses statuses whose result is larger than limit, as an API server
 // refuses objects over its size limit.
 type sizeLimitedStore struct {
-	*store.Memory
+	*memory.Store
 	limit int
 }
 
@@ -275,12 +276,12 @@ func (s sizeLimitedStore) UpdateStatus(ctx context.Context, t *agentv1.Task) err
 	if t.Status.Result != nil && len(t.Status.Result.Raw) > s.limit {
 		return apierrors.NewRequestEntityTooLargeError("limit is 100 bytes")
 	}
-	return s.Memory.UpdateStatus(ctx, t)
+	return s.Store.UpdateStatus(ctx, t)
 }
 
 func TestResultTooLargeForTheStoreIsDroppedNotLost(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	big := funcExecutor(func(context.Context, json.RawMessage) (any, error) {
 		return map[string]string{"stdout": strings.Repeat("x", 500)}, nil
 	})
@@ -330,7 +331,7 @@ func (runningFails) Persist(ev store.Event) func() error {
 // agent cannot persist tasks.
 func TestNotDurableRunningIsNeverRun(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory(store.WithPersister(runningFails{}))
+	mem := memory.New(memory.WithPersister(runningFails{}))
 	var ran atomic.Bool
 	start(t, mem, map[string]executors.Executor{"OBSERVED": funcExecutor(func(context.Context, json.RawMessage) (any, error) {
 		ran.Store(true)
@@ -351,7 +352,7 @@ func TestNotDurableRunningIsNeverRun(t *testing.T) {
 // the same type, on the only worker, runs.
 func TestStuckExecutorIsFailedAndFreesTheWorker(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	stuck := funcExecutor(func(_ context.Context, p json.RawMessage) (any, error) {
@@ -409,7 +410,7 @@ func TestStuckExecutorIsFailedAndFreesTheWorker(t *testing.T) {
 // The conditions an executor reports while it runs are on the Task, next to Ready.
 func TestExecutorConditions(t *testing.T) {
 	t.Parallel()
-	mem := store.NewMemory()
+	mem := memory.New()
 	deploy := funcExecutor(func(ctx context.Context, _ json.RawMessage) (any, error) {
 		rep := executors.ReporterFrom(ctx)
 		rep.Condition(agentv1.ConditionProgressing, true, "Deploying", "deploying revision 2")

@@ -14,7 +14,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -70,7 +70,7 @@ func TestHeldTaskOfferedAgainIsAcknowledgedNotRunTwice(t *testing.T) {
 		orch.ServeHTTP(w, r)
 	}))
 	t.Cleanup(hs.Close)
-	mem := store.NewMemory()
+	mem := memory.New()
 	s := newTestSyncer(t, hs.URL, t.TempDir(), mem, func(o *orchestratorsync.Options) {
 		o.Delivered = &mapDelivered{}
 		o.MaxConcurrentTasks = 2
@@ -133,7 +133,7 @@ func TestDeliveredTaskOfferedAgainGetsTheSameReport(t *testing.T) {
 		orch.ServeHTTP(w, r)
 	}))
 	t.Cleanup(hs.Close)
-	mem := store.NewMemory()
+	mem := memory.New()
 	delivered := &mapDelivered{}
 	s := newTestSyncer(t, hs.URL, t.TempDir(), mem, func(o *orchestratorsync.Options) { o.Delivered = delivered })
 	runSyncer(t, s)

@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr/testr"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
@@ -43,7 +44,7 @@ func TestIntakeStopsWhileNotDurable(t *testing.T) {
 	}
 	var full atomic.Bool
 	var unhealthy atomic.Bool
-	mem := store.NewMemory(store.WithPersister(failCreates{&full}))
+	mem := memory.New(memory.WithPersister(failCreates{&full}))
 	s, err := orchestratorsync.New(orchestratorsync.Options{
 		Client: client, Store: mem, Notifier: mem, StateDir: t.TempDir(),
 		EnrollmentToken: orchestratortest.DefaultEnrollmentToken, Hostname: "test", Version: "test",

@@ -17,7 +17,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 )
 
@@ -123,7 +123,7 @@ func TestHostileIntervalsCancelListsTokensAndIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := store.NewMemory()
+	mem := memory.New()
 	var cancels sync.Map
 	s, err := orchestratorsync.New(orchestratorsync.Options{
 		Client: client, Store: mem, Notifier: mem, StateDir: t.TempDir(), EnrollmentToken: "enroll",

@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr/testr"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
@@ -35,7 +36,7 @@ func TestPollerTakesTasksWhileTheStoreIsWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	gate := make(chan struct{})
-	mem := store.NewMemory(store.WithPersister(gatedPersister{gate: gate}))
+	mem := memory.New(memory.WithPersister(gatedPersister{gate: gate}))
 	s, err := orchestratorsync.New(orchestratorsync.Options{
 		Client: client, Store: mem, Notifier: mem, StateDir: t.TempDir(),
 		EnrollmentToken: orchestratortest.DefaultEnrollmentToken, Hostname: "test", Version: "test",

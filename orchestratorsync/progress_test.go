@@ -12,6 +12,7 @@ import (
 
 	"github.com/letsbe/sysadmin-agent/api/progress"
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
@@ -19,7 +20,7 @@ import (
 
 // startProgressSyncer runs a Syncer with a progress hub against the reference orchestrator
 // announcing the feature or not, and returns the orchestrator, the store and the hub.
-func startProgressSyncer(t *testing.T, feature bool) (*orchestratortest.Server, *store.Memory, *progress.Hub) {
+func startProgressSyncer(t *testing.T, feature bool) (*orchestratortest.Server, *memory.Store, *progress.Hub) {
 	t.Helper()
 	orch := orchestratortest.New(orchestratortest.Options{Progress: feature})
 	hs := httptest.NewServer(orch)
@@ -28,7 +29,7 @@ func startProgressSyncer(t *testing.T, feature bool) (*orchestratortest.Server, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := store.NewMemory()
+	mem := memory.New()
 	hub := progress.NewHub()
 	s, err := orchestratorsync.New(orchestratorsync.Options{
 		Client: client, Store: mem, Notifier: mem, StateDir: t.TempDir(),
@@ -52,7 +53,7 @@ func startProgressSyncer(t *testing.T, feature bool) (*orchestratortest.Server, 
 
 // runningTask waits for the orchestrator's task to arrive in the store and marks it Running,
 // as a reconciler would; it returns the Task's name.
-func runningTask(t *testing.T, orch *orchestratortest.Server, mem *store.Memory) (id, name string) {
+func runningTask(t *testing.T, orch *orchestratortest.Server, mem *memory.Store) (id, name string) {
 	t.Helper()
 	id = orch.Enqueue("ECHO", []byte(`{}`), 0)
 	waitUntil(t, "the task in the store", func() bool { return mem.Len() == 1 })

@@ -15,7 +15,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 
-	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -34,7 +34,7 @@ func answeredWithin(t *testing.T, what string, f func()) {
 }
 
 // newTestSyncer builds (but does not run) a Syncer against url.
-func newTestSyncer(t *testing.T, url, stateDir string, mem *store.Memory, extra ...func(*orchestratorsync.Options)) *orchestratorsync.Syncer {
+func newTestSyncer(t *testing.T, url, stateDir string, mem *memory.Store, extra ...func(*orchestratorsync.Options)) *orchestratorsync.Syncer {
 	t.Helper()
 	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: url, Token: orchestratortest.DefaultEnrollmentToken})
 	if err != nil {
@@ -91,7 +91,7 @@ func TestRegistrationStateNeverWaitsForTheOrchestrator(t *testing.T) {
 				tc.handler(w, r)
 			}))
 			t.Cleanup(hs.Close)
-			s := newTestSyncer(t, hs.URL, t.TempDir(), store.NewMemory())
+			s := newTestSyncer(t, hs.URL, t.TempDir(), memory.New())
 			runSyncer(t, s)
 			waitUntil(t, "a registration attempt", func() bool { return registers.Load() > 0 })
 			if tc.reason != "" {
@@ -125,7 +125,7 @@ func TestRegistrationIsSingleFlight(t *testing.T) {
 	orch := orchestratortest.New(orchestratortest.Options{IssueAgentTokens: true})
 	hs := httptest.NewServer(orch)
 	t.Cleanup(hs.Close)
-	mem := store.NewMemory()
+	mem := memory.New()
 	s := newTestSyncer(t, hs.URL, t.TempDir(), mem, func(o *orchestratorsync.Options) {
 		o.LongPollWait = time.Second
 		o.MaxConcurrentTasks = 4
@@ -171,7 +171,7 @@ func TestReportRefusedForeverDoesNotRunHot(t *testing.T) {
 		orch.ServeHTTP(w, r)
 	}))
 	t.Cleanup(hs.Close)
-	mem := store.NewMemory()
+	mem := memory.New()
 	s := newTestSyncer(t, hs.URL, t.TempDir(), mem)
 	runSyncer(t, s)
 	id := orch.Enqueue("ECHO", nil, 0)
@@ -194,7 +194,7 @@ func TestIdentityThatCannotBeSavedIsNotUsed(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "identity.json", "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestSyncer(t, hs.URL, dir, store.NewMemory())
+	s := newTestSyncer(t, hs.URL, dir, memory.New())
 	runSyncer(t, s)
 	waitUntil(t, "a failed registration", func() bool {
 		_, msg := s.Registration()
@@ -218,7 +218,7 @@ func TestDamagedIdentityIsMovedAsideAndTheHeldTasksIDIsPresented(t *testing.T) {
 	dir := t.TempDir()
 
 	// A first agent takes a task and stops before reporting it.
-	mem := store.NewMemory()
+	mem := memory.New()
 	first := newTestSyncer(t, hs.URL, dir, mem)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

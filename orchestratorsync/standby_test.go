@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 
-	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -28,7 +28,7 @@ func TestSyncerBuiltBeforeTheIdentityWasSaved(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mem := store.NewMemory()
+		mem := memory.New()
 		s, err := orchestratorsync.New(orchestratorsync.Options{
 			Client: client, Store: mem, Notifier: mem, StateDir: stateDir,
 			EnrollmentToken: orchestratortest.DefaultEnrollmentToken, Hostname: "test", Version: "test",

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
@@ -25,7 +26,7 @@ import (
 // wrapper, with no controllers: the test moves Tasks through their phases by hand.
 type syncFixture struct {
 	orch   *orchestratortest.Server
-	mem    *store.Memory
+	mem    *memory.Store
 	syncer *orchestratorsync.Syncer
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -44,7 +45,7 @@ func startSyncer(t *testing.T, maxTasks int, wrap func(http.Handler) http.Handle
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := store.NewMemory()
+	mem := memory.New()
 	opts := orchestratorsync.Options{
 		Client: client, Store: mem, Notifier: mem, StateDir: t.TempDir(),
 		EnrollmentToken: orchestratortest.DefaultEnrollmentToken, Hostname: "test", Version: "test",

@@ -13,6 +13,8 @@ import (
 
 	"github.com/letsbe/sysadmin-agent/api/progress"
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/journal"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/config"
 	"github.com/letsbe/sysadmin-agent/controllers"
@@ -20,7 +22,6 @@ import (
 	"github.com/letsbe/sysadmin-agent/executors/browser"
 	"github.com/letsbe/sysadmin-agent/internal/memtrim"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/journal"
 )
 
 // flushTimeout bounds the delivery of final reports at shutdown; what is not delivered by then
@@ -135,7 +136,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	mem := store.NewMemory(store.WithPersister(jnl))
+	mem := memory.New(memory.WithPersister(jnl))
 	restored, err := jnl.Load(mem)
 	if err != nil {
 		_ = jnl.Close()

@@ -17,9 +17,10 @@ import (
 
 	"github.com/letsbe/sysadmin-agent/api/progress"
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/kube"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	"github.com/letsbe/sysadmin-agent/config"
 	"github.com/letsbe/sysadmin-agent/controllers"
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
 	"github.com/letsbe/sysadmin-agent/executors"
 )
 
@@ -60,7 +61,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	restCfg = rest.CopyConfig(restCfg)
 	restCfg.UserAgent = "letsbe-agent/" + version
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme: clusterstore.NewScheme(),
+		Scheme: kube.NewScheme(),
 		Logger: log.WithName("manager"),
 		Cache:  cache.Options{DefaultNamespaces: map[string]cache.Config{cfg.Namespace: {}}},
 		// The agent's own listener (AGENT_HTTP_ADDR) serves controller-runtime's registry and
@@ -79,7 +80,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes store: manager: %w", err)
 	}
-	st, err := clusterstore.New(ctx, clusterstore.Options{
+	st, err := kube.New(ctx, kube.Options{
 		Client:    mgr.GetClient(),
 		Reader:    mgr.GetAPIReader(), // the reconcilers read their own writes
 		Informers: mgr.GetCache(),
@@ -96,7 +97,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	}
 	registry := controllers.NewRegistry()
 	a := &agent{cfg: cfg, log: log, store: st, registry: registry, progress: progress.NewHub(), trust: trust,
-		dlv: store.NewMemoryDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow})}
+		dlv: memory.NewDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow})}
 	a.standby = func() bool {
 		select {
 		case <-mgr.Elected():

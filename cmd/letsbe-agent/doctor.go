@@ -22,12 +22,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/letsbe/sysadmin-agent/api/store/journal"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/config"
 	"github.com/letsbe/sysadmin-agent/executors"
 	"github.com/letsbe/sysadmin-agent/executors/browser"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/journal"
 )
 
 // Levels of a doctor check, worst last.

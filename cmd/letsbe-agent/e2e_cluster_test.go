@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore/clustertest"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -35,14 +35,14 @@ var clusterLeaseEnv = []string{"AGENT_LEASE_DURATION=4s", "AGENT_LEASE_RENEW_DEA
 // cluster is one test's namespace on the API server, with the agent's Role bound to a user
 // whose kubeconfig the agents get.
 type cluster struct {
-	env        *clustertest.Env
+	env        *kubetest.Env
 	ns         string
 	kubeconfig string
 }
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ns := env.Namespace(t)
 	ctx := t.Context()
 
@@ -161,7 +161,7 @@ func finalReport(t *testing.T, o *orchestrator, id string) report {
 // TestE2ECluster runs the cluster-mode scenarios on one API server, in parallel.
 func TestE2ECluster(t *testing.T) {
 	t.Parallel()
-	clustertest.Get(t) // start it once for the subtests, or skip all of them loudly
+	kubetest.Get(t) // start it once for the subtests, or skip all of them loudly
 	t.Run("SameReportsAsMemoryMode", testClusterSameReportsAsMemoryMode)
 	t.Run("FailoverAndHandover", testClusterFailoverAndHandover)
 }

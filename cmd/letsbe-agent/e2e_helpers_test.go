@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore/clustertest"
+	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
 	"github.com/letsbe/sysadmin-agent/internal/testdirs"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build the ticker helper:", err)
 		os.Exit(1)
 	}
-	code := clustertest.Run(m) // with the API server of the cluster-mode tests, if they run
+	code := kubetest.Run(m) // with the API server of the cluster-mode tests, if they run
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

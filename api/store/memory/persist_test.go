@@ -1,4 +1,4 @@
-package store_test
+package memory_test
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
@@ -45,7 +46,7 @@ func TestMemoryAnnouncesCreationsBeforeDurableOtherChangesAfter(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	p := gatedPersister{gate: make(chan struct{}), persisted: make(chan store.Event, 10)}
-	m := store.NewMemory(store.WithPersister(p))
+	m := memory.New(memory.WithPersister(p))
 	events := make(chan store.Event, 10)
 	m.Subscribe(func(ev store.Event) { events <- ev })
 
@@ -134,7 +135,7 @@ func TestMemoryCreateNotDurableKeepsNothing(t *testing.T) {
 		}
 		return nil
 	}}
-	m := store.NewMemory(store.WithPersister(p))
+	m := memory.New(memory.WithPersister(p))
 	var mu sync.Mutex
 	var heard []store.EventType
 	m.Subscribe(func(ev store.Event) { mu.Lock(); heard = append(heard, ev.Type); mu.Unlock() })
@@ -180,7 +181,7 @@ func TestMemoryUpdateWaitsForItsCreation(t *testing.T) {
 		}
 		return nil
 	}}
-	m := store.NewMemory(store.WithPersister(p))
+	m := memory.New(memory.WithPersister(p))
 	added := make(chan struct{}, 1)
 	m.Subscribe(func(ev store.Event) {
 		if ev.Type == store.Added {
@@ -232,7 +233,7 @@ func TestMemoryUpdateNotDurable(t *testing.T) {
 		}
 		return nil
 	}}
-	m := store.NewMemory(store.WithPersister(p))
+	m := memory.New(memory.WithPersister(p))
 	if err := m.Create(ctx, newTask("t-1")); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
@@ -63,7 +64,7 @@ func TestBatchWithABadKeyFailsOnlyIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j2.Close()
-	mem := store.NewMemory(store.WithPersister(j2))
+	mem := memory.New(memory.WithPersister(j2))
 	if n, err := j2.Load(mem); err != nil || n != 2 {
 		t.Fatalf("reopened journal: %d tasks, %v; want good-1 and good-2", n, err)
 	}
@@ -114,7 +115,7 @@ func TestFullDiskFailsOnlyWhatDoesNotFitAndRecovers(t *testing.T) {
 	changed := j.HealthChanged()
 
 	// While unhealthy, a status change that does not fit fails and is kept for later.
-	mem := store.NewMemory(store.WithPersister(j))
+	mem := memory.New(memory.WithPersister(j))
 	if _, err := j.Load(mem); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestFullDiskFailsOnlyWhatDoesNotFitAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j2.Close()
-	mem2 := store.NewMemory(store.WithPersister(j2))
+	mem2 := memory.New(memory.WithPersister(j2))
 	if n, err := j2.Load(mem2); err != nil || n != 3 {
 		t.Fatalf("reopened: %d tasks, %v; want small-1, small-2, after", n, err)
 	}

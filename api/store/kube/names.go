@@ -1,4 +1,4 @@
-package clusterstore
+package kube
 
 import (
 	"crypto/sha256"

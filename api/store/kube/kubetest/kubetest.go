@@ -1,23 +1,23 @@
-// Package clustertest runs a test package's tests against a real Kubernetes API server
+// Package kubetest runs a test package's tests against a real Kubernetes API server
 // (controller-runtime's envtest: etcd and kube-apiserver, no cluster) with the Task CRD
 // installed. One API server serves the whole test package:
 //
-//	func TestMain(m *testing.M) { os.Exit(clustertest.Run(m)) }
+//	func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
 //
 //	func TestSomething(t *testing.T) {
-//		env := clustertest.Get(t) // skips, loudly, when there is no API server
+//		env := kubetest.Get(t) // skips, loudly, when there is no API server
 //		ns := env.Namespace(t)
 //		st := env.NewStore(t, ns)
 //		...
 //	}
 //
 // The API server starts with the first test that calls Get, so a test package whose other
-// tests need none (cmd/letsbe-agent) pays nothing for it when those run alone. The binaries come
+// tests need none (cmd/letsbe-agent, controllers) pays nothing for it when those run alone. The binaries come
 // from KUBEBUILDER_ASSETS (hack/envtest-assets.sh prepares them; `make test` and CI set it).
 // Without it the tests skip with a message saying so, never silently; with it, an API server
 // that does not start fails every test that needs it. Temporary and cache files stay in the test
 // process's own directory (see internal/testdirs), removed at the end.
-package clustertest
+package kubetest
 
 import (
 	"context"
@@ -40,7 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
+	"github.com/letsbe/sysadmin-agent/api/store/kube"
 	"github.com/letsbe/sysadmin-agent/internal/testdirs"
 )
 
@@ -51,7 +51,7 @@ const startTimeout = 2 * time.Minute
 type Env struct {
 	// Config reaches the API server as an administrator.
 	Config *rest.Config
-	// Client reads and writes directly (no cache); its Scheme is clusterstore.NewScheme().
+	// Client reads and writes directly (no cache); its Scheme is kube.NewScheme().
 	Client client.Client
 	// Scheme knows the built-in types and the Task API.
 	Scheme *runtime.Scheme
@@ -76,7 +76,7 @@ var (
 func Run(m *testing.M) int {
 	defer func() {
 		if err := testdirs.Cleanup(); err != nil {
-			fmt.Fprintf(os.Stderr, "clustertest: %v\n", err)
+			fmt.Fprintf(os.Stderr, "kubetest: %v\n", err)
 		}
 	}()
 	running.Store(true)
@@ -90,17 +90,17 @@ func Run(m *testing.M) int {
 		skipReason = "SKIPPED: KUBEBUILDER_ASSETS is not set: the envtest binaries (etcd, kube-apiserver) " +
 			"could not be prepared; run `make envtest-assets` (hack/envtest-assets.sh) and set " +
 			"KUBEBUILDER_ASSETS to the directory it prints"
-		fmt.Fprintln(os.Stderr, "!!!!!!!! clustertest: "+skipReason)
+		fmt.Fprintln(os.Stderr, "!!!!!!!! kubetest: "+skipReason)
 	}
 	code := m.Run()
 	if current != nil {
 		begin := time.Now()
 		if err := current.testEnv.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "clustertest: stop the API server: %v\n", err)
+			fmt.Fprintf(os.Stderr, "kubetest: stop the API server: %v\n", err)
 			code = max(code, 1)
 		}
 		if testing.Verbose() {
-			fmt.Fprintf(os.Stderr, "clustertest: API server stopped in %v\n", time.Since(begin).Round(time.Millisecond))
+			fmt.Fprintf(os.Stderr, "kubetest: API server stopped in %v\n", time.Since(begin).Round(time.Millisecond))
 		}
 	}
 	return code
@@ -111,7 +111,7 @@ func start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheme := clusterstore.NewScheme()
+	scheme := kube.NewScheme()
 	te := &envtest.Environment{
 		Scheme:                   scheme,
 		CRDDirectoryPaths:        []string{crds},
@@ -158,16 +158,16 @@ func Get(t testing.TB) *Env {
 		t.Skip(skipReason)
 	}
 	if !running.Load() {
-		t.Fatal("clustertest: no API server: call clustertest.Run from TestMain")
+		t.Fatal("kubetest: no API server: call kubetest.Run from TestMain")
 	}
 	startOnce.Do(func() {
 		current, startErr = start()
 		if startErr == nil && testing.Verbose() {
-			fmt.Fprintf(os.Stderr, "clustertest: API server started in %v\n", current.StartTime.Round(time.Millisecond))
+			fmt.Fprintf(os.Stderr, "kubetest: API server started in %v\n", current.StartTime.Round(time.Millisecond))
 		}
 	})
 	if startErr != nil {
-		t.Fatalf("clustertest: start the API server: %v", startErr)
+		t.Fatalf("kubetest: start the API server: %v", startErr)
 	}
 	return current
 }
@@ -204,7 +204,7 @@ func (e *Env) Kubeconfig(t testing.TB, name string, groups ...string) []byte {
 
 // NewStore returns a cluster store for namespace ns over Client and a cache of its own, which
 // runs until the test ends.
-func (e *Env) NewStore(t testing.TB, ns string) *clusterstore.Store {
+func (e *Env) NewStore(t testing.TB, ns string) *kube.Store {
 	t.Helper()
 	c, err := cache.New(e.Config, cache.Options{
 		Scheme:            e.Scheme,
@@ -214,7 +214,7 @@ func (e *Env) NewStore(t testing.TB, ns string) *clusterstore.Store {
 		t.Fatalf("cache: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := clusterstore.New(ctx, clusterstore.Options{
+	st, err := kube.New(ctx, kube.Options{
 		Client:    e.Client,
 		Informers: c,
 		Namespace: ns,

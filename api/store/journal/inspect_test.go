@@ -9,7 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/journal"
+	"github.com/letsbe/sysadmin-agent/api/store/journal"
 )
 
 func TestInspect(t *testing.T) {

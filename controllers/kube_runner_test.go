@@ -1,6 +1,7 @@
-package clusterstore_test
+package controllers_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,20 +15,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/kube"
+	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore/clustertest"
 	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
 	"github.com/letsbe/sysadmin-agent/executors"
 )
 
-// funcExecutor adapts a function to executors.Executor.
-type funcExecutor = controllertest.Func
-
 // startRunner runs the agent's reconcilers over st with the real ECHO and SHELL executors plus
 // extra test types, until the test ends.
-func startRunner(t *testing.T, st *clusterstore.Store, extra map[string]executors.Executor) *controllers.Registry {
+func startRunner(t *testing.T, st *kube.Store, extra map[string]executors.Executor) *controllers.Registry {
 	t.Helper()
 	shell, err := executors.NewShell(executors.ShellConfig{
 		AllowedCommands: []string{"echo", "sleep", "false"},
@@ -70,7 +68,7 @@ func createTask(t *testing.T, st store.Store, id, typ, payload string, timeout t
 	controllertest.CreatePending(t, st, id, typ, payload, timeout)
 }
 
-func waitTask(t *testing.T, st *clusterstore.Store, id string, pred func(*agentv1.Task) bool) *agentv1.Task {
+func waitTask(t *testing.T, st *kube.Store, id string, pred func(*agentv1.Task) bool) *agentv1.Task {
 	t.Helper()
 	return controllertest.WaitFor(t, st, id, waitTimeout, pred)
 }
@@ -90,7 +88,7 @@ func readyReason(task *agentv1.Task) string {
 // through the real API server, with real executors.
 func TestReconcilersOnTheAPIServer(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	st := env.NewStore(t, env.Namespace(t))
 	startRunner(t, st, nil)
 
@@ -154,7 +152,7 @@ func TestReconcilersOnTheAPIServer(t *testing.T) {
 // restart or a failover) is failed, not re-run; a running and a pending Task are cancelled.
 func TestInterruptedAndCancelledOnTheAPIServer(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ctx := t.Context()
 	st := env.NewStore(t, env.Namespace(t))
 
@@ -206,7 +204,7 @@ func TestInterruptedAndCancelledOnTheAPIServer(t *testing.T) {
 // reconciler, all end with their own result.
 func TestManyTasksOnTheAPIServer(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	st := env.NewStore(t, env.Namespace(t))
 	startRunner(t, st, nil)
 	const n = 30
@@ -219,4 +217,21 @@ func TestManyTasksOnTheAPIServer(t *testing.T) {
 			t.Fatalf("task %d: %s %s", i, got.Status.Phase, got.Status.Result.Raw)
 		}
 	}
+}
+
+// waitTimeout bounds every wait for the API server or the informer; generous for a loaded
+// machine, never reached when things work.
+const waitTimeout = time.Minute
+
+// decodeJSON decodes raw JSON keeping numbers exact, to compare JSON values whatever their
+// key order (the API server stores objects with sorted keys).
+func decodeJSON(t *testing.T, raw []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return v
 }

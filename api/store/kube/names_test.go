@@ -1,4 +1,4 @@
-package clusterstore_test
+package kube_test
 
 import (
 	"strings"
@@ -6,7 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
+	"github.com/letsbe/sysadmin-agent/api/store/kube"
 )
 
 func TestObjectName(t *testing.T) {
@@ -32,7 +32,7 @@ func TestObjectName(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.id, func(t *testing.T) {
 			t.Parallel()
-			got := clusterstore.ObjectName(tc.id)
+			got := kube.ObjectName(tc.id)
 			if prefix, hashed := strings.CutSuffix(tc.want, "*"); hashed {
 				if !strings.HasPrefix(got, prefix) || len(got) != len(prefix)+10 {
 					t.Errorf("ObjectName(%q) = %q, want %q and a 10-digit hash", tc.id, got, prefix)
@@ -50,7 +50,7 @@ func TestObjectName(t *testing.T) {
 	// Ids that differ only in case or punctuation get different names.
 	seen := map[string]string{}
 	for _, id := range []string{"task-1", "Task-1", "TASK-1", "task_1", "task.1", "task 1"} {
-		name := clusterstore.ObjectName(id)
+		name := kube.ObjectName(id)
 		if other, dup := seen[name]; dup {
 			t.Errorf("ids %q and %q share the name %q", other, id, name)
 		}
@@ -67,11 +67,11 @@ func FuzzObjectName(f *testing.F) {
 		if id == "" {
 			return
 		}
-		name := clusterstore.ObjectName(id)
+		name := kube.ObjectName(id)
 		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
 			t.Fatalf("ObjectName(%q) = %q is not a valid name: %v", id, name, errs)
 		}
-		if name != clusterstore.ObjectName(id) {
+		if name != kube.ObjectName(id) {
 			t.Fatalf("ObjectName(%q) is not deterministic", id)
 		}
 		if len(validation.IsDNS1123Subdomain(id)) == 0 && name != id {

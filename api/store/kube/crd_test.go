@@ -1,4 +1,4 @@
-package clusterstore_test
+package kube_test
 
 import (
 	"bytes"
@@ -15,15 +15,15 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/letsbe/sysadmin-agent/api/store/kube"
+	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore/clustertest"
 )
 
 // TestCRDValidation: the API server enforces the CRD's schema from config/crd/bases.
 func TestCRDValidation(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ns := env.Namespace(t)
 	task := func(name string, mutate func(*agentv1.Task)) *agentv1.Task {
 		obj := newTask(name)
@@ -59,7 +59,7 @@ func TestCRDValidation(t *testing.T) {
 // outside the enum, or a condition without its required fields, is refused.
 func TestCRDStatusSubresource(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	obj := newTask("sub")
@@ -136,7 +136,7 @@ func decodeJSON(t *testing.T, raw []byte) any {
 // wide), read from the API server's table output that kubectl prints.
 func TestCRDPrinterColumns(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	st := env.NewStore(t, ns)
@@ -180,7 +180,7 @@ func TestCRDPrinterColumns(t *testing.T) {
 		t.Fatalf("got %d rows, want 1", len(table.Rows))
 	}
 	cells := table.Rows[0].Cells[:4]
-	want := []any{clusterstore.ObjectName("Failed_1"), "SHELL", "Failed", "exit status 1"}
+	want := []any{kube.ObjectName("Failed_1"), "SHELL", "Failed", "exit status 1"}
 	if diff := cmp.Diff(want, cells); diff != "" {
 		t.Errorf("row (-want +got):\n%s", diff)
 	}

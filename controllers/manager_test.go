@@ -1,4 +1,4 @@
-package clusterstore_test
+package controllers_test
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/letsbe/sysadmin-agent/api/store/kube"
+	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore/clustertest"
 	"github.com/letsbe/sysadmin-agent/executors"
 )
 
@@ -24,7 +24,7 @@ import (
 // namespace; the collector deletes reported Tasks past their retention.
 func TestControllersUnderAManager(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ns := env.Namespace(t)
 	log := testr.NewWithOptions(t, testr.Options{Verbosity: 1})
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
@@ -37,7 +37,7 @@ func TestControllersUnderAManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := clusterstore.New(t.Context(), clusterstore.Options{
+	st, err := kube.New(t.Context(), kube.Options{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Informers: mgr.GetCache(), Namespace: ns, Logger: log,
 	})
 	if err != nil {

@@ -1,4 +1,4 @@
-package store
+package memory
 
 import (
 	"context"
@@ -15,14 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 
+	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
 var taskResource = agentv1.GroupVersion.WithResource("tasks").GroupResource()
 
-// Memory is an in-memory Store with change notification. The zero value is not usable: call
-// NewMemory.
-type Memory struct {
+// Store is an in-memory Store with change notification. The zero value is not usable: call
+// New.
+type Store struct {
 	mu       sync.RWMutex
 	objects  map[string]*agentv1.Task
 	revision uint64
@@ -32,16 +33,16 @@ type Memory struct {
 	creating map[string]*creation
 
 	hmu      sync.RWMutex
-	handlers map[int]Handler
+	handlers map[int]store.Handler
 	nextID   int
 }
 
 // Persister makes changes durable. Persist is called with every change in order, inside the
 // write; it must not block, and returns a function that blocks until the change is durable, or
 // returns why it could not be made so. The write returns only after that, and subscribers hear
-// of a change only after that too, except of a creation (see Memory.commit).
+// of a change only after that too, except of a creation (see Store.commit).
 type Persister interface {
-	Persist(ev Event) (wait func() error)
+	Persist(ev store.Event) (wait func() error)
 }
 
 // creation is a creation announced before it is durable: writes to its Task wait for it.
@@ -50,23 +51,23 @@ type creation struct {
 	err  error // set before done is closed
 }
 
-// Option configures a Memory.
-type Option func(*Memory)
+// Option configures a Store.
+type Option func(*Store)
 
 // WithPersister makes every write durable through p before it returns or is announced.
-func WithPersister(p Persister) Option { return func(m *Memory) { m.persist = p } }
+func WithPersister(p Persister) Option { return func(m *Store) { m.persist = p } }
 
 var (
-	_ Store    = (*Memory)(nil)
-	_ Notifier = (*Memory)(nil)
+	_ store.Store    = (*Store)(nil)
+	_ store.Notifier = (*Store)(nil)
 )
 
-// NewMemory returns an empty store.
-func NewMemory(opts ...Option) *Memory {
-	m := &Memory{
+// New returns an empty store.
+func New(opts ...Option) *Store {
+	m := &Store{
 		objects:  make(map[string]*agentv1.Task),
 		creating: make(map[string]*creation),
-		handlers: make(map[int]Handler),
+		handlers: make(map[int]store.Handler),
 		now:      time.Now,
 	}
 	for _, o := range opts {
@@ -76,7 +77,7 @@ func NewMemory(opts ...Option) *Memory {
 }
 
 // Subscribe implements Notifier.
-func (m *Memory) Subscribe(h Handler) func() {
+func (m *Store) Subscribe(h store.Handler) func() {
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
 	id := m.nextID
@@ -92,7 +93,7 @@ func (m *Memory) Subscribe(h Handler) func() {
 // Restore puts a Task read back from durable storage into the store as it is, status
 // included, without persisting or announcing it. It is meant for start-up, before anything
 // subscribes.
-func (m *Memory) Restore(task *agentv1.Task) error {
+func (m *Store) Restore(task *agentv1.Task) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.objects[task.Name]; ok {
@@ -105,14 +106,14 @@ func (m *Memory) Restore(task *agentv1.Task) error {
 }
 
 // Len returns the number of stored Tasks.
-func (m *Memory) Len() int {
+func (m *Store) Len() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return len(m.objects)
 }
 
 // Get implements Store.
-func (m *Memory) Get(_ context.Context, name string) (*agentv1.Task, error) {
+func (m *Store) Get(_ context.Context, name string) (*agentv1.Task, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	obj, ok := m.objects[name]
@@ -125,7 +126,7 @@ func (m *Memory) Get(_ context.Context, name string) (*agentv1.Task, error) {
 // Create implements Store. With a persister, a creation that cannot be made durable is
 // undone (its Task is deleted again, and subscribers hear so) and Create returns an error
 // wrapping ErrNotDurable.
-func (m *Memory) Create(_ context.Context, task *agentv1.Task) error {
+func (m *Store) Create(_ context.Context, task *agentv1.Task) error {
 	if task.Name == "" {
 		return apierrors.NewBadRequest("task name is required")
 	}
@@ -147,14 +148,14 @@ func (m *Memory) Create(_ context.Context, task *agentv1.Task) error {
 	compact(obj)
 	m.objects[obj.Name] = obj
 	task.ObjectMeta = *obj.ObjectMeta.DeepCopy()
-	return m.commit(Event{Type: Added, Task: obj})
+	return m.commit(store.Event{Type: store.Added, Task: obj})
 }
 
 // UpdateStatus implements Store. An empty resourceVersion writes unconditionally. With a
 // persister, a change that cannot be made durable returns an error wrapping ErrNotDurable; it
 // is still kept and announced (the persister retries it when it can: see Persister), except
 // when the Task's own creation failed, which undoes the Task.
-func (m *Memory) UpdateStatus(_ context.Context, task *agentv1.Task) error {
+func (m *Store) UpdateStatus(_ context.Context, task *agentv1.Task) error {
 	m.mu.Lock()
 	old, ok := m.objects[task.Name]
 	if !ok {
@@ -176,7 +177,7 @@ func (m *Memory) UpdateStatus(_ context.Context, task *agentv1.Task) error {
 	compact(obj)
 	m.objects[obj.Name] = obj
 	task.ResourceVersion = obj.ResourceVersion
-	return m.commit(Event{Type: Modified, Task: obj})
+	return m.commit(store.Event{Type: store.Modified, Task: obj})
 }
 
 // compact drops what a Task whose final report the orchestrator accepted no longer needs: its
@@ -191,7 +192,7 @@ func compact(obj *agentv1.Task) {
 }
 
 // List implements Store.
-func (m *Memory) List(_ context.Context) (*agentv1.TaskList, error) {
+func (m *Store) List(_ context.Context) (*agentv1.TaskList, error) {
 	m.mu.RLock()
 	list := &agentv1.TaskList{
 		ListMeta: metav1.ListMeta{ResourceVersion: strconv.FormatUint(m.revision, 10)},
@@ -206,7 +207,7 @@ func (m *Memory) List(_ context.Context) (*agentv1.TaskList, error) {
 }
 
 // Delete implements Store.
-func (m *Memory) Delete(_ context.Context, name string) error {
+func (m *Store) Delete(_ context.Context, name string) error {
 	m.mu.Lock()
 	obj, ok := m.objects[name]
 	if !ok {
@@ -214,10 +215,10 @@ func (m *Memory) Delete(_ context.Context, name string) error {
 		return apierrors.NewNotFound(taskResource, name)
 	}
 	delete(m.objects, name)
-	return m.commit(Event{Type: Deleted, Task: obj})
+	return m.commit(store.Event{Type: store.Deleted, Task: obj})
 }
 
-func (m *Memory) nextRevision() string {
+func (m *Store) nextRevision() string {
 	m.revision++
 	return strconv.FormatUint(m.revision, 10)
 }
@@ -236,7 +237,7 @@ func (m *Memory) nextRevision() string {
 // commit on its way to execution. Create itself returns only once the creation is durable; a
 // creation that fails is undone: the Task is deleted (and the deletion persisted, so a later
 // change that the persister did take is removed too) and subscribers hear of the deletion.
-func (m *Memory) commit(ev Event) error {
+func (m *Store) commit(ev store.Event) error {
 	if m.persist == nil {
 		m.notify(ev)
 		m.mu.Unlock()
@@ -244,7 +245,7 @@ func (m *Memory) commit(ev Event) error {
 	}
 	name := ev.Task.Name
 	wait := m.persist.Persist(ev)
-	if ev.Type == Added {
+	if ev.Type == store.Added {
 		c := &creation{done: make(chan struct{})}
 		m.creating[name] = c
 		m.notify(ev)
@@ -252,11 +253,11 @@ func (m *Memory) commit(ev Event) error {
 		c.err = wait()
 		m.mu.Lock()
 		delete(m.creating, name)
-		var undo *Event
+		var undo *store.Event
 		if c.err != nil {
 			if cur, ok := m.objects[name]; ok && cur.UID == ev.Task.UID {
 				delete(m.objects, name)
-				undo = &Event{Type: Deleted, Task: cur}
+				undo = &store.Event{Type: store.Deleted, Task: cur}
 				m.persist.Persist(*undo) // not waited for: nothing of the Task is kept anyway
 			}
 		}
@@ -282,13 +283,13 @@ func (m *Memory) commit(ev Event) error {
 
 // notDurable wraps the error of a change that could not be made durable in ErrNotDurable.
 func notDurable(err error) error {
-	if err == nil || errors.Is(err, ErrNotDurable) {
+	if err == nil || errors.Is(err, store.ErrNotDurable) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	return fmt.Errorf("%w: %w", store.ErrNotDurable, err)
 }
 
-func (m *Memory) notify(ev Event) {
+func (m *Store) notify(ev store.Event) {
 	m.hmu.RLock()
 	defer m.hmu.RUnlock()
 	for _, h := range m.handlers {

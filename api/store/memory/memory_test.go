@@ -1,4 +1,4 @@
-package store_test
+package memory_test
 
 import (
 	"sync"
@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
@@ -23,7 +24,7 @@ func newTask(name string) *agentv1.Task {
 func TestMemoryCreateGetDeepCopies(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	m := store.NewMemory()
+	m := memory.New()
 	in := newTask("t-1")
 	if err := m.Create(ctx, in); err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestMemoryCreateGetDeepCopies(t *testing.T) {
 func TestMemoryUpdateStatusConflicts(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	m := store.NewMemory()
+	m := memory.New()
 	if err := m.Create(ctx, newTask("t-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestMemoryUpdateStatusConflicts(t *testing.T) {
 func TestMutateStatusRetriesOnConflict(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	m := store.NewMemory()
+	m := memory.New()
 	if err := m.Create(ctx, newTask("t-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestMutateStatusRetriesOnConflict(t *testing.T) {
 func TestMemoryNotifications(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	m := store.NewMemory()
+	m := memory.New()
 	type seen struct {
 		Type  store.EventType
 		Name  string
@@ -164,7 +165,7 @@ func TestMemoryNotifications(t *testing.T) {
 func TestMemoryList(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	m := store.NewMemory()
+	m := memory.New()
 	for _, n := range []string{"c", "a", "b"} {
 		if err := m.Create(ctx, newTask(n)); err != nil {
 			t.Fatal(err)
@@ -193,7 +194,7 @@ func TestMemoryList(t *testing.T) {
 
 func BenchmarkMemoryCreateGetUpdate(b *testing.B) {
 	ctx := b.Context()
-	m := store.NewMemory()
+	m := memory.New()
 	m.Subscribe(func(store.Event) {})
 	b.ReportAllocs()
 	i := 0
@@ -213,7 +214,7 @@ func BenchmarkMemoryCreateGetUpdate(b *testing.B) {
 func TestMemoryCompactsReportedTasks(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	m := store.NewMemory()
+	m := memory.New()
 	task := newTask("t-1")
 	if err := m.Create(ctx, task); err != nil {
 		t.Fatal(err)

@@ -16,18 +16,19 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/journal"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	"github.com/letsbe/sysadmin-agent/api/store/storetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/journal"
 )
 
-func open(t *testing.T, dir string) (*journal.Journal, *store.Memory, int) {
+func open(t *testing.T, dir string) (*journal.Journal, *memory.Store, int) {
 	t.Helper()
 	j, err := journal.Open(dir, testr.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := store.NewMemory(store.WithPersister(j))
+	mem := memory.New(memory.WithPersister(j))
 	n, err := j.Load(mem)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +177,7 @@ func BenchmarkJournalCreate(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer j.Close()
-	mem := store.NewMemory(store.WithPersister(j))
+	mem := memory.New(memory.WithPersister(j))
 	b.ReportAllocs()
 	var i int
 	var mu sync.Mutex

@@ -1,16 +1,18 @@
-package store
+package memory
 
 import (
 	"container/list"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/api/store"
 )
 
-// MemoryDelivered is an in-memory Delivered (cluster mode, tests): it forgets everything when
-// the process ends. The zero value is not usable: call NewMemoryDelivered.
-type MemoryDelivered struct {
-	lim DeliveredLimits
+// Delivered is an in-memory Delivered (cluster mode, tests): it forgets everything when
+// the process ends. The zero value is not usable: call NewDelivered.
+type Delivered struct {
+	lim store.DeliveredLimits
 
 	mu     sync.Mutex
 	ids    map[string]*deliveredEntry
@@ -27,16 +29,16 @@ type deliveredEntry struct {
 	belem *list.Element // in bodies, nil without body
 }
 
-var _ Delivered = (*MemoryDelivered)(nil)
+var _ store.Delivered = (*Delivered)(nil)
 
-// NewMemoryDelivered returns an empty MemoryDelivered bounded by lim (defaults for its zero
+// NewDelivered returns an empty Delivered bounded by lim (defaults for its zero
 // fields).
-func NewMemoryDelivered(lim DeliveredLimits) *MemoryDelivered {
-	return &MemoryDelivered{lim: lim.WithDefaults(), ids: make(map[string]*deliveredEntry), order: list.New(), bodies: list.New()}
+func NewDelivered(lim store.DeliveredLimits) *Delivered {
+	return &Delivered{lim: lim.WithDefaults(), ids: make(map[string]*deliveredEntry), order: list.New(), bodies: list.New()}
 }
 
 // RecordDelivered implements Delivered.
-func (d *MemoryDelivered) RecordDelivered(id string, body []byte) {
+func (d *Delivered) RecordDelivered(id string, body []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.lim.Now()
@@ -61,7 +63,7 @@ func (d *MemoryDelivered) RecordDelivered(id string, body []byte) {
 }
 
 // LookupDelivered implements Delivered.
-func (d *MemoryDelivered) LookupDelivered(id string) ([]byte, bool) {
+func (d *Delivered) LookupDelivered(id string) ([]byte, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e, ok := d.ids[id]
@@ -72,13 +74,13 @@ func (d *MemoryDelivered) LookupDelivered(id string) ([]byte, bool) {
 }
 
 // Len returns the number of ids kept.
-func (d *MemoryDelivered) Len() int {
+func (d *Delivered) Len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return len(d.ids)
 }
 
-func (d *MemoryDelivered) prune(now time.Time) {
+func (d *Delivered) prune(now time.Time) {
 	for front := d.order.Front(); front != nil; front = d.order.Front() {
 		e := front.Value.(*deliveredEntry)
 		if len(d.ids) <= d.lim.MaxEntries && now.Sub(e.at) <= d.lim.Window {
@@ -91,13 +93,13 @@ func (d *MemoryDelivered) prune(now time.Time) {
 	}
 }
 
-func (d *MemoryDelivered) remove(e *deliveredEntry) {
+func (d *Delivered) remove(e *deliveredEntry) {
 	d.dropBody(e)
 	d.order.Remove(e.elem)
 	delete(d.ids, e.id)
 }
 
-func (d *MemoryDelivered) dropBody(e *deliveredEntry) {
+func (d *Delivered) dropBody(e *deliveredEntry) {
 	if e.belem == nil {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
@@ -33,8 +34,8 @@ const maxBatch = 512
 // DefaultProbeInterval is how often an unhealthy journal tries to write again.
 const DefaultProbeInterval = time.Second
 
-// Journal is a store.Persister and a store.Delivered on bbolt. Open it, Load it into a
-// store.Memory created with store.WithPersister(journal), and Close it last.
+// Journal is a memory.Persister and a store.Delivered on bbolt. Open it, Load it into a
+// memory.Store created with memory.WithPersister(journal), and Close it last.
 type Journal struct {
 	db    *bolt.DB
 	log   logr.Logger
@@ -87,8 +88,8 @@ func WithProbeInterval(d time.Duration) Option {
 func WithClock(now func() time.Time) Option { return func(j *Journal) { j.now = now } }
 
 var (
-	_ store.Persister = (*Journal)(nil)
-	_ store.Delivered = (*Journal)(nil)
+	_ memory.Persister = (*Journal)(nil)
+	_ store.Delivered  = (*Journal)(nil)
 )
 
 // Open opens (or creates) the journal in dir. A file that cannot be opened as a journal is
@@ -180,7 +181,7 @@ func openDB(path string) (db *bolt.DB, err error) {
 
 // Load reads every Task of the journal into mem (which must be empty and have no subscribers
 // yet). Entries that cannot be decoded are logged and dropped. It returns the number loaded.
-func (j *Journal) Load(mem *store.Memory) (int, error) {
+func (j *Journal) Load(mem *memory.Store) (int, error) {
 	var bad [][]byte
 	n := 0
 	err := j.db.View(func(tx *bolt.Tx) error {
@@ -215,7 +216,7 @@ func (j *Journal) Load(mem *store.Memory) (int, error) {
 	return n, nil
 }
 
-// Persist implements store.Persister: it queues the change and returns a function that waits
+// Persist implements memory.Persister: it queues the change and returns a function that waits
 // until it is durable, or returns why it could not be made so. A Task whose final report was
 // accepted leaves the journal.
 //

@@ -1,4 +1,4 @@
-package clusterstore_test
+package kube_test
 
 import (
 	"fmt"
@@ -15,9 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/api/store/kube"
+	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore"
-	"github.com/letsbe/sysadmin-agent/controllers/clusterstore/clustertest"
 )
 
 // waitTimeout bounds every wait for the API server or the informer; generous for a loaded
@@ -41,7 +41,7 @@ func newTask(id string) *agentv1.Task {
 
 func TestCreateGetDeepCopies(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ctx := t.Context()
 	st := env.NewStore(t, env.Namespace(t))
 
@@ -95,7 +95,7 @@ func second[T any](_ T, err error) error { return err }
 
 func TestCreateWritesInitialStatus(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ctx := t.Context()
 	st := env.NewStore(t, env.Namespace(t))
 	now := metav1.NewTime(time.Now().UTC().Truncate(time.Second))
@@ -128,7 +128,7 @@ func TestCreateWritesInitialStatus(t *testing.T) {
 
 func TestNamesAreMappedTransparently(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	st := env.NewStore(t, ns)
@@ -149,7 +149,7 @@ func TestNamesAreMappedTransparently(t *testing.T) {
 		}
 		// What kubectl sees: the DNS-safe name, with the id in the annotation.
 		obj := &agentv1.Task{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: clusterstore.ObjectName(id)}, obj); err != nil {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: kube.ObjectName(id)}, obj); err != nil {
 			t.Fatalf("object of %q: %v", id, err)
 		}
 		if obj.Annotations[agentv1.AnnotationTaskID] != id {
@@ -205,7 +205,7 @@ func TestNamesAreMappedTransparently(t *testing.T) {
 
 func TestUpdateStatusConflicts(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ctx := t.Context()
 	st := env.NewStore(t, env.Namespace(t))
 	if err := st.Create(ctx, newTask("T-1")); err != nil {
@@ -253,7 +253,7 @@ func TestUpdateStatusConflicts(t *testing.T) {
 
 func TestMutateStatusRetriesOnConflict(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ctx := t.Context()
 	st := env.NewStore(t, env.Namespace(t))
 	if err := st.Create(ctx, newTask("t-1")); err != nil {
@@ -281,7 +281,7 @@ func TestMutateStatusRetriesOnConflict(t *testing.T) {
 
 func TestMissingNamespaceIsNotATaskNotFound(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	st := env.NewStore(t, "no-such-namespace")
 	err := st.Create(t.Context(), newTask("t-1"))
 	if err == nil || !strings.Contains(err.Error(), "namespaces") {
@@ -342,7 +342,7 @@ func containsInOrder(got, want []string) bool {
 
 func TestNotifications(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ctx := t.Context()
 	st := env.NewStore(t, env.Namespace(t))
 
@@ -385,7 +385,7 @@ func TestNotifications(t *testing.T) {
 		if strings.Contains(ev, " Task_1 ") {
 			mine = append(mine, ev)
 		}
-		if strings.Contains(ev, "scribbled") || strings.Contains(ev, clusterstore.ObjectName("Task_1")) {
+		if strings.Contains(ev, "scribbled") || strings.Contains(ev, kube.ObjectName("Task_1")) {
 			t.Errorf("event %q: want the task id and the stored phase", ev)
 		}
 	}
@@ -407,7 +407,7 @@ func TestNotifications(t *testing.T) {
 // are announced too.
 func TestNotificationsFromOtherWriters(t *testing.T) {
 	t.Parallel()
-	env := clustertest.Get(t)
+	env := kubetest.Get(t)
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	st := env.NewStore(t, ns)

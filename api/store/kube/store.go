@@ -1,4 +1,4 @@
-// Package clusterstore keeps Tasks as custom resources on a Kubernetes API server: a
+// Package kube keeps Tasks as custom resources on a Kubernetes API server: a
 // store.Store and store.Notifier over a controller-runtime client and cache, for one namespace.
 // It is the store of cluster mode, where the API server (and k3s's datastore behind it) is the
 // agent's durable memory and `kubectl get tasks` shows what the agent does.
@@ -20,7 +20,7 @@
 // the in-memory store's, they arrive asynchronously after the write and a new subscriber first
 // hears Added for every Task already in the cache. Handlers only enqueue and read fresh state,
 // so neither matters to them.
-package clusterstore
+package kube
 
 import (
 	"context"
@@ -107,15 +107,15 @@ var (
 func New(ctx context.Context, opts Options) (*Store, error) {
 	switch {
 	case opts.Client == nil:
-		return nil, errors.New("clusterstore: Client is required")
+		return nil, errors.New("kube store: Client is required")
 	case opts.Informers == nil:
-		return nil, errors.New("clusterstore: Informers are required")
+		return nil, errors.New("kube store: Informers are required")
 	case opts.Namespace == "":
-		return nil, errors.New("clusterstore: Namespace is required")
+		return nil, errors.New("kube store: Namespace is required")
 	}
 	inf, err := opts.Informers.GetInformer(ctx, &agentv1.Task{})
 	if err != nil {
-		return nil, fmt.Errorf("clusterstore: task informer: %w", err)
+		return nil, fmt.Errorf("kube store: task informer: %w", err)
 	}
 	s := &Store{
 		c: opts.Client, r: opts.Reader, informer: inf, ns: opts.Namespace, log: opts.Logger,
