@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -37,12 +39,13 @@ type dashboardSummary struct {
 }
 
 // dashboard serves the development dashboard of the embedded orchestrator: the page (the
-// task list rendered on the server), GET /dashboard/tasks (the list as summaries, for the
-// page's refresh) and POST /dashboard/tasks/{id}/cancel (through the next heartbeat's
+// task list rendered on the server), GET /dashboard/tasks?q=&limit= (the newest tasks as
+// summaries, filtered, with the counts, for the page's refresh) and POST /dashboard/tasks/{id}/cancel (through the next heartbeat's
 // cancel_task_ids). A task's detail view reads GET /dev/tasks/{id}. fileRoot is where the
 // sample payloads of file tasks point.
 func dashboard(orch *orchestratortest.Server, types []string, fileRoot string) http.Handler {
 	samples := samplePayloads(types, fileRoot)
+	var cache summaryCache
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -51,13 +54,14 @@ func dashboard(orch *orchestratortest.Server, types []string, fileRoot string) h
 			Types   []string
 			First   string
 			Samples map[string]string
-			Tasks   []dashboardSummary
-		}{types, samples[firstType(types)], samples, summaries(orch)})
+			List    taskList
+		}{types, samples[firstType(types)], samples, cache.list(orch, "", 0)})
 	})
-	mux.HandleFunc("GET /dashboard/tasks", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /dashboard/tasks", func(w http.ResponseWriter, r *http.Request) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(summaries(orch))
+		_ = json.NewEncoder(w).Encode(cache.list(orch, r.URL.Query().Get("q"), limit))
 	})
 	mux.HandleFunc("POST /dashboard/tasks/{task}/cancel", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("task")
@@ -112,23 +116,88 @@ func samplePayloads(types []string, fileRoot string) map[string]string {
 	return out
 }
 
-// summaries lists the tasks, newest first, each with a short summary of its outcome.
-func summaries(orch *orchestratortest.Server) []dashboardSummary {
-	tasks := orch.Tasks()
-	out := make([]dashboardSummary, 0, len(tasks))
-	for i := len(tasks) - 1; i >= 0; i-- {
-		t := tasks[i]
-		s := dashboardSummary{ID: t.ID, Type: t.Type, Status: t.Status, Created: t.CreatedAt.Local().Format(time.TimeOnly), Summary: summarize(t)}
-		if !t.FinalAt.IsZero() {
-			s.Finished = t.FinalAt.Local().Format(time.TimeOnly)
-		}
-		out = append(out, s)
+// Limits of the task list: the newest listDefault tasks (or those matching the filter) are
+// shown, listMax at most on request, so that the page stays usable with thousands of tasks.
+const (
+	listDefault = 200
+	listMax     = 1000
+)
+
+// taskList is the list as the page shows it: the tasks shown, how many match the filter and
+// how many there are.
+type taskList struct {
+	Total   int                `json:"total"`
+	Matched int                `json:"matched"`
+	Tasks   []dashboardSummary `json:"tasks"`
+}
+
+// summaryCache keeps each task's summary until its state changes, so that refreshing the list
+// every second does not decode every result again.
+type summaryCache struct {
+	mu sync.Mutex
+	m  map[string]cachedSummary
+}
+
+type cachedSummary struct {
+	status  string
+	reports int
+	s       dashboardSummary
+}
+
+// list returns the newest limit tasks (listDefault when limit ≤ 0, at most listMax) whose id,
+// type, status or summary contains query (case-insensitive; all when empty).
+func (c *summaryCache) list(orch *orchestratortest.Server, query string, limit int) taskList {
+	if limit <= 0 {
+		limit = listDefault
 	}
+	limit = min(limit, listMax)
+	query = strings.ToLower(strings.TrimSpace(query))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]cachedSummary)
+	}
+	out := taskList{Tasks: []dashboardSummary{}}
+	orch.EachTask(func(t *orchestratortest.TaskState) bool {
+		out.Total++
+		e, ok := c.m[t.ID]
+		if !ok || e.status != t.Status || e.reports != t.Reports {
+			e = cachedSummary{status: t.Status, reports: t.Reports, s: summary(t)}
+			c.m[t.ID] = e
+		}
+		if query != "" && !matches(e.s, query) {
+			return true
+		}
+		out.Matched++
+		if len(out.Tasks) < limit {
+			out.Tasks = append(out.Tasks, e.s)
+		}
+		return true
+	})
 	return out
 }
 
+// matches reports whether query (lower case) is in one of the row's columns.
+func matches(s dashboardSummary, query string) bool {
+	for _, v := range []string{s.ID, s.Type, s.Status, s.Summary} {
+		if strings.Contains(strings.ToLower(v), query) {
+			return true
+		}
+	}
+	return false
+}
+
+// summary is one task's row.
+func summary(t *orchestratortest.TaskState) dashboardSummary {
+	s := dashboardSummary{ID: t.ID, Type: t.Type, Status: t.Status, Created: t.CreatedAt.Local().Format(time.TimeOnly), Summary: summarize(t)}
+	if !t.FinalAt.IsZero() {
+		s.Finished = t.FinalAt.Local().Format(time.TimeOnly)
+	}
+	return s
+}
+
 // summarize is a task's error, or its result with long strings cut, within summaryMaxBytes.
-func summarize(t orchestratortest.TaskState) string {
+func summarize(t *orchestratortest.TaskState) string {
 	out := t.Error
 	if out == "" && len(t.Result) > 0 {
 		var v any

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -132,6 +133,12 @@ func (p *dashboardPage) fail(format string, args ...any) {
 		tasks, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
 	}
+	if len(tasks) > 4<<10 {
+		tasks = append(tasks[:4<<10:4<<10], "…"...)
+	}
+	if len(page) > 16<<10 {
+		page = page[:16<<10] + "…"
+	}
 	p.t.Fatalf("%s\ntasks: %s\npage:\n%s", fmt.Sprintf(format, args...), tasks, page)
 }
 
@@ -165,4 +172,82 @@ func TestE2EDashboardCancel(t *testing.T) {
 	if got := js[string](p, `document.getElementById("detail-error").textContent`); got != "cancelled" {
 		t.Errorf("error of the cancelled task = %q, want cancelled", got)
 	}
+}
+
+// TestE2EDashboardThousandTasks fills the dashboard with 1,000 tasks: the list shows the newest
+// 200 and says so, its refresh stays small (summaries only), and the filter finds the oldest
+// task among them.
+func TestE2EDashboardThousandTasks(t *testing.T) {
+	t.Parallel()
+	url := startDev(t)
+	const n = 1000
+	var first string
+	for i := range n {
+		body := fmt.Sprintf(`{"type":"ECHO","payload":{"message":"task number %d"}}`, i)
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/dev/tasks", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var created struct{ ID string }
+		err = json.NewDecoder(resp.Body).Decode(&created)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+			t.Fatalf("enqueue %d: %d %v", i, resp.StatusCode, err)
+		}
+		if i == 0 {
+			first = created.ID
+		}
+	}
+	list := func(query string) (taskListJSON, int) {
+		t.Helper()
+		resp, err := http.Get(url + "/dashboard/tasks?q=" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var l taskListJSON
+		if err := json.Unmarshal(b, &l); err != nil {
+			t.Fatalf("GET /dashboard/tasks: %v: %s", err, b)
+		}
+		return l, len(b)
+	}
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		l, _ := list("COMPLETED")
+		if l.Matched == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tasks completed", l.Matched, n)
+		}
+	}
+	l, size := list("")
+	if l.Total != n || l.Matched != n || len(l.Tasks) != 200 {
+		t.Fatalf("list: total %d, matched %d, %d shown; want %d, %d, 200", l.Total, l.Matched, len(l.Tasks), n, n)
+	}
+	if size > 64<<10 {
+		t.Errorf("the list's refresh is %d bytes, want at most 64 KiB", size)
+	}
+
+	p := openDashboard(t, url)
+	p.waitFor("the newest 200 of 1,000 tasks", `document.querySelectorAll("#tasks tr").length === 200 &&
+		document.getElementById("count").textContent === "newest 200 of 1000 tasks"`)
+	// Typed as a user would: the page filters on the input event.
+	js[bool](p, `(() => { const f = document.getElementById("filter"); f.value = "number 0"; f.dispatchEvent(new Event("input")); return true; })()`)
+	p.waitFor("the oldest task alone", fmt.Sprintf(`document.querySelectorAll("#tasks tr").length === 1 &&
+		document.querySelector("#tasks tr").dataset.id === %q &&
+		document.getElementById("count").textContent === "1 shown, 1 of 1000 tasks match"`, first))
+}
+
+// taskListJSON is the dashboard's GET /dashboard/tasks answer.
+type taskListJSON struct {
+	Total   int `json:"total"`
+	Matched int `json:"matched"`
+	Tasks   []struct {
+		ID      string `json:"id"`
+		Status  string `json:"status"`
+		Summary string `json:"summary"`
+	} `json:"tasks"`
 }

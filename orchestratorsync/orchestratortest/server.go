@@ -331,6 +331,19 @@ func (s *Server) Tasks() []TaskState {
 	return out
 }
 
+// EachTask calls fn for every task, newest first, until fn returns false, without copying
+// them: fn must not keep or change t, and runs with the server locked (a dashboard's list of
+// thousands of tasks, whose results may hold screenshots, costs no copies this way).
+func (s *Server) EachTask(fn func(t *TaskState) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.order) - 1; i >= 0; i-- {
+		if !fn(&s.order[i].st) {
+			return
+		}
+	}
+}
+
 // Agents returns copies of all agents ever registered, in order of first registration.
 func (s *Server) Agents() []AgentState {
 	s.mu.Lock()
