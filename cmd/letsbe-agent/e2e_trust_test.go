@@ -120,7 +120,7 @@ func (h *hostileOrchestrator) sign(body []byte, agentID string) ([]byte, error) 
 		_ = json.Unmarshal(h.sent["t-1"], &first)
 		h.mu.Unlock()
 		out = set(set(body, "signature", first["signature"]), "not_after", first["not_after"])
-	case "unsigned":
+	case "unsigned", "verbatim": // verbatim: a body captured earlier, replayed as it was
 		out = body
 	default:
 		return nil, fmt.Errorf("no mode for task %s", id)
@@ -231,6 +231,27 @@ func TestE2ESignedTasksHostile(t *testing.T) {
 	}
 	if !agent.alive() {
 		t.Fatal("the agent exited on SIGHUP")
+	}
+
+	// A replayed id: the signed body of the first task, captured on the wire and handed out
+	// again while its signature is still valid, is answered with the first run's final report
+	// and not run again (its marker file, removed, stays absent).
+	first := ids["signed"]
+	firstFinal := h.waitFinal(t, first)
+	if err := os.Remove(filepath.Join(root, "signed")); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	captured := h.sent[first]
+	h.modes[first] = "verbatim"
+	h.mu.Unlock()
+	h.EnqueueRaw(first, "FILE_WRITE", captured)
+	replay := h.waitFinal(t, first)
+	if replay.Status != "COMPLETED" || string(replay.Result) != string(firstFinal.Result) {
+		t.Errorf("replayed %s: %s %q result %s, want the first run's COMPLETED result %s", first, replay.Status, replay.Error, replay.Result, firstFinal.Result)
+	}
+	if _, err := os.Stat(filepath.Join(root, "signed")); err == nil {
+		t.Errorf("replayed %s ran again: its marker file was written", first)
 	}
 	if code := agent.stop(); code != 0 {
 		t.Errorf("exit code %d", code)
