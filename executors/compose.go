@@ -2,58 +2,177 @@ package executors
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
-	"io"
-	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/compose-spec/compose-go/v2/loader"
-	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/go-logr/logr"
-	"github.com/sirupsen/logrus"
 )
 
-// payloadTimeout validates a task's own timeout_seconds, as SHELL does.
-func payloadTimeout(secs float64) (time.Duration, error) {
-	switch {
-	case secs < 0:
-		return 0, InvalidPayloadf("timeout_seconds %v is negative", secs)
-	case secs > float64(maxTimeoutSeconds):
-		return 0, InvalidPayloadf("timeout_seconds %v is too large", secs)
-	case secs > 0:
-		return max(time.Duration(secs*float64(time.Second)), time.Millisecond), nil
-	}
-	return 0, nil
+// Events and conditions the Compose executors report (see [Reporter]).
+const (
+	EventValidated  = "Validated"
+	EventPulled     = "Pulled"
+	EventStarted    = "Started"
+	EventHealthy    = "Healthy"
+	EventUnhealthy  = "Unhealthy"
+	EventRolledBack = "RolledBack"
+
+	ConditionProgressing = "Progressing"
+	ConditionAvailable   = "Available"
+	ConditionRolledBack  = "RolledBack"
+)
+
+// Defaults of [DockerReloadConfig].
+const (
+	DefaultComposeSettle = 5 * time.Second
+	DefaultComposePoll   = 250 * time.Millisecond
+)
+
+// DockerReloadConfig configures the Compose executors (DOCKER_RELOAD, COMPOSE_STATUS,
+// COMPOSE_LOGS, COMPOSE_ROLLBACK).
+type DockerReloadConfig struct {
+	// Roots are the directories every file of a project must lie in.
+	Roots []string
+	// MaxBytes caps the size of every file of a project; default DefaultMaxFileBytes.
+	MaxBytes int64
+	// Docker is the docker CLI: a name looked up in the child's PATH, or an
+	// absolute path. Default "docker".
+	Docker string
+	// Process runs docker; nil means NewProcess(ProcessConfig{}). Its
+	// environment is also the only one the compose file is interpolated
+	// with, besides the project's .env: the agent's own never is.
+	Process *Process
+	// DockerHost and DockerConfig, when set, are docker's DOCKER_HOST and DOCKER_CONFIG.
+	DockerHost, DockerConfig string
+	// StateDir holds the revisions, in StateDir/stacks/<project>/.
+	StateDir string
+	// Revisions is how many revisions of a project are kept; default DefaultStackRevisions.
+	Revisions int
+	// Policy is what a project may ask of the host; BindRoots default to Roots.
+	Policy ComposePolicy
+	// Settle is how long a service without a healthcheck must run without restarting to
+	// count as ready; default DefaultComposeSettle.
+	Settle time.Duration
+	// Poll is the interval of container state checks; default DefaultComposePoll.
+	Poll time.Duration
 }
 
-// strictInterpolation makes a reference to a variable that is not set (with
-// no default) an error: docker compose would warn and use a blank.
-func strictInterpolation(o *loader.Options) {
-	if o.Interpolate == nil {
-		return
+// composeCore is what the Compose executors share.
+type composeCore struct {
+	roots     *fileRoots
+	maxBytes  int64
+	docker    string
+	proc      *Process
+	stateDir  string
+	revisions int
+	policy    ComposePolicy
+	settle    time.Duration
+	poll      time.Duration
+}
+
+func newComposeCore(cfg DockerReloadConfig) (*composeCore, error) {
+	roots, err := newFileRoots(cfg.Roots)
+	if err != nil {
+		return nil, err
 	}
-	o.Interpolate.Substitute = func(tmpl string, mapping template.Mapping) (string, error) {
-		return template.SubstituteWithOptions(tmpl, mapping, template.WithReplacementFunction(
-			func(s string, m template.Mapping, cfg *template.Config) (string, error) {
-				var missing string
-				recording := func(name string) (string, bool) {
-					v, ok := m(name)
-					if !ok {
-						missing = name
-					}
-					return v, ok
-				}
-				template.WithoutLogging(cfg)
-				v, applied, err := template.DefaultReplacementAppliedFunc(s, recording, cfg)
-				if err == nil && !applied && missing != "" {
-					return "", fmt.Errorf("variable %s is not set (set it in the project's .env, or write ${%s:-default})", missing, missing)
-				}
-				return v, err
-			}))
+	docker := cmp.Or(cfg.Docker, "docker")
+	if strings.Contains(docker, "/") && !filepath.IsAbs(docker) {
+		return nil, fmt.Errorf("docker binary %q: want a name or an absolute path", docker)
 	}
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	proc := cfg.Process
+	if proc == nil {
+		proc = NewProcess(ProcessConfig{})
+	}
+	var extra []string
+	if cfg.DockerHost != "" {
+		extra = append(extra, "DOCKER_HOST="+cfg.DockerHost)
+	}
+	if cfg.DockerConfig != "" {
+		extra = append(extra, "DOCKER_CONFIG="+cfg.DockerConfig)
+	}
+	proc = proc.withEnv(extra...)
+	return &composeCore{
+		roots: roots, maxBytes: maxBytesOrDefault(cfg.MaxBytes), docker: docker, proc: proc,
+		stateDir: cfg.StateDir, revisions: cmp.Or(cfg.Revisions, DefaultStackRevisions),
+		policy: cfg.Policy.withDefaults(cfg.Roots),
+		settle: cmp.Or(cfg.Settle, DefaultComposeSettle), poll: cmp.Or(cfg.Poll, DefaultComposePoll),
+	}, nil
+}
+
+// childEnv is the environment docker runs with, as a map.
+func (c *composeCore) childEnv() map[string]string {
+	env := map[string]string{}
+	for _, kv := range c.proc.env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// load loads the project at path inside the roots and applies the policy.
+func (c *composeCore) load(ctx context.Context, path string) (*loadedProject, error) {
+	lp, err := loadComposeProject(ctx, c.roots, c.maxBytes, path, c.childEnv())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.policy.Check(lp.project); err != nil {
+		return nil, err
+	}
+	return lp, nil
+}
+
+// run is one docker compose invocation's bookkeeping for the result.
+type runLog struct {
+	res            *DockerReloadResult
+	stdout, stderr strings.Builder
+	mask           func(string) string
+}
+
+func (l *runLog) finish(started time.Time) {
+	l.res.Stdout, l.res.Stderr = l.mask(l.stdout.String()), l.mask(l.stderr.String())
+	l.res.DurationMS = time.Since(started).Milliseconds()
+}
+
+// compose runs `docker compose <files> <args>`.
+func (c *composeCore) compose(ctx context.Context, l *runLog, lp *loadedProject, extraFiles []string, args ...string) error {
+	argv := []string{c.docker, "compose", "--ansi", "never", "--progress", "plain", "-f", lp.path}
+	for _, f := range extraFiles {
+		argv = append(argv, "-f", f)
+	}
+	argv = append(argv, "--project-directory", lp.dir, "-p", lp.project.Name)
+	argv = append(argv, args...)
+	pr, err := c.proc.Run(ctx, Command{Argv: argv, Dir: lp.dir})
+	l.stdout.WriteString(pr.Stdout)
+	l.stderr.WriteString(pr.Stderr)
+	l.res.ExitCode, l.res.Truncated = pr.ExitCode, l.res.Truncated || pr.Truncated
+	if err != nil {
+		var exitErr *ExitError
+		if errors.As(err, &exitErr) {
+			return fmt.Errorf("docker compose %s: %w%s", args[0], err, l.maskNote(pr))
+		}
+		return err
+	}
+	return nil
+}
+
+func (l *runLog) maskNote(pr *ProcessResult) string { return l.mask(stderrNote(pr)) }
+
+// explicit returns the services to name on the command line: none when the payload named
+// none (all of them).
+func explicit(requested, services []string) []string {
+	if len(requested) == 0 {
+		return nil
+	}
+	return services
 }
 
 // selectServices checks the requested services against the project and
@@ -74,101 +193,4 @@ func selectServices(project *types.Project, requested []string) ([]string, error
 		}
 	}
 	return out, nil
-}
-
-// minMaskedLength is the length from which .env values are masked: shorter
-// ones (ports, flags, small numbers) are everywhere in messages and are not
-// secrets.
-const minMaskedLength = 4
-
-// maskValues returns the values to mask: every value of at least
-// minMaskedLength bytes except the given names, longest first.
-func maskValues(values map[string]string, except []string) []string {
-	var out []string
-	for _, v := range values {
-		if len(v) >= minMaskedLength && !slices.Contains(except, v) && !slices.Contains(out, v) {
-			out = append(out, v)
-		}
-	}
-	slices.SortFunc(out, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
-	return out
-}
-
-// maskText replaces the given values in s with "***", and cuts what
-// compose-go's dotenv parser quotes from a broken file.
-func maskText(values []string, s string) string {
-	if len(values) > 0 {
-		pairs := make([]string, 0, 2*len(values))
-		for _, v := range values {
-			pairs = append(pairs, v, "***")
-		}
-		s = strings.NewReplacer(pairs...).Replace(s)
-	}
-	return maskDotenvQuotes(s)
-}
-
-// maskDotenvQuotes cuts the text that compose-go's dotenv errors quote from
-// an env file ("unexpected character ... in variable name <line>",
-// "unterminated quoted value <value>"): an env_file of a service can hold
-// secrets the .env masking does not know.
-func maskDotenvQuotes(s string) string {
-	for _, marker := range []string{"unterminated quoted value ", " in variable name "} {
-		if i := strings.Index(s, marker); i >= 0 {
-			end := strings.IndexByte(s[i+len(marker):], '\n')
-			if end < 0 {
-				s = s[:i+len(marker)] + "[...]"
-			} else {
-				s = s[:i+len(marker)] + "[...]" + s[i+len(marker)+end:]
-			}
-		}
-	}
-	return s
-}
-
-// RouteLogrus sends what libraries log through logrus's standard logger
-// (compose-go does) to log: errors as errors, warnings at info level,
-// info and debug messages at V(1), trace at V(2); logrus itself writes
-// nothing. Call it once at start-up.
-func RouteLogrus(log logr.Logger) {
-	std := logrus.StandardLogger()
-	std.SetOutput(io.Discard)
-	std.SetFormatter(discardFormatter{})
-	level := logrus.WarnLevel
-	if log.V(2).Enabled() {
-		level = logrus.TraceLevel
-	} else if log.V(1).Enabled() {
-		level = logrus.DebugLevel
-	}
-	std.SetLevel(level)
-	std.ReplaceHooks(logrus.LevelHooks{})
-	std.AddHook(logrusHook{log: log})
-}
-
-// discardFormatter spares formatting entries that are discarded anyway.
-type discardFormatter struct{}
-
-func (discardFormatter) Format(*logrus.Entry) ([]byte, error) { return nil, nil }
-
-// logrusHook forwards logrus entries to a logr.Logger.
-type logrusHook struct{ log logr.Logger }
-
-func (logrusHook) Levels() []logrus.Level { return logrus.AllLevels }
-
-func (h logrusHook) Fire(e *logrus.Entry) error {
-	kv := make([]any, 0, 2*len(e.Data)+2)
-	for _, k := range slices.Sorted(maps.Keys(e.Data)) {
-		kv = append(kv, k, e.Data[k])
-	}
-	msg := e.Message
-	switch {
-	case e.Level <= logrus.ErrorLevel:
-		h.log.Error(nil, msg, kv...)
-	case e.Level == logrus.WarnLevel:
-		h.log.Info(msg, append(kv, "logrusLevel", "warning")...)
-	case e.Level <= logrus.DebugLevel:
-		h.log.V(1).Info(msg, kv...)
-	default:
-		h.log.V(2).Info(msg, kv...)
-	}
-	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/consts"
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 	"sigs.k8s.io/yaml"
 )
@@ -504,45 +505,29 @@ func normalizeProjectName(composePath string) string {
 	return loader.NormalizeProjectName(filepath.Base(filepath.Dir(composePath)))
 }
 
-// maskFuzzy masks values in a (short) message even when compose-go quotes them changed, such
-// as a size parsed without its unit ("...s3cr3" of "...s3cr3t"): every long enough piece of a
-// value is masked.
-func maskFuzzy(values []string, s string) string {
-	s = maskText(values, s)
-	if len(s) > 64<<10 {
-		return s
+// strictInterpolation makes a reference to a variable that is not set (with
+// no default) an error: docker compose would warn and use a blank.
+func strictInterpolation(o *loader.Options) {
+	if o.Interpolate == nil {
+		return
 	}
-	for _, v := range values {
-		for {
-			common := longestCommon(s, v)
-			if len(common) < minMaskedLength || len(common) < min(len(v), 6) {
-				break
-			}
-			s = strings.ReplaceAll(s, common, "***")
-		}
-	}
-	return s
-}
-
-// longestCommon returns the longest common substring of a and b.
-func longestCommon(a, b string) string {
-	if len(a) == 0 || len(b) == 0 {
-		return ""
-	}
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	best, end := 0, 0
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			if a[i-1] == b[j-1] {
-				cur[j] = prev[j-1] + 1
-				if cur[j] > best {
-					best, end = cur[j], i
+	o.Interpolate.Substitute = func(tmpl string, mapping template.Mapping) (string, error) {
+		return template.SubstituteWithOptions(tmpl, mapping, template.WithReplacementFunction(
+			func(s string, m template.Mapping, cfg *template.Config) (string, error) {
+				var missing string
+				recording := func(name string) (string, bool) {
+					v, ok := m(name)
+					if !ok {
+						missing = name
+					}
+					return v, ok
 				}
-			} else {
-				cur[j] = 0
-			}
-		}
-		prev, cur = cur, prev
+				template.WithoutLogging(cfg)
+				v, applied, err := template.DefaultReplacementAppliedFunc(s, recording, cfg)
+				if err == nil && !applied && missing != "" {
+					return "", fmt.Errorf("variable %s is not set (set it in the project's .env, or write ${%s:-default})", missing, missing)
+				}
+				return v, err
+			}))
 	}
-	return a[end-best : end]
 }

@@ -3,6 +3,7 @@ package executors
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,11 +68,11 @@ func (p ComposePolicy) withDefaults(fileRoots []string) ComposePolicy {
 // config, secret) and the field, and the setting that would allow it.
 func (p ComposePolicy) Check(project *types.Project) error {
 	var errs []error
-	for _, name := range slices.Sorted(mapsKeys(project.Services)) {
+	for _, name := range slices.Sorted(maps.Keys(project.Services)) {
 		s := project.Services[name]
 		errs = append(errs, p.checkService(name, s)...)
 	}
-	for _, name := range slices.Sorted(mapsKeys(project.Volumes)) {
+	for _, name := range slices.Sorted(maps.Keys(project.Volumes)) {
 		v := project.Volumes[name]
 		if v.External {
 			continue
@@ -82,14 +83,14 @@ func (p ComposePolicy) Check(project *types.Project) error {
 			}
 		}
 	}
-	for _, name := range slices.Sorted(mapsKeys(project.Configs)) {
+	for _, name := range slices.Sorted(maps.Keys(project.Configs)) {
 		if f := project.Configs[name].File; f != "" {
 			if err := p.checkBind(f); err != nil {
 				errs = append(errs, Refusedf("config %s: file %s: %w", name, f, err))
 			}
 		}
 	}
-	for _, name := range slices.Sorted(mapsKeys(project.Secrets)) {
+	for _, name := range slices.Sorted(maps.Keys(project.Secrets)) {
 		if f := project.Secrets[name].File; f != "" {
 			if err := p.checkBind(f); err != nil {
 				errs = append(errs, Refusedf("secret %s: file %s: %w", name, f, err))
@@ -100,16 +101,6 @@ func (p ComposePolicy) Check(project *types.Project) error {
 		return nil
 	}
 	return Refusedf("compose policy: %w", errors.Join(errs...))
-}
-
-func mapsKeys[M ~map[string]V, V any](m M) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func (p ComposePolicy) checkService(name string, s types.ServiceConfig) []error {

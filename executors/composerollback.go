@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -134,4 +135,40 @@ func (c *composeCore) projectName(ctx context.Context, path string) (string, err
 		return "", lerr
 	}
 	return normalizeProjectName(clean), nil
+}
+
+// rollbackTo restores rev's files, pins its images, brings it up and waits for it with the
+// same gate.
+func (c *composeCore) rollbackTo(ctx context.Context, l *runLog, state *stackState, rev *stackRevision) ([]ServiceStatus, error) {
+	if err := restoreFiles(c.roots, rev); err != nil {
+		return nil, err
+	}
+	lp, err := c.load(ctx, rev.ComposePath)
+	if err != nil {
+		return nil, fmt.Errorf("load revision %d: %w", rev.Revision, err)
+	}
+	shown := append([]string{lp.project.Name}, lp.project.ServiceNames()...)
+	ProgressFrom(ctx).Mask(maskValues(lp.values, shown)...)
+	outer, inner := l.mask, maskerOf(lp.values, shown)
+	l.mask = func(s string) string { return inner(outer(s)) }
+	pin, err := state.pinFile(rev)
+	if err != nil {
+		return nil, err
+	}
+	var extra []string
+	if pin != "" {
+		extra = []string{pin}
+	}
+	before, err := c.containers(ctx, lp.project.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.compose(ctx, l, lp, extra, "up", "-d", "--remove-orphans"); err != nil {
+		return nil, err
+	}
+	services := lp.project.ServiceNames()
+	slices.Sort(services)
+	g := &gate{core: c, project: lp.project, services: services, baseline: restartBaseline(before), settle: c.settle, mask: l.mask}
+	statuses, err := g.wait(ctx, g.budget())
+	return statuses, err
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -176,7 +177,7 @@ func (s *stackState) pinFile(rev *stackRevision) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("services:\n")
-	for _, svc := range slices.Sorted(mapsKeys(rev.Images)) {
+	for _, svc := range slices.Sorted(maps.Keys(rev.Images)) {
 		// JSON strings are YAML strings.
 		name, _ := json.Marshal(svc)
 		img, _ := json.Marshal(rev.Images[svc])

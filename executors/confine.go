@@ -472,3 +472,10 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 		k.mu.Unlock()
 	}
 }
+
+func maxBytesOrDefault(n int64) int64 {
+	if n <= 0 {
+		return DefaultMaxFileBytes
+	}
+	return n
+}

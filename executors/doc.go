@@ -12,9 +12,9 @@
 // Payload errors that can never succeed are reported as permanent errors
 // ([ErrInvalidPayload], [ErrRefused]) so the caller can fail the task without
 // retrying. The package is plain Go: it must not import controller-runtime or
-// any other package of this repository, must not log (except forwarding
-// compose-go's logrus output to the logger it is given, [RouteLogrus]), retry
-// or report task status (callers do), must never pass the agent's environment,
+// any other package of this repository, must not log (compose-go's own logrus
+// lines reach the agent's log through internal/logging), retry or report task
+// status (callers do), must never pass the agent's environment,
 // a shell interpreter or an unbounded buffer to a child process, and must
 // keep .env values out of its errors and results (DOCKER_RELOAD masks them in
 // compose-go's messages and in docker's output).

@@ -6,138 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 )
-
-// Events and conditions the Compose executors report (see [Reporter]).
-const (
-	EventValidated  = "Validated"
-	EventPulled     = "Pulled"
-	EventStarted    = "Started"
-	EventHealthy    = "Healthy"
-	EventUnhealthy  = "Unhealthy"
-	EventRolledBack = "RolledBack"
-
-	ConditionProgressing = "Progressing"
-	ConditionAvailable   = "Available"
-	ConditionRolledBack  = "RolledBack"
-)
-
-// Defaults of [DockerReloadConfig].
-const (
-	DefaultComposeSettle = 5 * time.Second
-	DefaultComposePoll   = 250 * time.Millisecond
-)
-
-// DockerReloadConfig configures the Compose executors (DOCKER_RELOAD, COMPOSE_STATUS,
-// COMPOSE_LOGS, COMPOSE_ROLLBACK).
-type DockerReloadConfig struct {
-	// Roots are the directories every file of a project must lie in.
-	Roots []string
-	// MaxBytes caps the size of every file of a project; default DefaultMaxFileBytes.
-	MaxBytes int64
-	// Docker is the docker CLI: a name looked up in the child's PATH, or an
-	// absolute path. Default "docker".
-	Docker string
-	// Process runs docker; nil means NewProcess(ProcessConfig{}). Its
-	// environment is also the only one the compose file is interpolated
-	// with, besides the project's .env: the agent's own never is.
-	Process *Process
-	// DockerHost and DockerConfig, when set, are docker's DOCKER_HOST and DOCKER_CONFIG.
-	DockerHost, DockerConfig string
-	// StateDir holds the revisions, in StateDir/stacks/<project>/.
-	StateDir string
-	// Revisions is how many revisions of a project are kept; default DefaultStackRevisions.
-	Revisions int
-	// Policy is what a project may ask of the host; BindRoots default to Roots.
-	Policy ComposePolicy
-	// Settle is how long a service without a healthcheck must run without restarting to
-	// count as ready; default DefaultComposeSettle.
-	Settle time.Duration
-	// Poll is the interval of container state checks; default DefaultComposePoll.
-	Poll time.Duration
-}
-
-// composeCore is what the Compose executors share.
-type composeCore struct {
-	roots     *fileRoots
-	maxBytes  int64
-	docker    string
-	proc      *Process
-	stateDir  string
-	revisions int
-	policy    ComposePolicy
-	settle    time.Duration
-	poll      time.Duration
-}
-
-func newComposeCore(cfg DockerReloadConfig) (*composeCore, error) {
-	roots, err := newFileRoots(cfg.Roots)
-	if err != nil {
-		return nil, err
-	}
-	docker := cmp.Or(cfg.Docker, "docker")
-	if strings.Contains(docker, "/") && !filepath.IsAbs(docker) {
-		return nil, fmt.Errorf("docker binary %q: want a name or an absolute path", docker)
-	}
-	if err := cfg.Policy.Validate(); err != nil {
-		return nil, err
-	}
-	proc := cfg.Process
-	if proc == nil {
-		proc = NewProcess(ProcessConfig{})
-	}
-	var extra []string
-	if cfg.DockerHost != "" {
-		extra = append(extra, "DOCKER_HOST="+cfg.DockerHost)
-	}
-	if cfg.DockerConfig != "" {
-		extra = append(extra, "DOCKER_CONFIG="+cfg.DockerConfig)
-	}
-	proc = proc.withEnv(extra...)
-	return &composeCore{
-		roots: roots, maxBytes: maxBytesOrDefault(cfg.MaxBytes), docker: docker, proc: proc,
-		stateDir: cfg.StateDir, revisions: cmp.Or(cfg.Revisions, DefaultStackRevisions),
-		policy: cfg.Policy.withDefaults(cfg.Roots),
-		settle: cmp.Or(cfg.Settle, DefaultComposeSettle), poll: cmp.Or(cfg.Poll, DefaultComposePoll),
-	}, nil
-}
-
-// withEnv returns a copy of p whose children also get the given variables.
-func (p *Process) withEnv(extra ...string) *Process {
-	if len(extra) == 0 {
-		return p
-	}
-	q := *p
-	q.env = append(slices.Clone(p.env), extra...)
-	return &q
-}
-
-// childEnv is the environment docker runs with, as a map.
-func (c *composeCore) childEnv() map[string]string {
-	env := map[string]string{}
-	for _, kv := range c.proc.env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	return env
-}
-
-// load loads the project at path inside the roots and applies the policy.
-func (c *composeCore) load(ctx context.Context, path string) (*loadedProject, error) {
-	lp, err := loadComposeProject(ctx, c.roots, c.maxBytes, path, c.childEnv())
-	if err != nil {
-		return nil, err
-	}
-	if err := c.policy.Check(lp.project); err != nil {
-		return nil, err
-	}
-	return lp, nil
-}
 
 // DockerReload is the DOCKER_RELOAD executor: a health-gated deploy of a Compose project with
 // automatic rollback to the last known good revision. It implements [Executor].
@@ -244,42 +115,6 @@ type deployRequest struct {
 	rollback bool
 	dryRun   bool
 }
-
-// run is one docker compose invocation's bookkeeping for the result.
-type runLog struct {
-	res            *DockerReloadResult
-	stdout, stderr strings.Builder
-	mask           func(string) string
-}
-
-func (l *runLog) finish(started time.Time) {
-	l.res.Stdout, l.res.Stderr = l.mask(l.stdout.String()), l.mask(l.stderr.String())
-	l.res.DurationMS = time.Since(started).Milliseconds()
-}
-
-// compose runs `docker compose <files> <args>`.
-func (c *composeCore) compose(ctx context.Context, l *runLog, lp *loadedProject, extraFiles []string, args ...string) error {
-	argv := []string{c.docker, "compose", "--ansi", "never", "--progress", "plain", "-f", lp.path}
-	for _, f := range extraFiles {
-		argv = append(argv, "-f", f)
-	}
-	argv = append(argv, "--project-directory", lp.dir, "-p", lp.project.Name)
-	argv = append(argv, args...)
-	pr, err := c.proc.Run(ctx, Command{Argv: argv, Dir: lp.dir})
-	l.stdout.WriteString(pr.Stdout)
-	l.stderr.WriteString(pr.Stderr)
-	l.res.ExitCode, l.res.Truncated = pr.ExitCode, l.res.Truncated || pr.Truncated
-	if err != nil {
-		var exitErr *ExitError
-		if errors.As(err, &exitErr) {
-			return fmt.Errorf("docker compose %s: %w%s", args[0], err, l.maskNote(pr))
-		}
-		return err
-	}
-	return nil
-}
-
-func (l *runLog) maskNote(pr *ProcessResult) string { return l.mask(stderrNote(pr)) }
 
 // deploy is DOCKER_RELOAD: steps 1-9 of the deploy.
 func (c *composeCore) deploy(ctx context.Context, req deployRequest) (*DockerReloadResult, error) {
@@ -395,15 +230,6 @@ func (c *composeCore) deploy(ctx context.Context, req deployRequest) (*DockerRel
 	return res, nil
 }
 
-// explicit returns the services to name on the command line: none when the payload named
-// none (all of them).
-func explicit(requested, services []string) []string {
-	if len(requested) == 0 {
-		return nil
-	}
-	return services
-}
-
 // afterFailure rolls back to the last known good revision when there is one and rollback is
 // asked for, and returns the task's error.
 func (c *composeCore) afterFailure(ctx context.Context, l *runLog, rep Reporter, prog Progress, state *stackState, good *stackRevision, req deployRequest, cause error) error {
@@ -434,42 +260,6 @@ func (c *composeCore) afterFailure(ctx context.Context, l *runLog, rep Reporter,
 	return fmt.Errorf("%w; rolled back to revision %d, which is healthy", cause, good.Revision)
 }
 
-// rollbackTo restores rev's files, pins its images, brings it up and waits for it with the
-// same gate.
-func (c *composeCore) rollbackTo(ctx context.Context, l *runLog, state *stackState, rev *stackRevision) ([]ServiceStatus, error) {
-	if err := restoreFiles(c.roots, rev); err != nil {
-		return nil, err
-	}
-	lp, err := c.load(ctx, rev.ComposePath)
-	if err != nil {
-		return nil, fmt.Errorf("load revision %d: %w", rev.Revision, err)
-	}
-	shown := append([]string{lp.project.Name}, lp.project.ServiceNames()...)
-	ProgressFrom(ctx).Mask(maskValues(lp.values, shown)...)
-	outer, inner := l.mask, maskerOf(lp.values, shown)
-	l.mask = func(s string) string { return inner(outer(s)) }
-	pin, err := state.pinFile(rev)
-	if err != nil {
-		return nil, err
-	}
-	var extra []string
-	if pin != "" {
-		extra = []string{pin}
-	}
-	before, err := c.containers(ctx, lp.project.Name)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.compose(ctx, l, lp, extra, "up", "-d", "--remove-orphans"); err != nil {
-		return nil, err
-	}
-	services := lp.project.ServiceNames()
-	slices.Sort(services)
-	g := &gate{core: c, project: lp.project, services: services, baseline: restartBaseline(before), settle: c.settle, mask: l.mask}
-	statuses, err := g.wait(ctx, g.budget())
-	return statuses, err
-}
-
 // parseDryRun reads what `docker compose --dry-run up` printed ("Container p-web-1  Recreate").
 func parseDryRun(out, project string, lastGood int) DryRunPlan {
 	plan := DryRunPlan{LastGoodRevision: lastGood, Create: []string{}, Recreate: []string{}, Remove: []string{}}
@@ -497,11 +287,4 @@ func parseDryRun(out, project string, lastGood int) DryRunPlan {
 		}
 	}
 	return plan
-}
-
-// maskerOf returns the masking of everything shown: every env file value except the names
-// the result shows anyway.
-func maskerOf(values map[string]string, except []string) func(string) string {
-	masked := maskValues(values, except)
-	return func(s string) string { return maskText(masked, s) }
 }

@@ -30,13 +30,6 @@ func NewFileWrite(cfg FileConfig) (*FileWrite, error) {
 	return &FileWrite{roots: roots, maxBytes: maxBytesOrDefault(cfg.MaxBytes)}, nil
 }
 
-func maxBytesOrDefault(n int64) int64 {
-	if n <= 0 {
-		return DefaultMaxFileBytes
-	}
-	return n
-}
-
 // fileWritePayload is the FILE_WRITE task payload.
 type fileWritePayload struct {
 	Path     string  `json:"path"`

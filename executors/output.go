@@ -1,6 +1,7 @@
 package executors
 
 import (
+	"encoding/base64"
 	"fmt"
 	"unicode/utf8"
 )
@@ -93,4 +94,13 @@ func trimPartialRuneStart(p []byte) []byte {
 		}
 	}
 	return p
+}
+
+// EncodeOutput returns output as it goes into a JSON result: unchanged with encoding "" when
+// it is valid UTF-8, else its base64 (standard, padded) with encoding "base64".
+func EncodeOutput(output string) (text, encoding string) {
+	if utf8.ValidString(output) {
+		return output, ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(output)), "base64"
 }

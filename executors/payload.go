@@ -2,11 +2,11 @@ package executors
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 )
 
 // DecodePayload decodes a task payload, which must be a JSON object, into v
@@ -102,17 +102,15 @@ func jsonKindOf(t reflect.Type) string {
 	}
 }
 
-// echo is the ECHO executor.
-type echo struct{}
-
-// NewEcho returns the ECHO executor: its result is the payload unchanged, as
-// a json.RawMessage. The payload must be a JSON object.
-func NewEcho() Executor { return echo{} }
-
-// Execute implements [Executor].
-func (echo) Execute(_ context.Context, payload json.RawMessage) (any, error) {
-	if err := requireObject(payload); err != nil {
-		return nil, err
+// payloadTimeout validates a task's own timeout_seconds, as SHELL does.
+func payloadTimeout(secs float64) (time.Duration, error) {
+	switch {
+	case secs < 0:
+		return 0, InvalidPayloadf("timeout_seconds %v is negative", secs)
+	case secs > float64(maxTimeoutSeconds):
+		return 0, InvalidPayloadf("timeout_seconds %v is too large", secs)
+	case secs > 0:
+		return max(time.Duration(secs*float64(time.Second)), time.Millisecond), nil
 	}
-	return json.RawMessage(bytes.Clone(payload)), nil
+	return 0, nil
 }

@@ -2,7 +2,6 @@ package executors
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,11 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
 )
 
 // Defaults of [ProcessConfig].
@@ -79,15 +78,6 @@ func (r ProcessResult) MarshalJSON() ([]byte, error) {
 	w.Stdout, w.StdoutEncoding = EncodeOutput(r.Stdout)
 	w.Stderr, w.StderrEncoding = EncodeOutput(r.Stderr)
 	return json.Marshal(w)
-}
-
-// EncodeOutput returns output as it goes into a JSON result: unchanged with encoding "" when
-// it is valid UTF-8, else its base64 (standard, padded) with encoding "base64".
-func EncodeOutput(output string) (text, encoding string) {
-	if utf8.ValidString(output) {
-		return output, ""
-	}
-	return base64.StdEncoding.EncodeToString([]byte(output)), "base64"
 }
 
 // Process runs commands. It is safe for concurrent use.
@@ -274,4 +264,14 @@ func (p *Process) Run(ctx context.Context, cmd Command) (*ProcessResult, error) 
 	default:
 		return res, fmt.Errorf("wait %s: %w", argv0, waitErr)
 	}
+}
+
+// withEnv returns a copy of p whose children also get the given variables.
+func (p *Process) withEnv(extra ...string) *Process {
+	if len(extra) == 0 {
+		return p
+	}
+	q := *p
+	q.env = append(slices.Clone(p.env), extra...)
+	return &q
 }

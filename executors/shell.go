@@ -1,15 +1,20 @@
 package executors
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/compose-spec/compose-go/v2/dotenv"
 )
 
 // ShellConfig configures a [Shell].
@@ -202,4 +207,51 @@ func (s *Shell) refuse(name string) error {
 		allowed = strings.Join(s.allowed, ", ")
 	}
 	return Refusedf("command %q is not allowed (allowed: %s)", name, allowed)
+}
+
+// projectEnvMasks returns the values a SHELL command run in dir must not show: when dir lies
+// inside a file root and holds a .env (a Compose project directory), the values of that file
+// (as DOCKER_RELOAD masks them). The file is read through an os.Root on its root, like every
+// task file. A .env that cannot be read or parsed is an error: the command could print what
+// would not be masked.
+func projectEnvMasks(roots *fileRoots, maxBytes int64, dir string) ([]string, error) {
+	if roots == nil || dir == "" {
+		return nil, nil
+	}
+	clean, root, rel, err := roots.locate("cwd", dir)
+	if err != nil {
+		return nil, nil // not in a root: nothing the agent knows to mask
+	}
+	rt, err := openRoot(root)
+	if err != nil {
+		return nil, nil
+	}
+	defer rt.Close()
+	envPath := filepath.Join(clean, ".env")
+	fi, err := rt.Stat(filepath.Join(rel, ".env"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || isEscape(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("env file %s (its values are masked in the output): %w", envPath, unwrapPathError(err))
+	case !fi.Mode().IsRegular():
+		return nil, nil
+	}
+	f := &confinedFile{field: "the .env of cwd", path: envPath, root: root, name: ".env"}
+	if f.dir, err = rt.OpenRoot(rel); err != nil {
+		return nil, f.wrap("open the directory of", err)
+	}
+	defer f.Close()
+	data, err := f.read(maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := scanEnv(data); err != nil {
+		return nil, fmt.Errorf("env file %s (its values are masked in the output): %w", envPath, err)
+	}
+	values, err := dotenv.ParseWithLookup(bytes.NewReader(data), func(string) (string, bool) { return "", false })
+	if err != nil {
+		return nil, fmt.Errorf("env file %s (its values are masked in the output): %s", envPath, maskText(nil, err.Error()))
+	}
+	return maskValues(values, nil), nil
 }

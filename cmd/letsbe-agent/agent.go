@@ -20,6 +20,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/executors"
 	"github.com/letsbe/sysadmin-agent/executors/browser"
+	"github.com/letsbe/sysadmin-agent/internal/logging"
 	"github.com/letsbe/sysadmin-agent/internal/memtrim"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 )
@@ -120,7 +121,7 @@ func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
 }
 
 func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
-	executors.RouteLogrus(log.WithName("compose"))
+	logging.RouteLogrus(log.WithName("compose"))
 	execs, err := buildExecutors(cfg)
 	if err != nil {
 		return nil, err

@@ -21,7 +21,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	"github.com/letsbe/sysadmin-agent/config"
 	"github.com/letsbe/sysadmin-agent/controllers"
-	"github.com/letsbe/sysadmin-agent/executors"
+	"github.com/letsbe/sysadmin-agent/internal/logging"
 )
 
 // leaseName names the Lease the replicas of cluster mode compete for.
@@ -46,7 +46,7 @@ func runCluster(ctx context.Context, cfg *config.Config, log logr.Logger) error 
 }
 
 func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (*clusterAgent, error) {
-	executors.RouteLogrus(log.WithName("compose"))
+	logging.RouteLogrus(log.WithName("compose"))
 	execs, err := buildExecutors(cfg)
 	if err != nil {
 		return nil, err

@@ -166,7 +166,7 @@ func (d *doctor) run(ctx context.Context) {
 	if execs[agentv1.TypeDockerReload] != nil {
 		d.checkDocker(ctx)
 	}
-	if pw, ok := execs[agentv1.TypePlaywright].(*browser.Executor); ok {
+	if pw, ok := execs[agentv1.TypePlaywright].(*browser.Playwright); ok {
 		d.checkChromium(ctx, pw)
 	}
 	d.checkPolicy()
@@ -443,7 +443,7 @@ func (d *doctor) checkDocker(ctx context.Context) {
 	}
 }
 
-func (d *doctor) checkChromium(ctx context.Context, pw *browser.Executor) {
+func (d *doctor) checkChromium(ctx context.Context, pw *browser.Playwright) {
 	path, err := pw.Chromium()
 	if err != nil {
 		d.warn("chromium", err.Error(), "PLAYWRIGHT tasks fail without a browser: apt-get install chromium, or set AGENT_CHROMIUM_PATH")

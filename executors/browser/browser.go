@@ -23,7 +23,7 @@ const (
 // is empty: Debian's package, then the name other distributions use.
 var chromiumNames = []string{"chromium", "chromium-browser"}
 
-// Config configures an [Executor].
+// Config configures an [Playwright].
 type Config struct {
 	// ChromiumPath is the browser to run: a path, or a program name looked
 	// up on PATH. Empty means "chromium" or "chromium-browser" on PATH. The
@@ -48,8 +48,8 @@ type Config struct {
 	TempDir string
 }
 
-// Executor is the PLAYWRIGHT executor. It implements [executors.Executor].
-type Executor struct {
+// Playwright is the PLAYWRIGHT executor. It implements [executors.Executor].
+type Playwright struct {
 	cfg   Config
 	hosts hostList
 	slots chan struct{}
@@ -59,12 +59,12 @@ type Executor struct {
 	waiting func()
 }
 
-var _ executors.Executor = (*Executor)(nil)
+var _ executors.Executor = (*Playwright)(nil)
 
 // New returns a PLAYWRIGHT executor. It fails on an invalid allowed host; a
 // missing browser is reported by each task, not here, so that the agent
 // runs the other task types on a server without Chromium.
-func New(cfg Config) (*Executor, error) {
+func New(cfg Config) (*Playwright, error) {
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
@@ -78,14 +78,14 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Executor{cfg: cfg, hosts: hosts, slots: make(chan struct{}, cfg.MaxConcurrent)}, nil
+	return &Playwright{cfg: cfg, hosts: hosts, slots: make(chan struct{}, cfg.MaxConcurrent)}, nil
 }
 
 // Execute implements [executors.Executor] for a payload
 // {"flow": {"steps": [...], "ignore_https_errors"?: false}, "timeout_seconds"?: 120}. The result is a
 // [*Result], also when a step fails: the error then names the step, and the
 // result holds the steps so far and a screenshot of the page at the failure.
-func (e *Executor) Execute(ctx context.Context, payload json.RawMessage) (any, error) {
+func (e *Playwright) Execute(ctx context.Context, payload json.RawMessage) (any, error) {
 	f, err := parseFlow(payload, e.hosts)
 	if err != nil {
 		return nil, err
@@ -114,7 +114,7 @@ func (e *Executor) Execute(ctx context.Context, payload json.RawMessage) (any, e
 var ErrNoBrowser = errors.New("chromium not found")
 
 // chromium finds the browser to run.
-func (e *Executor) chromium() (string, error) {
+func (e *Playwright) chromium() (string, error) {
 	names := chromiumNames
 	if e.cfg.ChromiumPath != "" {
 		names = []string{e.cfg.ChromiumPath}
@@ -136,7 +136,7 @@ func (e *Executor) chromium() (string, error) {
 }
 
 // acquire waits for a free browser slot, or for the end of ctx.
-func (e *Executor) acquire(ctx context.Context) error {
+func (e *Playwright) acquire(ctx context.Context) error {
 	select {
 	case e.slots <- struct{}{}:
 		return nil
@@ -154,7 +154,7 @@ func (e *Executor) acquire(ctx context.Context) error {
 }
 
 // run starts a browser, runs the steps and tears the browser down.
-func (e *Executor) run(ctx context.Context, f *flow, path string) (*Result, error) {
+func (e *Playwright) run(ctx context.Context, f *flow, path string) (*Result, error) {
 	red := newRedactor(f.secrets)
 	plog := &pageLog{redact: red}
 	s, err := e.launch(ctx, path, f, plog)

@@ -2,4 +2,4 @@ package browser
 
 // Chromium returns the browser PLAYWRIGHT tasks would run, or ErrNoBrowser (for
 // letsbe-agent doctor).
-func (e *Executor) Chromium() (string, error) { return e.chromium() }
+func (e *Playwright) Chromium() (string, error) { return e.chromium() }

@@ -32,7 +32,7 @@ func needChromium(t *testing.T) {
 
 // newTestExecutor returns an executor whose browser profiles live in a
 // temporary directory of the test.
-func newTestExecutor(t *testing.T, cfg Config) (*Executor, string) {
+func newTestExecutor(t *testing.T, cfg Config) (*Playwright, string) {
 	t.Helper()
 	needChromium(t)
 	// Not t.TempDir(): Chromium's socket paths under it would be too long.
@@ -52,7 +52,7 @@ func newTestExecutor(t *testing.T, cfg Config) (*Executor, string) {
 // execute runs a flow and checks that nothing of the browser is left: no
 // live process whose command line mentions the profile directory, and no
 // profile.
-func execute(ctx context.Context, t *testing.T, e *Executor, tempDir, payload string) (*Result, error) {
+func execute(ctx context.Context, t *testing.T, e *Playwright, tempDir, payload string) (*Result, error) {
 	t.Helper()
 	got, err := e.Execute(ctx, json.RawMessage(payload))
 	assertNoBrowserLeft(t, tempDir)

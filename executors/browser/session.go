@@ -57,7 +57,7 @@ type session struct {
 // hints, media router). ignoreHTTPSErrors (the flow's option) makes this
 // browser, and only this one, accept any TLS certificate, for its pages,
 // subresources, workers and WebSockets alike.
-func (e *Executor) flags(profile string, ignoreHTTPSErrors bool) []chromedp.ExecAllocatorOption {
+func (e *Playwright) flags(profile string, ignoreHTTPSErrors bool) []chromedp.ExecAllocatorOption {
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.Flag("headless", true),
 		chromedp.Flag("disable-gpu", true),
@@ -105,7 +105,7 @@ func (e *Executor) flags(profile string, ignoreHTTPSErrors bool) []chromedp.Exec
 
 // launch starts a browser with a fresh profile for flow f and opens its tab.
 // On error nothing is left behind.
-func (e *Executor) launch(ctx context.Context, path string, f *flow, plog *pageLog) (_ *session, err error) {
+func (e *Playwright) launch(ctx context.Context, path string, f *flow, plog *pageLog) (_ *session, err error) {
 	profile, err := os.MkdirTemp(e.cfg.TempDir, profilePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("create browser profile: %w", err)

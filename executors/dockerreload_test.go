@@ -10,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	"github.com/google/go-cmp/cmp"
-	"github.com/sirupsen/logrus"
 )
 
 // fakeDocker is a docker executable that records its arguments, one line
@@ -454,32 +451,6 @@ func TestDockerReloadConfinement(t *testing.T) {
 	}
 	if r := res.(*DockerReloadResult); r.Project != "root" || len(fx.docker.runs(t)) != 1 {
 		t.Errorf("result = %+v, runs %q", r, fx.docker.runs(t))
-	}
-}
-
-// TestRouteLogrus: compose-go's logrus warnings reach the logr logger.
-// Not parallel: logrus's standard logger is global.
-func TestRouteLogrus(t *testing.T) {
-	var lines []string
-	log := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{Verbosity: 1})
-	RouteLogrus(log)
-	t.Cleanup(func() { RouteLogrus(logr.Discard()) })
-
-	fx := newComposeFixture(t, map[string]string{"compose.yaml": "version: \"3\"\nservices:\n  web:\n    image: nginx\n"})
-	fx.docker.running(t, "app", "web")
-	if _, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml")})); err != nil {
-		t.Fatal(err)
-	}
-	logrus.WithField("k", "v").Debug("a debug line")
-	logrus.Trace("a trace line")
-	logrus.Error("an error line")
-	want := []string{
-		`"level"=0 "msg"="` + filepath.Join(fx.app, "compose.yaml") + `: the attribute ` + "`version`" + ` is obsolete, it will be ignored, please remove it to avoid potential confusion" "logrusLevel"="warning"`,
-		`"level"=1 "msg"="a debug line" "k"="v"`,
-		`"msg"="an error line" "error"=null`,
-	}
-	if diff := cmp.Diff(want, lines); diff != "" {
-		t.Errorf("logged (-want +got):\n%s", diff)
 	}
 }
 
