@@ -83,24 +83,21 @@ func (d *DockerReload) Execute(ctx context.Context, payload json.RawMessage) (an
 	if err := DecodePayload(payload, &p); err != nil {
 		return nil, err
 	}
-	timeout, err := payloadTimeout(p.TimeoutSeconds)
+	timeout, err := TimeoutSeconds("timeout_seconds", p.TimeoutSeconds)
 	if err != nil {
 		return nil, err
 	}
-	wait, err := payloadTimeout(p.WaitTimeoutSeconds)
+	wait, err := TimeoutSeconds("wait_timeout_seconds", p.WaitTimeoutSeconds)
 	if err != nil {
-		return nil, InvalidPayloadf("wait_%w", errors.Unwrap(err))
+		return nil, err
 	}
 	for _, s := range p.Services {
 		if s == "" {
 			return nil, InvalidPayloadf("services: an empty service name")
 		}
 	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, timeout, &TimeoutError{After: timeout})
-		defer cancel()
-	}
+	ctx, cancel := WithTimeout(ctx, timeout)
+	defer cancel()
 	return d.c.deploy(ctx, deployRequest{
 		path: p.ComposePath, pull: p.Pull, services: p.Services, wait: wait,
 		rollback: p.Rollback == nil || *p.Rollback, dryRun: p.DryRun,

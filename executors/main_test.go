@@ -1,14 +1,14 @@
 package executors
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // prSetChildSubreaper is PR_SET_CHILD_SUBREAPER from <linux/prctl.h>.
@@ -48,30 +48,13 @@ func waitGroupGone(t *testing.T, pgid int) {
 	}
 }
 
-// groupMembers lists the pids whose process group is pgid, from /proc.
+// groupMembers lists the pids whose process group is pgid.
 func groupMembers(pgid int) []int {
-	entries, _ := os.ReadDir("/proc")
+	procs, _ := procfs.AllProcs()
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may contain spaces and parens.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		fields := bytes.Fields(stat[i+1:])
-		if len(fields) < 3 {
-			continue
-		}
-		if g, err := strconv.Atoi(string(fields[2])); err == nil && g == pgid {
-			pids = append(pids, pid)
+	for _, p := range procs {
+		if st, err := p.Stat(); err == nil && st.PGRP == pgid {
+			pids = append(pids, p.PID)
 		}
 	}
 	return pids

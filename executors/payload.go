@@ -2,9 +2,11 @@ package executors
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"time"
 )
@@ -102,15 +104,29 @@ func jsonKindOf(t reflect.Type) string {
 	}
 }
 
-// payloadTimeout validates a task's own timeout_seconds, as SHELL does.
-func payloadTimeout(secs float64) (time.Duration, error) {
+// maxTimeoutSeconds keeps a timeout within a time.Duration.
+const maxTimeoutSeconds = math.MaxInt64 / int64(time.Second)
+
+// TimeoutSeconds converts the value of a payload's timeout field (named field in errors, such
+// as "timeout_seconds") to a duration: 0 means none, and a fraction of a second is kept (at
+// least a millisecond). A negative or too large value is an [InvalidPayloadf] error.
+func TimeoutSeconds(field string, secs float64) (time.Duration, error) {
 	switch {
-	case secs < 0:
-		return 0, InvalidPayloadf("timeout_seconds %v is negative", secs)
+	case secs < 0 || math.IsNaN(secs):
+		return 0, InvalidPayloadf("%s %v is negative", field, secs)
 	case secs > float64(maxTimeoutSeconds):
-		return 0, InvalidPayloadf("timeout_seconds %v is too large", secs)
+		return 0, InvalidPayloadf("%s %v is too large", field, secs)
 	case secs > 0:
 		return max(time.Duration(secs*float64(time.Second)), time.Millisecond), nil
 	}
 	return 0, nil
+}
+
+// WithTimeout returns ctx ending after d with a [*TimeoutError] as its cause, the way a task's
+// own timeout_seconds ends it; ctx itself when d is 0 (no timeout of its own).
+func WithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, d, &TimeoutError{After: d})
 }

@@ -222,13 +222,13 @@ func (p *Process) Run(ctx context.Context, cmd Command) (*ProcessResult, error) 
 		case <-ctx.Done():
 		}
 		signaled.Store(true)
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		_ = KillGroup(pgid, syscall.SIGTERM)
 		grace := time.NewTimer(p.killGrace)
 		defer grace.Stop()
 		select {
 		case <-exited:
 		case <-grace.C:
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			_ = KillGroup(pgid, syscall.SIGKILL)
 		}
 	}()
 
@@ -237,7 +237,7 @@ func (p *Process) Run(ctx context.Context, cmd Command) (*ProcessResult, error) 
 	<-killerDone
 	// Nothing of the group outlives its leader (a straggler that escaped
 	// with setsid is out of reach, and WaitDelay bounds its hold on us).
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	_ = KillGroup(pgid, syscall.SIGKILL)
 
 	res.DurationMS = time.Since(start).Milliseconds()
 	res.Stdout, res.Stderr = stdout.String(), stderr.String()

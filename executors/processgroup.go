@@ -1,14 +1,14 @@
 package executors
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/prometheus/procfs"
 )
 
 // ProcessRef identifies a process group well enough to find it again after the agent
@@ -49,13 +49,27 @@ func KillLeftover(ref ProcessRef) (bool, error) {
 	if err != nil || ticks != ref.StartTicks {
 		return false, nil //nolint:nilerr // gone (unreadable), or the id now belongs to another process: nothing of ours to kill
 	}
-	if err := syscall.Kill(-ref.PGID, syscall.SIGKILL); err != nil {
+	if err := KillGroup(ref.PGID, syscall.SIGKILL); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
 			return false, nil
 		}
-		return false, fmt.Errorf("kill process group %d: %w", ref.PGID, err)
+		return false, err
 	}
 	return true, nil
+}
+
+// KillGroup sends sig to every process of the process group pgid (a leader started with
+// Setpgid names its group). It is the one way the agent signals a group: [Process.Run] on
+// cancellation and when the leader exits, [KillLeftover] after a restart, and the browser of a
+// PLAYWRIGHT task. A group that is gone is an error matching syscall.ESRCH.
+func KillGroup(pgid int, sig syscall.Signal) error {
+	if pgid <= 1 {
+		return fmt.Errorf("kill process group %d: not a process group of the agent's", pgid)
+	}
+	if err := syscall.Kill(-pgid, sig); err != nil {
+		return fmt.Errorf("kill process group %d: %w", pgid, err)
+	}
+	return nil
 }
 
 func bootID() string {
@@ -66,21 +80,16 @@ func bootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-// startTicks reads field 22 (starttime) of /proc/PID/stat. The command name (field 2) may hold
-// spaces and parentheses, so fields are counted after its last ')'.
+// startTicks is the start time of process pid, in clock ticks since boot (field 22 of
+// /proc/PID/stat).
 func startTicks(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
 	}
-	fields := strings.Fields(string(b[i+1:]))
-	// fields[0] is field 3 (state); starttime is field 22.
-	if len(fields) < 20 {
-		return 0, errors.New("malformed stat")
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	return st.Starttime, nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -83,9 +82,6 @@ type shellRequest struct {
 	timeout time.Duration // 0: none of its own
 }
 
-// maxTimeoutSeconds keeps timeout_seconds within a time.Duration.
-const maxTimeoutSeconds = math.MaxInt64 / int64(time.Second)
-
 // parseShellPayload decodes and validates a SHELL payload. Every error it
 // returns is permanent.
 func parseShellPayload(payload json.RawMessage) (shellRequest, error) {
@@ -105,14 +101,9 @@ func parseShellPayload(payload json.RawMessage) (shellRequest, error) {
 			return shellRequest{}, InvalidPayloadf("cwd %q is not an existing directory", p.Cwd)
 		}
 	}
-	var timeout time.Duration
-	switch secs := p.TimeoutSeconds; {
-	case secs < 0:
-		return shellRequest{}, InvalidPayloadf("timeout_seconds %v is negative", secs)
-	case secs > float64(maxTimeoutSeconds):
-		return shellRequest{}, InvalidPayloadf("timeout_seconds %v is too large", secs)
-	case secs > 0:
-		timeout = max(time.Duration(secs*float64(time.Second)), time.Millisecond)
+	timeout, err := TimeoutSeconds("timeout_seconds", p.TimeoutSeconds)
+	if err != nil {
+		return shellRequest{}, err
 	}
 	argv, err := ParseCommandLine(p.Cmd)
 	if err != nil {
@@ -136,11 +127,8 @@ func (s *Shell) Execute(ctx context.Context, payload json.RawMessage) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	if req.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, req.timeout, &TimeoutError{After: req.timeout})
-		defer cancel()
-	}
+	ctx, cancel := WithTimeout(ctx, req.timeout)
+	defer cancel()
 	masks, err := projectEnvMasks(s.roots, s.maxBytes, req.dir)
 	if err != nil {
 		return nil, err

@@ -1,12 +1,7 @@
 package executors
 
 import (
-	"bufio"
-	"bytes"
-	"os"
-	"strconv"
-	"strings"
-
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,28 +17,13 @@ type SystemInfo struct {
 // system holding diskPath. Figures it cannot read stay zero: a heartbeat never fails for them.
 func ReadSystemInfo(diskPath string) SystemInfo {
 	var info SystemInfo
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			info.Load1, _ = strconv.ParseFloat(f[0], 64)
+	if fs, err := procfs.NewDefaultFS(); err == nil {
+		if avg, err := fs.LoadAvg(); err == nil {
+			info.Load1 = avg.Load1
 		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) < 2 {
-				continue
-			}
-			kb, err := strconv.ParseUint(f[1], 10, 64)
-			if err != nil {
-				continue
-			}
-			switch f[0] {
-			case "MemTotal:":
-				info.MemTotalBytes = kb * 1024
-			case "MemAvailable:":
-				info.MemAvailableBytes = kb * 1024
-			}
+		if mem, err := fs.Meminfo(); err == nil {
+			info.MemTotalBytes = valueOf(mem.MemTotalBytes)
+			info.MemAvailableBytes = valueOf(mem.MemAvailableBytes)
 		}
 	}
 	var st unix.Statfs_t
@@ -51,4 +31,12 @@ func ReadSystemInfo(diskPath string) SystemInfo {
 		info.DiskFreeBytes = st.Bavail * uint64(st.Bsize)
 	}
 	return info
+}
+
+// valueOf is *p, or 0 when p is nil (a figure the kernel did not show).
+func valueOf(p *uint64) uint64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -225,31 +224,19 @@ func localPhase(t *testing.T, a *agentProc, id string) string {
 
 // processRunning reports whether a live (not zombie) process has exactly this command line.
 func processRunning(cmdline string) bool {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ") == cmdline {
-			return true
-		}
-	}
-	return false
+	return len(processes(commandLineIs(cmdline))) > 0
 }
 
 // killStray kills leftover processes whose command line is exactly cmdline (a task's child
 // orphaned by kill -9 of the agent).
 func killStray(t *testing.T, cmdline string) {
 	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ") == cmdline {
-			var pid int
-			if _, err := fmt.Sscan(e.Name(), &pid); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
+	for _, pid := range processes(commandLineIs(cmdline)) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// commandLineIs matches the processes whose arguments, joined by spaces, are cmdline.
+func commandLineIs(cmdline string) func([]string) bool {
+	return func(argv []string) bool { return strings.Join(argv, " ") == cmdline }
 }

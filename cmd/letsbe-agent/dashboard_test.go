@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -80,14 +79,5 @@ func TestE2EDevDashboardInChromium(t *testing.T) {
 	cancelBrowser()
 	cancelAlloc()
 	// No Chromium with this test's profile survives.
-	eventually(t, "Chromium to exit", func() bool {
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-			if err == nil && strings.Contains(string(b), profile) {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "Chromium to exit", func() bool { return len(processesMentioning(profile)) == 0 })
 }

@@ -10,11 +10,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
+	"github.com/prometheus/procfs"
 )
 
 // e2ePassword is the secret a PLAYWRIGHT task types; it must never leave the
@@ -179,23 +180,28 @@ func TestE2EPlaywright(t *testing.T) {
 	}
 }
 
-// processesMentioning lists the live processes whose command line contains s.
-func processesMentioning(s string) []int {
-	entries, _ := os.ReadDir("/proc")
+// processes lists the live (not zombie) processes other than the test's own whose argv
+// satisfies match.
+func processes(match func(argv []string) bool) []int {
+	procs, _ := procfs.AllProcs()
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
+	for _, p := range procs {
+		if p.PID == os.Getpid() {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if i := bytes.LastIndexByte(stat, ')'); err != nil || i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+		if st, err := p.Stat(); err != nil || st.State == "Z" {
 			continue
 		}
-		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && bytes.Contains(cmdline, []byte(s)) {
-			pids = append(pids, pid)
+		if argv, err := p.CmdLine(); err == nil && match(argv) {
+			pids = append(pids, p.PID)
 		}
 	}
 	return pids
+}
+
+// processesMentioning lists the live processes whose command line contains s.
+func processesMentioning(s string) []int {
+	return processes(func(argv []string) bool {
+		return slices.ContainsFunc(argv, func(a string) bool { return strings.Contains(a, s) })
+	})
 }

@@ -90,11 +90,8 @@ func (e *Playwright) Execute(ctx context.Context, payload json.RawMessage) (any,
 	if err != nil {
 		return nil, err
 	}
-	if f.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, f.timeout, &executors.TimeoutError{After: f.timeout})
-		defer cancel()
-	}
+	ctx, cancel := executors.WithTimeout(ctx, f.timeout)
+	defer cancel()
 	path, err := e.chromium()
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -41,9 +40,8 @@ const (
 
 // Limits of a flow.
 const (
-	maxSteps       = 500
-	maxNameLen     = 100
-	maxTimeoutSecs = math.MaxInt64 / int64(time.Second)
+	maxSteps   = 500
+	maxNameLen = 100
 )
 
 // fieldsOf lists the fields each action takes besides "action" and
@@ -158,7 +156,7 @@ func parseFlow(payload json.RawMessage, hosts hostList) (*flow, error) {
 	if err := executors.DecodePayload(payload, &p); err != nil {
 		return nil, err
 	}
-	timeout, err := seconds(p.TimeoutSeconds, "timeout_seconds")
+	timeout, err := executors.TimeoutSeconds("timeout_seconds", p.TimeoutSeconds)
 	if err != nil {
 		return nil, err
 	}
@@ -198,19 +196,6 @@ func unprefix(err error) error {
 func isNull(raw json.RawMessage) bool {
 	trimmed := bytes.TrimSpace(raw)
 	return len(trimmed) == 0 || string(trimmed) == "null"
-}
-
-// seconds converts a timeout_seconds value; 0 means none.
-func seconds(secs float64, field string) (time.Duration, error) {
-	switch {
-	case secs < 0 || math.IsNaN(secs):
-		return 0, executors.InvalidPayloadf("%s %v is negative", field, secs)
-	case secs > float64(maxTimeoutSecs):
-		return 0, executors.InvalidPayloadf("%s %v is too large", field, secs)
-	case secs > 0:
-		return max(time.Duration(secs*float64(time.Second)), time.Millisecond), nil
-	}
-	return 0, nil
 }
 
 // stepFields is the raw object of one step. Its own decoding keeps every
@@ -310,7 +295,7 @@ func parseStep(index int, raw json.RawMessage, hosts hostList) (step, error) {
 	if err != nil {
 		return step{}, err
 	}
-	if s.timeout, err = seconds(secs, "timeout_seconds"); err != nil {
+	if s.timeout, err = executors.TimeoutSeconds("timeout_seconds", secs); err != nil {
 		return step{}, sf.errorf("%s", unprefix(err))
 	}
 	if slices.Contains(fields.required, "selector") || slices.Contains(fields.optional, "selector") {

@@ -1,12 +1,10 @@
 package browser
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
-	"strconv"
 	"syscall"
 	"testing"
 )
@@ -84,24 +82,4 @@ func assertNoBrowserLeft(t *testing.T, dir string) {
 	if len(entries) > 0 {
 		t.Errorf("profile directory left after the task: %s", entries[0].Name())
 	}
-}
-
-// processesMentioning lists the live processes whose command line contains s.
-func processesMentioning(s string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if state, ok := procState(pid); !ok || state == 'Z' || state == 'X' {
-			continue
-		}
-		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && bytes.Contains(cmdline, []byte(s)) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }

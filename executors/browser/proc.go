@@ -1,11 +1,13 @@
 package browser
 
 import (
-	"bytes"
 	"os"
-	"strconv"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // killTree kills what is left of a browser once its main process has been
@@ -20,7 +22,7 @@ func killTree(profile string, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for quiet := 0; quiet < 3 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		found := 0
-		for _, p := range browserProcesses(profile) {
+		for _, p := range processesMentioning(profile + "/") {
 			_ = syscall.Kill(p, syscall.SIGKILL)
 			found++
 		}
@@ -32,42 +34,26 @@ func killTree(profile string, limit time.Duration) {
 	}
 }
 
-// browserProcesses lists the live (not zombie) processes that mention the
-// directory profile in their command line.
-func browserProcesses(profile string) []int {
-	marker := []byte(profile + "/")
-	entries, err := os.ReadDir("/proc")
+// processesMentioning lists the live (not zombie) processes other than the agent whose
+// command line contains s.
+func processesMentioning(s string) []int {
+	procs, err := procfs.AllProcs()
 	if err != nil {
 		return nil
 	}
 	self := os.Getpid()
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+	for _, p := range procs {
+		if p.PID == self {
 			continue
 		}
-		if state, ok := procState(pid); !ok || state == 'Z' || state == 'X' {
+		if st, err := p.Stat(); err != nil || st.State == "Z" || st.State == "X" {
 			continue
 		}
-		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && bytes.Contains(cmdline, marker) {
-			pids = append(pids, pid)
+		args, err := p.CmdLine()
+		if err == nil && slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, s) }) {
+			pids = append(pids, p.PID)
 		}
 	}
 	return pids
-}
-
-// procState returns the state of pid (R, S, Z...) from /proc/pid/stat.
-func procState(pid int) (state byte, ok bool) {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// pid (comm) state ...; comm may contain spaces and parens.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 >= len(stat) {
-		return 0, false
-	}
-	return stat[i+2], true
 }

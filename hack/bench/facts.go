@@ -1,13 +1,15 @@
 package main
 
 import (
-	"bufio"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // facts describe the machine a run was made on.
@@ -41,18 +43,15 @@ func machineFacts(stateDir string) facts {
 }
 
 func cpuModel() string {
-	file, err := os.Open("/proc/cpuinfo")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return "unknown"
 	}
-	defer file.Close()
-	sc := bufio.NewScanner(file)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
+	cpus, err := fs.CPUInfo()
+	if err != nil || len(cpus) == 0 || cpus[0].ModelName == "" {
+		return "unknown"
 	}
-	return "unknown"
+	return cpus[0].ModelName
 }
 
 func readTrim(path string) string {
@@ -65,11 +64,15 @@ func readTrim(path string) string {
 
 // loadAverage returns the 1, 5 and 15 minute load averages.
 func loadAverage() string {
-	f := strings.Fields(readTrim("/proc/loadavg"))
-	if len(f) < 3 {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
 		return "unknown"
 	}
-	return strings.Join(f[:3], " ")
+	avg, err := fs.LoadAvg()
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.2f %.2f %.2f", avg.Load1, avg.Load5, avg.Load15)
 }
 
 // fsType names the file system holding dir (by its statfs magic number).
@@ -98,16 +101,13 @@ func fsType(dir string) string {
 
 // memTotal returns MemTotal from /proc/meminfo in GiB.
 func memTotal() string {
-	for line := range strings.SplitSeq(readTrim("/proc/meminfo"), "\n") {
-		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			f := strings.Fields(v)
-			if len(f) != 2 {
-				break
-			}
-			if kb, err := strconv.ParseFloat(f[0], 64); err == nil {
-				return strconv.FormatFloat(kb/(1<<20), 'f', 1, 64) + " GiB"
-			}
-		}
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return "unknown"
 	}
-	return "unknown"
+	mem, err := fs.Meminfo()
+	if err != nil || mem.MemTotalBytes == nil {
+		return "unknown"
+	}
+	return strconv.FormatFloat(float64(*mem.MemTotalBytes)/(1<<30), 'f', 1, 64) + " GiB"
 }

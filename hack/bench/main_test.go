@@ -1,14 +1,34 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/procfs"
 )
 
-func TestParseStatus(t *testing.T) {
+// fakeProc returns a /proc holding one process, 4242, whose file name has the content given.
+func fakeProc(t *testing.T, name, content string) procfs.FS {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "4242"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "4242", name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := procfs.NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func TestMemoryOf(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
@@ -22,12 +42,11 @@ func TestParseStatus(t *testing.T) {
 			want: memory{RSS: 10 << 20, HWM: 20 << 20, Anon: 4 << 20, File: 6 << 20},
 		},
 		{name: "missing", in: "Name:\tx\nVmRSS:\t 1 kB\n", wantErr: true},
-		{name: "bad unit", in: "VmRSS:\t 1 MB\nVmHWM:\t 1 kB\nRssAnon:\t 1 kB\nRssFile:\t 1 kB\n", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := parseStatus([]byte(tt.in))
+			got, err := memoryOf(fakeProc(t, "status", tt.in), 4242)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -38,7 +57,7 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
+func TestCPUOf(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
@@ -49,7 +68,7 @@ func TestParseStat(t *testing.T) {
 		{
 			// utime 150, stime 25 ticks; the command name holds a space and a ')'.
 			name: "odd command name",
-			in:   "4242 (letsbe (x) agent) S 1 4242 4242 0 -1 4194560 900 0 0 0 150 25 0 0 20 0 7 0 12345 1000 2000",
+			in:   "4242 (letsbe (x) agent) S 1 4242 4242 0 -1 4194560 900 0 0 0 150 25 0 0 20 0 7 0 12345 1000 2000 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0",
 			want: 1750 * time.Millisecond,
 		},
 		{name: "short", in: "1 (a) S 1 2 3", wantErr: true},
@@ -58,7 +77,7 @@ func TestParseStat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := parseStat([]byte(tt.in))
+			got, err := cpuOf(fakeProc(t, "stat", tt.in), 4242)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -66,6 +85,16 @@ func TestParseStat(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestReadOwnProcess(t *testing.T) {
+	t.Parallel()
+	if m, err := readMemory(os.Getpid()); err != nil || m.RSS <= 0 || m.HWM < m.RSS {
+		t.Errorf("readMemory = %+v, %v", m, err)
+	}
+	if _, err := readCPU(os.Getpid()); err != nil {
+		t.Errorf("readCPU: %v", err)
 	}
 }
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
+	"github.com/prometheus/procfs"
 )
 
 // userHZ is the unit of utime and stime in /proc/PID/stat: USER_HZ, 100 on every Linux ABI
@@ -158,73 +157,49 @@ type memory struct {
 }
 
 func readMemory(pid int) (memory, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return memory{}, err
 	}
-	return parseStatus(b)
+	return memoryOf(fs, pid)
 }
 
-// parseStatus reads VmRSS, VmHWM, RssAnon and RssFile (kB) from the text of /proc/PID/status.
-func parseStatus(b []byte) (memory, error) {
-	var m memory
-	fields := map[string]*int64{"VmRSS": &m.RSS, "VmHWM": &m.HWM, "RssAnon": &m.Anon, "RssFile": &m.File}
-	found := 0
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
-		dst := fields[key]
-		if !ok || dst == nil {
-			continue
-		}
-		f := strings.Fields(val)
-		if len(f) != 2 || f[1] != "kB" {
-			return memory{}, fmt.Errorf("unexpected %s line %q", key, sc.Text())
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return memory{}, fmt.Errorf("parse %s: %w", key, err)
-		}
-		*dst = n << 10
-		found++
+// memoryOf reads VmRSS, VmHWM, RssAnon and RssFile from /proc/PID/status of fs.
+func memoryOf(fs procfs.FS, pid int) (memory, error) {
+	p, err := fs.Proc(pid)
+	if err != nil {
+		return memory{}, err
 	}
-	if found != len(fields) {
+	st, err := p.NewStatus()
+	if err != nil {
+		return memory{}, err
+	}
+	if st.VmRSS == 0 || st.VmHWM == 0 || st.RssAnon+st.RssFile == 0 {
 		return memory{}, errors.New("VmRSS, VmHWM, RssAnon or RssFile missing from /proc/PID/status")
 	}
-	return m, nil
+	return memory{RSS: int64(st.VmRSS), HWM: int64(st.VmHWM), Anon: int64(st.RssAnon), File: int64(st.RssFile)}, nil
 }
 
 // readCPU returns the process's user+system CPU time from /proc/PID/stat.
 func readCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0, err
 	}
-	return parseStat(b)
+	return cpuOf(fs, pid)
 }
 
-// parseStat reads utime+stime (fields 14 and 15, in USER_HZ ticks) from /proc/PID/stat. The
-// command name (field 2) may hold spaces and parentheses, so fields are counted after the last
-// ')'.
-func parseStat(b []byte) (time.Duration, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc/PID/stat")
+// cpuOf reads utime+stime (in USER_HZ ticks) from /proc/PID/stat of fs.
+func cpuOf(fs procfs.FS, pid int) (time.Duration, error) {
+	p, err := fs.Proc(pid)
+	if err != nil {
+		return 0, err
 	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state), so field n is f[n-3].
-	if len(f) < 13 {
-		return 0, errors.New("short /proc/PID/stat")
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
 	}
-	var ticks int64
-	for _, s := range f[11:13] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse /proc/PID/stat: %w", err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
+	return time.Duration(st.UTime+st.STime) * time.Second / userHZ, nil
 }
 
 // goroutines counts the agent's goroutines: go_goroutines from its metrics listener when it
