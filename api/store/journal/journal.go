@@ -42,6 +42,8 @@ type Journal struct {
 	path  string
 	now   func() time.Time
 	probe time.Duration
+	// observe, when set, is told how long each write transaction took and how it ended.
+	observe func(elapsed time.Duration, err error)
 
 	queue   chan *pending
 	closeMu sync.RWMutex
@@ -82,6 +84,13 @@ func WithProbeInterval(d time.Duration) Option {
 			j.probe = d
 		}
 	}
+}
+
+// WithWriteObserver makes the journal call observe after each write transaction (one fsync)
+// with its duration and error, from the commit loop: observe must be quick and must not call
+// the journal.
+func WithWriteObserver(observe func(elapsed time.Duration, err error)) Option {
+	return func(j *Journal) { j.observe = observe }
 }
 
 // WithClock sets the journal's clock (time.Now by default), used for delivered reports.
@@ -484,6 +493,7 @@ func (j *Journal) refuse(p *pending, err error) {
 func (j *Journal) commit(ops []op) error {
 	var depth int64
 	var ds deliveredStats
+	start := time.Now()
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		depth = 0
 		ds = j.dlv.stats
@@ -522,6 +532,9 @@ func (j *Journal) commit(ops []op) error {
 		}
 		return nil
 	})
+	if j.observe != nil {
+		j.observe(time.Since(start), err)
+	}
 	if err != nil {
 		return err
 	}

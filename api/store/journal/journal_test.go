@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
@@ -274,5 +275,41 @@ func TestJournalDeliveredSurvivesReopen(t *testing.T) {
 	}
 	if body, found := j2.LookupDelivered("t-1"); !found || string(body) != `{"status":"COMPLETED"}` {
 		t.Errorf("LookupDelivered after reopen = %q, %v", body, found)
+	}
+}
+
+func TestJournalWriteObserver(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var writes []error
+	j, err := journal.Open(t.TempDir(), testr.New(t), journal.WithWriteObserver(func(elapsed time.Duration, err error) {
+		if elapsed <= 0 {
+			t.Errorf("write observed with elapsed %s, want > 0", elapsed)
+		}
+		mu.Lock()
+		writes = append(writes, err)
+		mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = j.Close() }()
+	mem := memory.New(memory.WithPersister(j))
+	if _, err := j.Load(mem); err != nil {
+		t.Fatal(err)
+	}
+	// Create returns once the change is durable: its transaction has been observed.
+	if err := mem.Create(t.Context(), task("t-observed")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(writes) == 0 {
+		t.Fatal("no write observed after a durable Create")
+	}
+	for i, err := range writes {
+		if err != nil {
+			t.Errorf("write %d observed with error %v", i, err)
+		}
 	}
 }
