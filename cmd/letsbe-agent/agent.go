@@ -132,8 +132,10 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if err := checkStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
+	journalWrites := newJournalWriteHistogram()
 	jnl, err := journal.Open(cfg.StateDir, log.WithName("journal"),
-		journal.WithDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow}))
+		journal.WithDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow}),
+		journal.WithWriteObserver(func(elapsed time.Duration, _ error) { journalWrites.Observe(elapsed.Seconds()) }))
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +156,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	registry := controllers.NewRegistry()
 	a := &agent{cfg: cfg, log: log, store: mem, journal: jnl, dlv: jnl, registry: registry, progress: progress.NewHub(), trust: trust}
 	a.metrics = newAgentMetrics(a, execs)
+	a.metrics.register(journalWrites)
 	runner, err := controllers.NewRunner(controllers.Options{
 		Store:                   mem,
 		Notifier:                mem,

@@ -78,6 +78,8 @@ func TestE2EHealthMetricsDebugAndStatus(t *testing.T) {
 		`letsbe_agent_registered 1`,
 		`letsbe_agent_last_heartbeat_timestamp_seconds `,
 		`letsbe_agent_journal_tasks `,
+		`letsbe_agent_journal_write_seconds_bucket{le="0.0005"} `,
+		`letsbe_agent_journal_write_seconds_count `,
 		`controller_runtime_reconcile_total{controller="task-ECHO",result="success"}`,
 		`workqueue_adds_total{controller="task-SHELL",name="task-SHELL"}`,
 		`go_goroutines `,

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -36,6 +37,7 @@ type agentMetrics struct {
 	buildInfo      prometheus.Gauge
 	collectorsDone []prometheus.Collector
 	knownTypes     map[string]bool
+	log            logr.Logger
 }
 
 // newAgentMetrics registers the metrics; the gauges read a live agent.
@@ -118,7 +120,7 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 		}, func() float64 { return float64(max(a.unfinished()-len(a.registry.Running()), 0)) }),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "letsbe_agent_task_failures_total",
-			Help: "Tasks that ended FAILED, by type and the reason of their Ready condition (InvalidSpec, UnsupportedType, TimedOut, Cancelled, Interrupted, Panicked, Failed; Other for anything else).",
+			Help: "Tasks that ended FAILED, by type and the reason of their Ready condition (InvalidSpec, Refused, UnsupportedType, TimedOut, Cancelled, Interrupted, Panicked, Failed; Other for anything else).",
 		}, []string{"type", "reason"}),
 		buildInfo: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name:        "letsbe_agent_build_info",
@@ -133,14 +135,38 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 	m.collectorsDone = []prometheus.Collector{m.tasks, m.taskDuration, m.requests, m.requestErrors,
 		m.registered, m.lastHeartbeat, m.journalDepth, m.journalErrors, m.journalHealthy, m.abandoned, m.dropped, m.outboxDepth, m.runningTasks,
 		m.pendingTasks, m.failures, m.buildInfo}
+	m.log = a.log
 	for _, c := range m.collectorsDone {
-		// A second agent in one process (tests) replaces the first one's collectors.
-		metrics.Registry.Unregister(c)
-		if err := metrics.Registry.Register(c); err != nil {
-			a.log.Error(err, "Cannot register a metric")
-		}
+		m.registerOne(c)
 	}
 	return m
+}
+
+// register adds collectors made before the agent (the journal's, which the journal needs at
+// its opening); unregister removes them with the others.
+func (m *agentMetrics) register(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		m.registerOne(c)
+		m.collectorsDone = append(m.collectorsDone, c)
+	}
+}
+
+func (m *agentMetrics) registerOne(c prometheus.Collector) {
+	// A second agent in one process (tests) replaces the first one's collectors.
+	metrics.Registry.Unregister(c)
+	if err := metrics.Registry.Register(c); err != nil {
+		m.log.Error(err, "Cannot register a metric")
+	}
+}
+
+// newJournalWriteHistogram is letsbe_agent_journal_write_seconds, fed by the journal's write
+// observer: one observation per write transaction (its fsync included), failed ones too.
+func newJournalWriteHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "letsbe_agent_journal_write_seconds",
+		Help:    "Time each journal write transaction took, fsync included (one transaction carries every change waiting at once); memory mode only.",
+		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+	})
 }
 
 // unregister removes the collectors (the agent stopped).
@@ -183,7 +209,7 @@ func (m *agentMetrics) observeRequest(endpoint string, code int, elapsed time.Du
 var failureReasons = map[string]bool{
 	agentv1.ReasonFailed: true, agentv1.ReasonInvalidSpec: true, agentv1.ReasonUnsupportedType: true,
 	agentv1.ReasonTimedOut: true, agentv1.ReasonCancelled: true, agentv1.ReasonInterrupted: true,
-	agentv1.ReasonPanicked: true,
+	agentv1.ReasonPanicked: true, agentv1.ReasonRefused: true,
 }
 
 // failureReason is the reason of a failed Task's Ready condition, bounded.
