@@ -169,7 +169,7 @@ func (d *doctor) run(ctx context.Context) {
 	if pw, ok := execs[agentv1.TypePlaywright].(*browser.Playwright); ok {
 		d.checkChromium(ctx, pw)
 	}
-	d.checkPolicy()
+	d.checkPolicy(execs)
 }
 
 func (d *doctor) checkConfig() bool {
@@ -460,8 +460,23 @@ func (d *doctor) checkChromium(ctx context.Context, pw *browser.Playwright) {
 	d.ok("chromium", fmt.Sprintf("%s (%s)", lastLine(res.Stdout), path))
 }
 
-func (d *doctor) checkPolicy() {
-	d.ok("policy", "no task policy in this version: every task type listed under executors is accepted")
+// checkPolicy builds the effective policy as the agent does (internal/policy, through
+// effectivePolicy): the settings narrowed by the AGENT_POLICY file.
+func (d *doctor) checkPolicy(execs map[string]executors.Executor) {
+	if execs == nil {
+		return // the executors check failed: the task types are not known
+	}
+	pol, err := effectivePolicy(d.cfg, sortedTypes(execs))
+	if err != nil {
+		d.fail("policy", err.Error(), "fix the file AGENT_POLICY names (docs/policy.md); the agent does not start with it")
+		return
+	}
+	if len(pol.Types) == 0 {
+		d.warn("policy", pol.Source+": no task type may run", "list the task types under types: in the policy file (letsbe-agent policy show)")
+		return
+	}
+	d.ok("policy", fmt.Sprintf("%s: %d of %d task types, %d SHELL command patterns, sha256 %s (letsbe-agent policy show)",
+		pol.Source, len(pol.Types), len(execs), len(pol.Shell), pol.SHA256()[:12]))
 }
 
 func certNames(c *x509.Certificate) string {

@@ -69,6 +69,20 @@ func TestDoctor(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	policyDir := t.TempDir()
+	echoOnly := filepath.Join(policyDir, "echo-only.yaml")
+	noType := filepath.Join(policyDir, "no-type.yaml")
+	badPolicy := filepath.Join(policyDir, "bad.yaml")
+	for file, body := range map[string]string{
+		echoOnly:  "types: [ECHO]\n",
+		noType:    "types: [NOPE]\n",
+		badPolicy: "types: [ECHO]\nunknown: 1\n",
+	} {
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	cases := []struct {
 		name     string
 		env      []string
@@ -82,9 +96,27 @@ func TestDoctor(t *testing.T) {
 				"config": "OK orchestrator " + o.URL, "executors": "OK task types", "state-dir": "OK ",
 				"state-dir.free": "OK ", "identity": "OK not registered yet", "journal": "OK no journal yet",
 				"orchestrator.tcp": "OK connected", "orchestrator.token": "OK accepted", "orchestrator.clock": "OK within",
-				"policy": "OK ",
+				"policy": "OK settings: 9 of 9 task types, 1 SHELL command patterns, sha256 ",
 			},
 			wantCode: -1,
+		},
+		{
+			name:     "policy file",
+			env:      append(good, "AGENT_STATE_DIR="+stateDir(t, 0o700), "AGENT_POLICY="+echoOnly),
+			want:     map[string]string{"policy": "OK settings + " + echoOnly + ": 1 of 9 task types, 1 SHELL command patterns, sha256 "},
+			wantCode: -1,
+		},
+		{
+			name:     "policy allowing no type",
+			env:      append(good, "AGENT_STATE_DIR="+stateDir(t, 0o700), "AGENT_POLICY="+noType),
+			want:     map[string]string{"policy": "WARN settings + " + noType + ": no task type may run"},
+			wantCode: 1,
+		},
+		{
+			name:     "invalid policy file",
+			env:      append(good, "AGENT_STATE_DIR="+stateDir(t, 0o700), "AGENT_POLICY="+badPolicy),
+			want:     map[string]string{"policy": "FAIL invalid AGENT_POLICY: "},
+			wantCode: 2,
 		},
 		{
 			name:     "token refused",
