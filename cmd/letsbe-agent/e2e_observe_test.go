@@ -123,6 +123,8 @@ func TestE2EHealthMetricsDebugAndStatus(t *testing.T) {
 	if !strings.Contains(m, `letsbe_agent_orchestrator_request_errors_total{code="0",endpoint="heartbeat"}`) {
 		t.Error("heartbeat errors not counted")
 	}
+	// Every metric of config/prometheus/alerts.yaml and config/grafana/letsbe-agent.json is served.
+	checkMonitoringMetrics(t, m)
 	cmd = exec.Command(agentBinary, "status", "--http-addr", a.httpAddr())
 	out, err = cmd.CombinedOutput()
 	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 || !strings.Contains(string(out), "NOT READY") {
