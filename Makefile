@@ -12,6 +12,10 @@ CONTROLLER_GEN_VERSION ?= v0.23.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_VERSION ?= v2.15.0
 GOLANGCI      := $(BIN)/golangci-lint-$(GOLANGCI_VERSION)
+NFPM_VERSION  ?= v2.45.2
+NFPM          := $(BIN)/nfpm-$(NFPM_VERSION)
+DIST          ?= $(CURDIR)/dist
+ARCHES        ?= $(shell $(GO) env GOARCH)
 FUZZTIME      ?= 30s
 TEST_FLAGS    ?= -race -timeout 12m
 
@@ -61,6 +65,11 @@ verify: generate ## Fail if generated code, formatting or go.mod are stale.
 	$(GO) mod tidy
 	@git diff --exit-code -- api config go.mod go.sum || { echo "generated files or go.mod are stale: run make generate and go mod tidy"; exit 1; }
 
+##@ Release
+.PHONY: package
+package: $(NFPM) ## Build the .deb, .rpm and tar.gz of each GOARCH in ARCHES (default: this machine's) and SHA256SUMS into DIST (dist/).
+	NFPM='$(NFPM)' GO='$(GO)' DIST='$(DIST)' ARCHES='$(ARCHES)' VERSION='$(VERSION)' COMMIT='$(COMMIT)' hack/package.sh
+
 ##@ Testing
 .PHONY: test
 # The envtest binaries when already prepared (make envtest-assets); without them the tests on a
@@ -107,3 +116,7 @@ $(CONTROLLER_GEN):
 $(GOLANGCI):
 	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 	mv $(BIN)/golangci-lint $@
+
+$(NFPM):
+	GOBIN=$(BIN) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	mv $(BIN)/nfpm $@

@@ -61,9 +61,7 @@ mkdir -p "$bin_dir" "$unit_dir"
 install -m 0755 "$BINARY" "$bin_dir/letsbe-agent"
 echo "Installed $bin_dir/letsbe-agent"
 
-sed -e "s|/usr/local/bin/letsbe-agent|$PREFIX/bin/letsbe-agent|g" \
-	-e "s|/etc/letsbe-agent/agent.env|$SYSCONFDIR/letsbe-agent/agent.env|g" \
-	"$unit_src" >"$tmp/letsbe-agent.service"
+"$src/hack/render-unit.sh" "$PREFIX/bin" "$SYSCONFDIR" >"$tmp/letsbe-agent.service"
 install -m 0644 "$tmp/letsbe-agent.service" "$unit_dir/letsbe-agent.service"
 echo "Installed $unit_dir/letsbe-agent.service"
 
