@@ -87,7 +87,7 @@ test-short: ## Unit tests only, no race detector (quick).
 test-e2e: ## End-to-end tests: the real binary against the reference orchestrator.
 	$(GO) test -race -count=1 -run 'E2E' ./cmd/...
 
-BENCH_PKGS    ?= ./api/store/memory ./api/store/journal ./orchestratorsync ./controllers ./executors
+BENCH_PKGS    ?= ./api/store/memory ./api/store/journal ./orchestratorsync ./orchestratorsync/wire ./controllers ./executors
 BENCH_COUNT   ?= 6
 BENCH_TIME    ?= 100ms
 BENCH_FLAGS   ?=

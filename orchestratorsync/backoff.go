@@ -1,6 +1,7 @@
 package orchestratorsync
 
 import (
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"math/rand/v2"
 	"time"
 )
@@ -67,45 +68,8 @@ func (b Backoff) ceiling(attempt int) time.Duration {
 // MaxRetryAfter.
 func NextDelay(b Backoff, attempt int, err error) time.Duration {
 	d := b.Delay(attempt)
-	if ra, ok := RetryAfter(err); ok && ra > d {
+	if ra, ok := wire.RetryAfter(err); ok && ra > d {
 		d = ra
 	}
-	return min(d, MaxRetryAfter)
+	return min(d, wire.MaxRetryAfter)
 }
-
-// Clock is the time source the sync loops use, so that tests can drive time by hand
-// (orchestratortest.FakeClock) instead of sleeping.
-type Clock interface {
-	Now() time.Time
-	// NewTimer returns a timer that fires once after d.
-	NewTimer(d time.Duration) Timer
-	// After is NewTimer(d).C().
-	After(d time.Duration) <-chan time.Time
-}
-
-// Timer is the part of *time.Timer the loops need.
-type Timer interface {
-	C() <-chan time.Time
-	// Stop prevents the timer from firing; it reports whether the timer was active.
-	Stop() bool
-	// Reset re-arms the timer to fire after d; it reports whether the timer was active.
-	Reset(d time.Duration) bool
-}
-
-// RealClock is the Clock of the real world.
-type RealClock struct{}
-
-// Now returns time.Now().
-func (RealClock) Now() time.Time { return time.Now() }
-
-// NewTimer returns a real timer.
-func (RealClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
-
-// After returns time.After(d).
-func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-type realTimer struct{ t *time.Timer }
-
-func (t realTimer) C() <-chan time.Time        { return t.t.C }
-func (t realTimer) Stop() bool                 { return t.t.Stop() }
-func (t realTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }

@@ -2,6 +2,7 @@ package orchestratorsync
 
 import (
 	"errors"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"math"
 	"testing"
 	"time"
@@ -69,10 +70,10 @@ func TestNextDelay(t *testing.T) {
 	}{
 		{"no error", Backoff{Base: time.Second, Rand: one}, 2, nil, 4 * time.Second},
 		{"plain error", Backoff{Base: time.Second, Rand: one}, 2, errors.New("x"), 4 * time.Second},
-		{"retry-after longer", Backoff{Base: time.Second, Rand: zero}, 2, &APIError{StatusCode: 429, RetryAfter: 10 * time.Second}, 10 * time.Second},
-		{"jitter longer", Backoff{Base: time.Second, Rand: one}, 4, &APIError{StatusCode: 503, RetryAfter: time.Second}, 16 * time.Second},
-		{"retry-after capped", Backoff{Rand: zero}, 0, &APIError{StatusCode: 503, RetryAfter: time.Hour}, MaxRetryAfter},
-		{"backoff cap above 5m is capped", Backoff{Base: time.Minute, Cap: time.Hour, Rand: one}, 10, nil, MaxRetryAfter},
+		{"retry-after longer", Backoff{Base: time.Second, Rand: zero}, 2, &wire.APIError{StatusCode: 429, RetryAfter: 10 * time.Second}, 10 * time.Second},
+		{"jitter longer", Backoff{Base: time.Second, Rand: one}, 4, &wire.APIError{StatusCode: 503, RetryAfter: time.Second}, 16 * time.Second},
+		{"retry-after capped", Backoff{Rand: zero}, 0, &wire.APIError{StatusCode: 503, RetryAfter: time.Hour}, wire.MaxRetryAfter},
+		{"backoff cap above 5m is capped", Backoff{Base: time.Minute, Cap: time.Hour, Rand: one}, 10, nil, wire.MaxRetryAfter},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,22 +83,4 @@ func TestNextDelay(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestRealClock(t *testing.T) {
-	t.Parallel()
-	var c Clock = RealClock{}
-	if c.Now().IsZero() {
-		t.Error("Now is zero")
-	}
-	tm := c.NewTimer(0)
-	<-tm.C()
-	if tm.Stop() {
-		t.Error("Stop of a fired timer reported active")
-	}
-	tm.Reset(time.Hour)
-	if !tm.Stop() {
-		t.Error("Stop of an armed timer reported inactive")
-	}
-	<-c.After(time.Nanosecond)
 }

@@ -2,6 +2,7 @@ package orchestratorsync
 
 import (
 	"context"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -99,7 +100,7 @@ func (s *Syncer) resendFinal(id string, body []byte) {
 			case err == nil:
 				log.V(1).Info("Final report repeated")
 				return
-			case IsConflict(err) || IsNotFound(err):
+			case wire.IsConflict(err) || wire.IsNotFound(err):
 				log.Info("Orchestrator refused the repeated final report; not sending it again", "error", err.Error())
 				return
 			case ctx.Err() != nil:

@@ -3,6 +3,7 @@ package orchestratorsync_test
 import (
 	"context"
 	"errors"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -38,7 +39,7 @@ func TestIntakeStopsWhileNotDurable(t *testing.T) {
 	orch := orchestratortest.New(orchestratortest.Options{})
 	hs := httptest.NewServer(orch)
 	t.Cleanup(hs.Close)
-	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
+	client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package orchestratorsync
 
 import (
 	"context"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"math/rand/v2"
 	"time"
 )
@@ -25,7 +26,7 @@ func (s *Syncer) heartbeatLoop(ctx context.Context) {
 
 func (s *Syncer) heartbeat(ctx context.Context) {
 	req := s.heartbeatRequest()
-	var resp *HeartbeatResponse
+	var resp *wire.HeartbeatResponse
 	err := s.session.do(ctx, func(agentID string) error {
 		var err error
 		resp, err = s.opts.Client.Heartbeat(ctx, agentID, req)
@@ -35,7 +36,7 @@ func (s *Syncer) heartbeat(ctx context.Context) {
 	case err == nil:
 	case ctx.Err() != nil:
 		return
-	case Classify(err) == ClassGone:
+	case wire.Classify(err) == wire.ClassGone:
 		s.log.Info("Orchestrator does not know this agent; registering again")
 		_, gen := s.session.current()
 		if err := s.session.register(ctx, gen, "heartbeat 404"); err != nil {
@@ -72,13 +73,13 @@ func (s *Syncer) cancel(ctx context.Context, ids []string) {
 	}
 }
 
-func (s *Syncer) heartbeatRequest() HeartbeatRequest {
+func (s *Syncer) heartbeatRequest() wire.HeartbeatRequest {
 	status := "ONLINE"
 	if s.draining.Load() {
 		status = "DRAINING"
 	}
 	running := s.opts.RunningTasks()
-	req := HeartbeatRequest{
+	req := wire.HeartbeatRequest{
 		Status:         status,
 		Version:        s.opts.Version,
 		UptimeSeconds:  int64(s.clock.Now().Sub(s.start) / time.Second),

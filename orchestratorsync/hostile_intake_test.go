@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -119,7 +120,7 @@ func TestHostileIntervalsCancelListsTokensAndIDs(t *testing.T) {
 		}
 	}, funcr.Options{})
 
-	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: srv.URL, Token: "enroll"})
+	client, err := wire.NewClient(wire.Config{BaseURL: srv.URL, Token: "enroll"})
 	if err != nil {
 		t.Fatal(err)
 	}

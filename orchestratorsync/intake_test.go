@@ -2,6 +2,7 @@ package orchestratorsync_test
 
 import (
 	"context"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestPollerTakesTasksWhileTheStoreIsWriting(t *testing.T) {
 	orch := orchestratortest.New(orchestratortest.Options{})
 	hs := httptest.NewServer(orch)
 	t.Cleanup(hs.Close)
-	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
+	client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
 	if err != nil {
 		t.Fatal(err)
 	}

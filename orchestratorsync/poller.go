@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -116,7 +117,7 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 		}
 		started := s.clock.Now()
 		wait := s.opts.LongPollWait
-		var task *Task
+		var task *wire.Task
 		var received string // the agent id the task is handed to
 		err := s.session.do(ctx, func(agentID string) error {
 			var err error
@@ -125,7 +126,7 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 			return err
 		})
 		if err != nil {
-			var invalid *InvalidTaskError
+			var invalid *wire.InvalidTaskError
 			if errors.As(err, &invalid) {
 				attempt = 0
 				switch {
@@ -148,7 +149,7 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if IsNotFound(err) {
+			if wire.IsNotFound(err) {
 				s.log.Info("Orchestrator does not know this agent; registering again")
 				_, gen := s.session.current()
 				if s.session.register(ctx, gen, "next-task 404") != nil {
@@ -157,7 +158,7 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 				continue
 			}
 			delay := NextDelay(s.opts.Backoff, attempt, err)
-			if Classify(err) != ClassRetry {
+			if wire.Classify(err) != wire.ClassRetry {
 				// An answer that will not change by itself (400, a bad certificate): slowly.
 				delay = NextDelay(s.opts.Backoff, max(attempt, 16), err)
 			}
@@ -219,7 +220,7 @@ func (s *Syncer) sleepOrStop(ctx context.Context, d time.Duration) error {
 
 // intakeAsync is intake on a goroutine of its own: a task handed over is stored even when
 // polling stops meanwhile, and a panic is logged, not fatal.
-func (s *Syncer) intakeAsync(ctx context.Context, task *Task, agentID string) {
+func (s *Syncer) intakeAsync(ctx context.Context, task *wire.Task, agentID string) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error(fmt.Errorf("panic: %v", p), "Task intake panicked", "task", task.ID, "stack", string(debug.Stack()))
@@ -234,7 +235,7 @@ func (s *Syncer) intakeAsync(ctx context.Context, task *Task, agentID string) {
 // intake turns an orchestrator task into a Pending Task (or a FAILED one when its type is not
 // supported), recording the agent id it was received under. The slot acquired for it is
 // bound to it.
-func (s *Syncer) intake(ctx context.Context, wt *Task, agentID string) {
+func (s *Syncer) intake(ctx context.Context, wt *wire.Task, agentID string) {
 	now := metav1.NewTime(s.clock.Now().UTC())
 	task := &agentv1.Task{
 		TypeMeta: metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
@@ -265,7 +266,7 @@ func (s *Syncer) intake(ctx context.Context, wt *Task, agentID string) {
 	s.create(ctx, task)
 }
 
-func (s *Syncer) intakeInvalid(ctx context.Context, e *InvalidTaskError, agentID string) {
+func (s *Syncer) intakeInvalid(ctx context.Context, e *wire.InvalidTaskError, agentID string) {
 	now := metav1.NewTime(s.clock.Now().UTC())
 	task := &agentv1.Task{
 		TypeMeta:   metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
@@ -279,14 +280,14 @@ func (s *Syncer) intakeInvalid(ctx context.Context, e *InvalidTaskError, agentID
 
 // dropTask gives up on a task handed over without an id that can be reported under (none,
 // not valid UTF-8, a lone surrogate; docs/orchestrator-api.md, "Task ids").
-func (s *Syncer) dropTask(e *InvalidTaskError) {
+func (s *Syncer) dropTask(e *wire.InvalidTaskError) {
 	s.tasksDropped.Add(1)
 	s.log.Error(errors.New(e.Reason), "Dropping a task the agent cannot report: it has no usable id")
 }
 
 // refuseUnstorable reports FAILED a task whose id is too long to be stored, from memory: it
 // never reaches the store or the journal.
-func (s *Syncer) refuseUnstorable(e *InvalidTaskError, agentID string) {
+func (s *Syncer) refuseUnstorable(e *wire.InvalidTaskError, agentID string) {
 	now := metav1.NewTime(s.clock.Now().UTC())
 	task := &agentv1.Task{
 		TypeMeta:   metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},

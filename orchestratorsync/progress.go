@@ -2,50 +2,13 @@ package orchestratorsync
 
 import (
 	"context"
-	"net/http"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/letsbe/sysadmin-agent/api/progress"
 )
-
-// FeatureProgress is the register answer's feature that asks for progress reports.
-const FeatureProgress = "progress"
-
-// progressTimeout bounds one progress report: a late one has no value.
-const progressTimeout = 5 * time.Second
-
-// ProgressReport is a RUNNING report carrying what is new of a running task (contract v1.1,
-// feature "progress"): new events and output chunks with their byte offsets per stream.
-type ProgressReport struct {
-	AgentID   string        `json:"agent_id"`
-	Status    string        `json:"status"`
-	StartedAt string        `json:"started_at,omitempty"`
-	Events    []Event       `json:"events,omitempty"`
-	Output    []OutputChunk `json:"output,omitempty"`
-}
-
-// OutputChunk is a piece of one output stream of a task: Data are the bytes from Offset on.
-type OutputChunk struct {
-	Stream string `json:"stream"`
-	Offset int64  `json:"offset"`
-	Data   string `json:"data"`
-}
-
-// ReportProgress sends a progress report with PATCH /tasks/{task_id}.
-func (c *Client) ReportProgress(ctx context.Context, taskID string, r ProgressReport) error {
-	ep := "/tasks/" + escapeSegment(taskID)
-	switch {
-	case taskID == "":
-		return invalidArg(http.MethodPatch, ep, "empty task id")
-	case r.AgentID == "":
-		return invalidArg(http.MethodPatch, ep, "report has no agent_id")
-	}
-	r.Status = StatusRunning
-	_, err := c.do(ctx, http.MethodPatch, ep, "", r, min(c.timeout, progressTimeout))
-	return err
-}
 
 // progressSender sends the batches the controllers put in the hub, one at a time, while the
 // orchestrator wants them. It never retries: the next batch, or the final report, carries on.
@@ -74,7 +37,7 @@ func (p *progressSender) setFeatures(features []string) {
 	if p == nil {
 		return
 	}
-	on := slices.Contains(features, FeatureProgress)
+	on := slices.Contains(features, wire.FeatureProgress)
 	if on != p.hub.Enabled() {
 		p.s.log.Info("Progress reports", "enabled", on)
 	}
@@ -127,16 +90,16 @@ func (p *progressSender) send(ctx context.Context, task string, b progress.Batch
 	if err != nil || t.Status.Phase.IsFinal() {
 		return
 	}
-	r := ProgressReport{Status: StatusRunning}
+	r := wire.ProgressReport{Status: wire.StatusRunning}
 	if st := t.Status.StartTime; st != nil {
 		// As the first RUNNING report has it, so the orchestrator sees no change.
-		r.StartedAt, _ = formatTime(st.UTC().Truncate(time.Second))
+		r.StartedAt, _ = wire.FormatTime(st.UTC().Truncate(time.Second))
 	}
 	for _, e := range b.Events {
-		r.Events = append(r.Events, Event{Time: e.Time, Type: e.Type, Message: e.Message})
+		r.Events = append(r.Events, wire.Event{Time: e.Time, Type: e.Type, Message: e.Message})
 	}
 	for _, c := range b.Output {
-		r.Output = append(r.Output, OutputChunk{Stream: c.Stream, Offset: c.Offset, Data: c.Data})
+		r.Output = append(r.Output, wire.OutputChunk{Stream: c.Stream, Offset: c.Offset, Data: c.Data})
 	}
 	log := p.s.log.WithValues("task", task)
 	err = p.s.session.do(ctx, func(agentID string) error {

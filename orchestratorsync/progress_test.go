@@ -2,6 +2,7 @@ package orchestratorsync_test
 
 import (
 	"context"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"net/http/httptest"
 	"slices"
 	"testing"
@@ -25,7 +26,7 @@ func startProgressSyncer(t *testing.T, feature bool) (*orchestratortest.Server, 
 	orch := orchestratortest.New(orchestratortest.Options{Progress: feature})
 	hs := httptest.NewServer(orch)
 	t.Cleanup(hs.Close)
-	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
+	client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
 	if err != nil {
 		t.Fatal(err)
 	}

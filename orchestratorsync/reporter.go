@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"sync"
 	"time"
 
@@ -153,9 +154,9 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 		return r.s.opts.Client.ReportBody(sendCtx, task.TaskID(), body)
 	})
 	cancel()
-	class := Classify(err)
+	class := wire.Classify(err)
 	switch {
-	case class == ClassNone:
+	case class == wire.ClassNone:
 		if final && r.s.opts.Delivered != nil {
 			// The exact bytes accepted, before the Task may leave the store: a task offered
 			// again later is answered with this same report (never run twice).
@@ -164,13 +165,13 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 		r.delivered(ctx, name, direct, final, false, "", "")
 		log.V(1).Info("Report delivered", "status", report.Status, "bytes", len(body), "minimal", minimal)
 		return 0, false
-	case class == ClassGone:
+	case class == wire.ClassGone:
 		log.Info("Orchestrator refused the report for good; not sending it again", "status", report.Status, "error", err.Error())
 		r.delivered(ctx, name, direct, final, true, err.Error(), "")
 		return 0, false
 	case ctx.Err() != nil:
 		return 0, false
-	case (class == ClassTooLarge || class == ClassRefused) && minimal:
+	case (class == wire.ClassTooLarge || class == wire.ClassRefused) && minimal:
 		if !final {
 			log.Info("Orchestrator refused even the minimal RUNNING report; not sending it again", "error", err.Error())
 			r.delivered(ctx, name, direct, false, true, err.Error(), "")
@@ -181,10 +182,10 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 		r.s.reportsAbandoned.Add(1)
 		r.delivered(ctx, name, direct, true, true, msg, "Final report abandoned: "+msg)
 		return 0, false
-	case class == ClassTooLarge:
+	case class == wire.ClassTooLarge:
 		r.mu.Lock()
 		st.budget = len(body) / 2
-		if st.budget < MinReportBudget {
+		if st.budget < wire.MinReportBudget {
 			st.minimal = true
 			st.reason = fmt.Sprintf("the orchestrator refused the report as too large (HTTP 413) at every size down to %d bytes", len(body))
 		}
@@ -192,9 +193,9 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 		r.mu.Unlock()
 		log.Info("Orchestrator refused the report as too large; sending a smaller one", "status", report.Status, "bytes", len(body), "budget", next)
 		return 0, true
-	case class == ClassRefused:
+	case class == wire.ClassRefused:
 		code := 0
-		if ae, ok := errors.AsType[*APIError](err); ok {
+		if ae, ok := errors.AsType[*wire.APIError](err); ok {
 			code = ae.StatusCode
 		}
 		r.mu.Lock()
@@ -209,7 +210,7 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 	st.attempts++
 	r.mu.Unlock()
 	delay := NextDelay(r.s.opts.Backoff, attempt, err)
-	if class == ClassPermanent {
+	if class == wire.ClassPermanent {
 		// No answer that says why (a certificate failure, say): nothing to shrink, and the
 		// report must not be dropped while the agent lives; retry, slowly.
 		delay = NextDelay(r.s.opts.Backoff, max(attempt, 16), err)
@@ -232,7 +233,7 @@ func (r *reporter) stateFor(name, status string) *delivery {
 }
 
 // encode renders the report for the state's budget, or the minimal report.
-func (r *reporter) encode(report Report, st *delivery) ([]byte, bool, error) {
+func (r *reporter) encode(report wire.Report, st *delivery) ([]byte, bool, error) {
 	r.mu.Lock()
 	budget, minimal, reason := st.budget, st.minimal, st.reason
 	r.mu.Unlock()
@@ -244,10 +245,10 @@ func (r *reporter) encode(report Report, st *delivery) ([]byte, bool, error) {
 		if err != nil {
 			return nil, true, err
 		}
-		body, err := encodeMinimal(report, budget, len(full), reason)
+		body, err := wire.EncodeMinimal(report, budget, len(full), reason)
 		return body, true, err
 	}
-	return encodeWithin(report, budget)
+	return wire.EncodeWithin(report, budget)
 }
 
 func (r *reporter) forget(name string) {
@@ -324,19 +325,27 @@ func (r *reporter) flush(ctx context.Context) bool {
 	}
 }
 
+// EncodeReport returns the exact body of the report the agent sends for t under agentID, at
+// most maxBytes long (wire.DefaultMaxReportBytes when maxBytes <= 0): the Task's status as
+// RUNNING, COMPLETED or FAILED, its result shrunk to fit when the whole does not
+// (wire.EncodeReport). The same Task status always gives the same bytes.
+func EncodeReport(t *agentv1.Task, agentID string, maxBytes int) ([]byte, error) {
+	return wire.EncodeReport(buildReport(t, agentID), maxBytes)
+}
+
 // buildReport turns a Task's status into the wire report: RUNNING while it runs, then
 // COMPLETED or FAILED.
-func buildReport(t *agentv1.Task, agentID string) Report {
+func buildReport(t *agentv1.Task, agentID string) wire.Report {
 	st := t.Status
-	r := Report{AgentID: agentID, Status: StatusRunning}
+	r := wire.Report{AgentID: agentID, Status: wire.StatusRunning}
 	switch st.Phase {
 	case agentv1.TaskSucceeded:
-		r.Status = StatusCompleted
+		r.Status = wire.StatusCompleted
 	case agentv1.TaskFailed:
-		r.Status = StatusFailed
+		r.Status = wire.StatusFailed
 		r.Error = st.Error
 	}
-	if st.Result != nil && len(st.Result.Raw) > 0 && r.Status != StatusRunning {
+	if st.Result != nil && len(st.Result.Raw) > 0 && r.Status != wire.StatusRunning {
 		r.Result = json.RawMessage(st.Result.Raw)
 	}
 	// Times go out at the store's (second) precision, so that a report re-sent after a restart
@@ -345,13 +354,13 @@ func buildReport(t *agentv1.Task, agentID string) Report {
 		ts := st.StartTime.UTC().Truncate(time.Second)
 		r.StartedAt = &ts
 	}
-	if st.CompletionTime != nil && r.Status != StatusRunning {
+	if st.CompletionTime != nil && r.Status != wire.StatusRunning {
 		ts := st.CompletionTime.UTC().Truncate(time.Second)
 		r.FinishedAt = &ts
 	}
-	r.Events = make([]Event, 0, len(st.Events))
+	r.Events = make([]wire.Event, 0, len(st.Events))
 	for _, e := range st.Events {
-		r.Events = append(r.Events, Event{Time: e.Time.UTC().Truncate(time.Second), Type: e.Type, Message: e.Message})
+		r.Events = append(r.Events, wire.Event{Time: e.Time.UTC().Truncate(time.Second), Type: e.Type, Message: e.Message})
 	}
 	return r
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
+	"k8s.io/utils/clock"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,14 +27,14 @@ const reregisterResetAfter = 10 * time.Minute
 // others. No lock is held across a network call or a sleep: readers (readiness, metrics,
 // status) take the short lock or read an atomic and never wait for the orchestrator.
 type session struct {
-	client   *Client
+	client   *wire.Client
 	log      logr.Logger
-	clock    Clock
+	clock    clock.Clock
 	backoff  Backoff
 	stateDir string
 	enroll   string
-	request  func() RegisterRequest
-	onResp   func(*RegisterResponse)
+	request  func() wire.RegisterRequest
+	onResp   func(*wire.RegisterResponse)
 	// save writes the identity before it is used; SaveIdentity when nil.
 	save func(dir string, id Identity) error
 
@@ -228,7 +230,7 @@ func (s *session) failed(err error) {
 func (s *session) do(ctx context.Context, call func(agentID string) error) error {
 	id, gen := s.current()
 	err := call(id)
-	if err == nil || !IsUnauthorized(err) {
+	if err == nil || !wire.IsUnauthorized(err) {
 		return err
 	}
 	s.log.Info("Orchestrator refused the agent's credential; registering again")
@@ -240,11 +242,11 @@ func (s *session) do(ctx context.Context, call func(agentID string) error) error
 }
 
 // sleep waits d or until ctx ends.
-func sleep(ctx context.Context, clock Clock, d time.Duration) error {
+func sleep(ctx context.Context, clk clock.Clock, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	t := clock.NewTimer(d)
+	t := clk.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -2,6 +2,7 @@ package orchestratorsync_test
 
 import (
 	"context"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -36,7 +37,7 @@ func answeredWithin(t *testing.T, what string, f func()) {
 // newTestSyncer builds (but does not run) a Syncer against url.
 func newTestSyncer(t *testing.T, url, stateDir string, mem *memory.Store, extra ...func(*orchestratorsync.Options)) *orchestratorsync.Syncer {
 	t.Helper()
-	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: url, Token: orchestratortest.DefaultEnrollmentToken})
+	client, err := wire.NewClient(wire.Config{BaseURL: url, Token: orchestratortest.DefaultEnrollmentToken})
 	if err != nil {
 		t.Fatal(err)
 	}

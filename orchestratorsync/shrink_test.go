@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"strings"
 	"testing"
 	"time"
@@ -107,7 +108,7 @@ func encode(t *testing.T, task *agentv1.Task, budget int) []byte {
 func TestEncodeReportSmallIsUnchanged(t *testing.T) {
 	t.Parallel()
 	task := finishedTask(t, agentv1.TaskSucceeded, map[string]any{"message": "hello <b>"})
-	body := encode(t, task, orchestratorsync.DefaultMaxReportBytes)
+	body := encode(t, task, wire.DefaultMaxReportBytes)
 	want := `{"agent_id":"a-1","status":"COMPLETED","result":{"message":"hello \u003cb\u003e"},"started_at":"2026-11-26T10:00:01Z","finished_at":"2026-11-26T10:00:02Z","events":[` +
 		`{"time":"2026-11-26T10:00:01Z","type":"Accepted","message":"Task accepted"},{"time":"2026-11-26T10:00:01Z","type":"Started","message":"Execution started"},` +
 		`{"time":"2026-11-26T10:00:02Z","type":"Succeeded","message":"Task succeeded"}]}`
@@ -302,7 +303,7 @@ func FuzzEncodeReport(f *testing.F) {
 	f.Add([]byte(`[1,2,{"a_base64":"AAAA"}]`), 1024, "")
 	f.Add([]byte(`{"stdout":"/w==","stdout_encoding":"base64"}`), 1100, "<>")
 	f.Fuzz(func(t *testing.T, result []byte, budget int, filler string) {
-		if !json.Valid(result) || len(result) > 64<<10 || len(filler) > 16 || budget < orchestratorsync.MinReportBudget || budget > 1<<20 {
+		if !json.Valid(result) || len(result) > 64<<10 || len(filler) > 16 || budget < wire.MinReportBudget || budget > 1<<20 {
 			t.Skip()
 		}
 		var v any

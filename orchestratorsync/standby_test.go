@@ -2,6 +2,7 @@ package orchestratorsync_test
 
 import (
 	"context"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestSyncerBuiltBeforeTheIdentityWasSaved(t *testing.T) {
 	t.Cleanup(hs.Close)
 	stateDir := t.TempDir()
 	newSyncer := func() *orchestratorsync.Syncer {
-		client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
+		client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
+	"k8s.io/utils/clock"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -22,7 +24,7 @@ const DefaultLongPollWait = 25 * time.Second
 // Options configure a Syncer.
 type Options struct {
 	// Client talks to the orchestrator. Required.
-	Client *Client
+	Client *wire.Client
 	// Store and Notifier hold the local Tasks. Required.
 	Store    store.Store
 	Notifier store.Notifier
@@ -65,19 +67,19 @@ type Options struct {
 	// CancelTask stops a Task the orchestrator cancelled.
 	CancelTask func(ctx context.Context, id string)
 	// Policy, when set, describes the agent's task policy for the register request (v1.1).
-	Policy func() *PolicyReport
+	Policy func() *wire.PolicyReport
 	// OnRefused, when set, is called for each Task failed at intake (unsupported type or a
 	// task body that cannot be run).
 	OnRefused func(task *agentv1.Task)
 	// SystemInfo returns the host's figures for heartbeats; optional.
-	SystemInfo func() SystemInfo
+	SystemInfo func() wire.SystemInfo
 	// Progress, when set, receives the controllers' progress batches, which are sent as
 	// progress reports while the orchestrator announces the feature "progress".
 	Progress *progress.Hub
 	// Logger is required.
 	Logger logr.Logger
 	// Clock and Backoff are for tests; real ones when zero.
-	Clock   Clock
+	Clock   clock.Clock
 	Backoff Backoff
 }
 
@@ -87,7 +89,7 @@ type Options struct {
 type Syncer struct {
 	opts    Options
 	log     logr.Logger
-	clock   Clock
+	clock   clock.Clock
 	session *session
 	start   time.Time
 
@@ -125,7 +127,7 @@ func New(opts Options) (*Syncer, error) {
 		return nil, errors.New("orchestratorsync: Logger is required")
 	}
 	if opts.Clock == nil {
-		opts.Clock = RealClock{}
+		opts.Clock = clock.RealClock{}
 	}
 	if opts.MaxConcurrentTasks <= 0 {
 		opts.MaxConcurrentTasks = 1
@@ -143,7 +145,7 @@ func New(opts Options) (*Syncer, error) {
 		opts.ReportWorkers = opts.MaxConcurrentTasks + 1
 	}
 	if opts.MaxReportBytes <= 0 {
-		opts.MaxReportBytes = DefaultMaxReportBytes
+		opts.MaxReportBytes = wire.DefaultMaxReportBytes
 	}
 	if opts.Durable == nil {
 		opts.Durable = func() error { return nil }
@@ -383,8 +385,8 @@ func (s *Syncer) loop(ctx context.Context, name string, fn func(context.Context)
 	}
 }
 
-func (s *Syncer) registerRequest() RegisterRequest {
-	return RegisterRequest{
+func (s *Syncer) registerRequest() wire.RegisterRequest {
+	return wire.RegisterRequest{
 		Hostname:     s.opts.Hostname,
 		Version:      s.opts.Version,
 		OS:           goos,
@@ -395,7 +397,7 @@ func (s *Syncer) registerRequest() RegisterRequest {
 	}
 }
 
-func (s *Syncer) policyReport() *PolicyReport {
+func (s *Syncer) policyReport() *wire.PolicyReport {
 	if s.opts.Policy == nil {
 		return nil
 	}
@@ -408,7 +410,7 @@ const (
 	MinPollInterval      = 100 * time.Millisecond
 )
 
-func (s *Syncer) applyIntervals(resp *RegisterResponse) {
+func (s *Syncer) applyIntervals(resp *wire.RegisterResponse) {
 	if d := resp.HeartbeatInterval(); d > 0 {
 		if d < MinHeartbeatInterval {
 			if !s.clampedHeartbeat.Swap(true) {

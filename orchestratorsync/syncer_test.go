@@ -3,6 +3,7 @@ package orchestratorsync_test
 import (
 	"bytes"
 	"context"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -41,7 +42,7 @@ func startSyncer(t *testing.T, maxTasks int, wrap func(http.Handler) http.Handle
 	}
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
+	client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,11 +240,11 @@ func TestLoopsSurviveAPanic(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int32
 	f := startSyncer(t, 1, nil, func(o *orchestratorsync.Options) {
-		o.SystemInfo = func() orchestratorsync.SystemInfo {
+		o.SystemInfo = func() wire.SystemInfo {
 			if calls.Add(1) == 1 {
 				panic("sensor fell off")
 			}
-			return orchestratorsync.SystemInfo{Load1: 0.5}
+			return wire.SystemInfo{Load1: 0.5}
 		}
 	})
 	// The heartbeat loop panics on its first beat, is restarted, and beats on; work goes on.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -199,7 +200,7 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 	if a.live == nil {
 		a.live = newLiveness()
 	}
-	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{
+	client, err := wire.NewClient(wire.Config{
 		BaseURL:      a.cfg.OrchestratorURL,
 		Token:        a.cfg.Token,
 		UserAgent:    "letsbe-agent/" + version,
@@ -236,9 +237,9 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 				a.log.Error(err, "Cannot cancel task", "task", id)
 			}
 		},
-		SystemInfo: func() orchestratorsync.SystemInfo {
+		SystemInfo: func() wire.SystemInfo {
 			si := executors.ReadSystemInfo(a.cfg.StateDir)
-			return orchestratorsync.SystemInfo{
+			return wire.SystemInfo{
 				Load1: si.Load1, MemTotalBytes: si.MemTotalBytes,
 				MemAvailableBytes: si.MemAvailableBytes, DiskFreeBytes: si.DiskFreeBytes,
 			}
@@ -246,9 +247,9 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 		Delivered: a.dlv,
 		OnRefused: func(t *agentv1.Task) { a.metrics.observeTask(t, 0) },
 		Progress:  a.progress,
-		Policy: func() *orchestratorsync.PolicyReport {
+		Policy: func() *wire.PolicyReport {
 			pol := a.trust.Policy()
-			return &orchestratorsync.PolicyReport{SHA256: pol.SHA256(), Summary: pol.Summary()}
+			return &wire.PolicyReport{SHA256: pol.SHA256(), Summary: pol.Summary()}
 		},
 		Logger:  a.log.WithName("sync"),
 		Backoff: orchestratorsync.Backoff{Base: a.cfg.BackoffBase},

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"io/fs"
 	"net"
@@ -343,18 +344,18 @@ func (d *doctor) checkTLS(ctx context.Context, conn net.Conn, host string) {
 // accepted, 401 that it is refused. It also compares the clocks with the answer's Date.
 func (d *doctor) checkToken(ctx context.Context) {
 	rec := &dateRecorder{next: http.DefaultTransport}
-	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{
+	client, err := wire.NewClient(wire.Config{
 		BaseURL: d.cfg.OrchestratorURL, Token: d.cfg.Token, UserAgent: "letsbe-agent-doctor/" + version, Transport: rec,
 	})
 	if err != nil {
 		d.fail("orchestrator.token", err.Error(), "fix ORCHESTRATOR_URL")
 		return
 	}
-	_, err = client.Heartbeat(ctx, doctorProbeAgentID, orchestratorsync.HeartbeatRequest{Version: version})
+	_, err = client.Heartbeat(ctx, doctorProbeAgentID, wire.HeartbeatRequest{Version: version})
 	switch {
-	case err == nil || orchestratorsync.IsNotFound(err):
+	case err == nil || wire.IsNotFound(err):
 		d.ok("orchestrator.token", "accepted (a heartbeat for an unknown agent id answered 404; nothing was registered)")
-	case orchestratorsync.IsUnauthorized(err):
+	case wire.IsUnauthorized(err):
 		d.fail("orchestrator.token", "refused (401)", "AGENT_TOKEN must be the enrollment token the orchestrator issued for this host")
 	default:
 		d.fail("orchestrator.token", err.Error(), "the orchestrator answered, but not as contract v1 says: check the path of ORCHESTRATOR_URL (e.g. https://host/api/v1)")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"os"
 	"sync/atomic"
 	"time"
@@ -49,7 +50,7 @@ func (a *agent) healthy(now time.Time) (bool, string) {
 	if n := a.live.lastSync.Load(); n != 0 {
 		last = time.Unix(0, n)
 	}
-	limit := 2*a.syncer.HeartbeatInterval() + orchestratorsync.DefaultTimeout
+	limit := 2*a.syncer.HeartbeatInterval() + wire.DefaultTimeout
 	if !a.live.lastOK.Load() {
 		limit += orchestratorsync.DefaultBackoffCap
 	}

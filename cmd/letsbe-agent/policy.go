@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"strings"
 
@@ -12,7 +13,6 @@ import (
 
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/config"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 )
 
 const policyUsage = `usage:
@@ -75,7 +75,7 @@ func runPolicy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "letsbe-agent policy check: %v\n", err)
 		return 2
 	}
-	wt, err := orchestratorsync.DecodeTask(body)
+	wt, err := wire.DecodeTask(body)
 	if err != nil {
 		fmt.Fprintf(stderr, "letsbe-agent policy check: %v\n", err)
 		return 2

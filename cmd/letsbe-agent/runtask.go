@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"net"
 	"net/http"
@@ -18,7 +19,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/letsbe/sysadmin-agent/config"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -52,8 +52,8 @@ a task).`,
 		if err != nil {
 			return &exitError{code: exitSetup, err: err}
 		}
-		if _, err := orchestratorsync.DecodeTask(body); err != nil {
-			if ie, ok := errors.AsType[*orchestratorsync.InvalidTaskError](err); !ok || ie.ID == "" {
+		if _, err := wire.DecodeTask(body); err != nil {
+			if ie, ok := errors.AsType[*wire.InvalidTaskError](err); !ok || ie.ID == "" {
 				return &exitError{code: exitSetup, err: fmt.Errorf("%s: %w", args[0], err)}
 			}
 			// A task with an id but an unusable body is reported FAILED, as the agent would.
@@ -81,7 +81,7 @@ a task).`,
 		var st struct {
 			Status string `json:"status"`
 		}
-		if json.Unmarshal(report, &st) != nil || st.Status != orchestratorsync.StatusCompleted {
+		if json.Unmarshal(report, &st) != nil || st.Status != wire.StatusCompleted {
 			return failed()
 		}
 		return nil
@@ -184,7 +184,7 @@ func (o *oneTaskOrchestrator) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(o.task)
 	case r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/tasks/"):
-		b, err := io.ReadAll(io.LimitReader(r.Body, orchestratorsync.MaxResponseBytes))
+		b, err := io.ReadAll(io.LimitReader(r.Body, wire.MaxResponseBytes))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -193,7 +193,7 @@ func (o *oneTaskOrchestrator) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 			Status string `json:"status"`
 		}
 		_ = json.Unmarshal(b, &st)
-		if st.Status == orchestratorsync.StatusCompleted || st.Status == orchestratorsync.StatusFailed {
+		if st.Status == wire.StatusCompleted || st.Status == wire.StatusFailed {
 			o.mu.Lock()
 			if o.report == nil {
 				o.report = b

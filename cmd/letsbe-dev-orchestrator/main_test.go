@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"net/http"
 	"os/exec"
@@ -15,8 +16,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -107,20 +106,20 @@ func TestBinary(t *testing.T) {
 	}
 
 	ctx := t.Context()
-	wrong, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: base, Token: "not-the-token"})
+	wrong, err := wire.NewClient(wire.Config{BaseURL: base, Token: "not-the-token"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = wrong.Register(ctx, orchestratorsync.RegisterRequest{Hostname: "h", Version: "test"})
-	if apiErr := (*orchestratorsync.APIError)(nil); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {
+	_, err = wrong.Register(ctx, wire.RegisterRequest{Hostname: "h", Version: "test"})
+	if apiErr := (*wire.APIError)(nil); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("register with a wrong token: err = %v, want a 401 APIError", err)
 	}
 
-	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: base, Token: "enroll-me"})
+	client, err := wire.NewClient(wire.Config{BaseURL: base, Token: "enroll-me"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := client.Register(ctx, orchestratorsync.RegisterRequest{Hostname: "h", Version: "test", Capabilities: []string{"ECHO"}})
+	reg, err := client.Register(ctx, wire.RegisterRequest{Hostname: "h", Version: "test", Capabilities: []string{"ECHO"}})
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}
@@ -139,7 +138,7 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("next task = %+v, %v; want %s", task, err, enq.ID)
 	}
 	now := time.Now()
-	if err := client.Report(ctx, task.ID, orchestratorsync.Report{AgentID: reg.AgentID, Status: orchestratorsync.StatusCompleted,
+	if err := client.Report(ctx, task.ID, wire.Report{AgentID: reg.AgentID, Status: wire.StatusCompleted,
 		Result: task.Payload, StartedAt: &now, FinishedAt: &now}); err != nil {
 		t.Fatalf("report: %v", err)
 	}

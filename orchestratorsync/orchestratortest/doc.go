@@ -6,8 +6,8 @@
 // client has gone away is never handed a task. Tests, `letsbe-agent dev` and
 // benchmarks mount Server as an http.Handler (behind http.StripPrefix when the orchestrator
 // URL carries a path prefix) and drive it with Enqueue, Cancel, RevokeTokens and ForgetAgents,
-// then observe it with Task, Tasks, Agents, WaitTask and Stats. It also offers FakeClock for
-// testing loops without real sleeps. It keeps everything in memory, holds no lock while a long
+// then observe it with Task, Tasks, EachTask, Agents, WaitTask and Stats. It keeps everything
+// in memory, holds no lock while a long
 // poll waits, logs nothing unless given a logger, and must not be used as a production
 // orchestrator: it has no persistence and no real authentication beyond bearer comparison.
 package orchestratortest

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,14 +18,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
 type env struct {
 	srv    *orchestratortest.Server
 	url    string // base URL including the /api/v1 prefix
-	client *orchestratorsync.Client
+	client *wire.Client
 }
 
 // setup mounts a server under /api/v1, as a deployment with a path prefix would.
@@ -40,18 +40,18 @@ func setup(t *testing.T, opts orchestratortest.Options) *env {
 	return e
 }
 
-func (e *env) newClient(t *testing.T, token string) *orchestratorsync.Client {
+func (e *env) newClient(t *testing.T, token string) *wire.Client {
 	t.Helper()
-	c, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: e.url, Token: token})
+	c, err := wire.NewClient(wire.Config{BaseURL: e.url, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func register(t *testing.T, c *orchestratorsync.Client, agentID string) *orchestratorsync.RegisterResponse {
+func register(t *testing.T, c *wire.Client, agentID string) *wire.RegisterResponse {
 	t.Helper()
-	resp, err := c.Register(t.Context(), orchestratorsync.RegisterRequest{
+	resp, err := c.Register(t.Context(), wire.RegisterRequest{
 		Hostname: "tenant-17", Version: "0.3.0", OS: "linux", Arch: "amd64",
 		Capabilities: []string{"ECHO"}, Labels: map[string]string{"region": "eu-1"}, AgentID: agentID,
 	})
@@ -61,7 +61,7 @@ func register(t *testing.T, c *orchestratorsync.Client, agentID string) *orchest
 	return resp
 }
 
-func next(t *testing.T, c *orchestratorsync.Client, agentID string) *orchestratorsync.Task {
+func next(t *testing.T, c *wire.Client, agentID string) *wire.Task {
 	t.Helper()
 	task, err := c.NextTask(t.Context(), agentID, 0)
 	if err != nil {
@@ -77,14 +77,14 @@ func TestLifecycle(t *testing.T) {
 	e := setup(t, orchestratortest.Options{})
 	ctx := t.Context()
 
-	if _, err := e.newClient(t, "wrong").Register(ctx, orchestratorsync.RegisterRequest{Hostname: "h"}); !orchestratorsync.IsUnauthorized(err) {
+	if _, err := e.newClient(t, "wrong").Register(ctx, wire.RegisterRequest{Hostname: "h"}); !wire.IsUnauthorized(err) {
 		t.Fatalf("register with a wrong token: err = %v, want 401", err)
 	}
 	reg := register(t, e.client, "")
 	if reg.AgentID != "a-1" || reg.Token != "" {
 		t.Fatalf("register = %+v", reg)
 	}
-	hb, err := e.client.Heartbeat(ctx, reg.AgentID, orchestratorsync.HeartbeatRequest{Version: "0.3.0", UptimeSeconds: 5})
+	hb, err := e.client.Heartbeat(ctx, reg.AgentID, wire.HeartbeatRequest{Version: "0.3.0", UptimeSeconds: 5})
 	if err != nil || len(hb.CancelTaskIDs) != 0 {
 		t.Fatalf("Heartbeat = %+v, %v", hb, err)
 	}
@@ -97,12 +97,12 @@ func TestLifecycle(t *testing.T) {
 	}
 	started := time.Date(2026, 11, 26, 10, 0, 1, 0, time.UTC)
 	finished := started.Add(time.Second)
-	if err := e.client.Report(ctx, id, orchestratorsync.Report{AgentID: reg.AgentID, Status: orchestratorsync.StatusRunning, StartedAt: &started}); err != nil {
+	if err := e.client.Report(ctx, id, wire.Report{AgentID: reg.AgentID, Status: wire.StatusRunning, StartedAt: &started}); err != nil {
 		t.Fatalf("Report RUNNING: %v", err)
 	}
-	final := orchestratorsync.Report{
-		AgentID: reg.AgentID, Status: orchestratorsync.StatusCompleted, Result: json.RawMessage(`{"message":"hello"}`),
-		StartedAt: &started, FinishedAt: &finished, Events: []orchestratorsync.Event{{Time: started, Type: "Started"}},
+	final := wire.Report{
+		AgentID: reg.AgentID, Status: wire.StatusCompleted, Result: json.RawMessage(`{"message":"hello"}`),
+		StartedAt: &started, FinishedAt: &finished, Events: []wire.Event{{Time: started, Type: "Started"}},
 	}
 	if err := e.client.Report(ctx, id, final); err != nil {
 		t.Fatalf("Report COMPLETED: %v", err)
@@ -146,20 +146,20 @@ func TestRegisterVariants(t *testing.T) {
 		name    string
 		opts    orchestratortest.Options
 		agentID string
-		want    orchestratorsync.RegisterResponse
+		want    wire.RegisterResponse
 	}{
-		{name: "new id", want: orchestratorsync.RegisterResponse{AgentID: "a-1"}},
-		{name: "unknown sent id is confirmed", agentID: "a-7f3c", want: orchestratorsync.RegisterResponse{AgentID: "a-7f3c"}},
-		{name: "legacy id field", opts: orchestratortest.Options{LegacyRegisterID: true}, want: orchestratorsync.RegisterResponse{AgentID: "a-1"}},
+		{name: "new id", want: wire.RegisterResponse{AgentID: "a-1"}},
+		{name: "unknown sent id is confirmed", agentID: "a-7f3c", want: wire.RegisterResponse{AgentID: "a-7f3c"}},
+		{name: "legacy id field", opts: orchestratortest.Options{LegacyRegisterID: true}, want: wire.RegisterResponse{AgentID: "a-1"}},
 		{
 			name: "intervals",
 			opts: orchestratortest.Options{HeartbeatIntervalSeconds: 30, PollIntervalSeconds: 0.5},
-			want: orchestratorsync.RegisterResponse{AgentID: "a-1", HeartbeatIntervalSeconds: 30, PollIntervalSeconds: 0.5},
+			want: wire.RegisterResponse{AgentID: "a-1", HeartbeatIntervalSeconds: 30, PollIntervalSeconds: 0.5},
 		},
 		{
 			name: "custom enrollment token",
 			opts: orchestratortest.Options{EnrollmentToken: "enroll-me"},
-			want: orchestratorsync.RegisterResponse{AgentID: "a-1"},
+			want: wire.RegisterResponse{AgentID: "a-1"},
 		},
 	}
 	for _, tc := range tests {
@@ -204,16 +204,16 @@ func TestAgentTokensAndRevocation(t *testing.T) {
 	e.srv.Enqueue("ECHO", json.RawMessage(`{}`), 0)
 
 	// The enrollment token is not enough once per-agent tokens are issued.
-	if _, err := e.client.Heartbeat(ctx, reg.AgentID, orchestratorsync.HeartbeatRequest{}); !orchestratorsync.IsUnauthorized(err) {
+	if _, err := e.client.Heartbeat(ctx, reg.AgentID, wire.HeartbeatRequest{}); !wire.IsUnauthorized(err) {
 		t.Fatalf("heartbeat with enrollment token: err = %v, want 401", err)
 	}
 	agentClient := e.newClient(t, reg.Token)
-	if _, err := agentClient.Heartbeat(ctx, reg.AgentID, orchestratorsync.HeartbeatRequest{}); err != nil {
+	if _, err := agentClient.Heartbeat(ctx, reg.AgentID, wire.HeartbeatRequest{}); err != nil {
 		t.Fatalf("heartbeat with agent token: %v", err)
 	}
 	// Another agent's token does not work for this agent.
 	other := register(t, e.client, "")
-	if _, err := e.newClient(t, other.Token).NextTask(ctx, reg.AgentID, 0); !orchestratorsync.IsUnauthorized(err) {
+	if _, err := e.newClient(t, other.Token).NextTask(ctx, reg.AgentID, 0); !wire.IsUnauthorized(err) {
 		t.Fatalf("next with another agent's token: err = %v, want 401", err)
 	}
 	task := next(t, agentClient, reg.AgentID)
@@ -224,15 +224,15 @@ func TestAgentTokensAndRevocation(t *testing.T) {
 	e.srv.RevokeTokens()
 	for name, call := range map[string]func() error{
 		"heartbeat": func() error {
-			_, err := agentClient.Heartbeat(ctx, reg.AgentID, orchestratorsync.HeartbeatRequest{})
+			_, err := agentClient.Heartbeat(ctx, reg.AgentID, wire.HeartbeatRequest{})
 			return err
 		},
 		"next": func() error { _, err := agentClient.NextTask(ctx, reg.AgentID, 0); return err },
 		"report": func() error {
-			return agentClient.Report(ctx, task.ID, orchestratorsync.Report{AgentID: reg.AgentID, Status: orchestratorsync.StatusCompleted})
+			return agentClient.Report(ctx, task.ID, wire.Report{AgentID: reg.AgentID, Status: wire.StatusCompleted})
 		},
 	} {
-		if err := call(); !orchestratorsync.IsUnauthorized(err) || orchestratorsync.IsRetryable(err) {
+		if err := call(); !wire.IsUnauthorized(err) || wire.IsRetryable(err) {
 			t.Errorf("%s after revocation: err = %v, want non-retryable 401", name, err)
 		}
 	}
@@ -243,19 +243,19 @@ func TestAgentTokensAndRevocation(t *testing.T) {
 		t.Fatalf("re-register = %+v (old token %q)", again, reg.Token)
 	}
 	agentClient.SetToken(again.Token)
-	if err := agentClient.Report(ctx, task.ID, orchestratorsync.Report{AgentID: reg.AgentID, Status: orchestratorsync.StatusCompleted}); err != nil {
+	if err := agentClient.Report(ctx, task.ID, wire.Report{AgentID: reg.AgentID, Status: wire.StatusCompleted}); err != nil {
 		t.Fatalf("report with the new token: %v", err)
 	}
 	// Revocation hit every agent; and re-registering rotates the token once more.
-	if _, err := e.newClient(t, other.Token).Heartbeat(ctx, other.AgentID, orchestratorsync.HeartbeatRequest{}); !orchestratorsync.IsUnauthorized(err) {
+	if _, err := e.newClient(t, other.Token).Heartbeat(ctx, other.AgentID, wire.HeartbeatRequest{}); !wire.IsUnauthorized(err) {
 		t.Errorf("revoked token of the other agent: err = %v, want 401", err)
 	}
 	rotated := register(t, e.client, reg.AgentID)
-	if _, err := agentClient.Heartbeat(ctx, reg.AgentID, orchestratorsync.HeartbeatRequest{}); !orchestratorsync.IsUnauthorized(err) {
+	if _, err := agentClient.Heartbeat(ctx, reg.AgentID, wire.HeartbeatRequest{}); !wire.IsUnauthorized(err) {
 		t.Errorf("token replaced by a new registration: err = %v, want 401", err)
 	}
 	agentClient.SetToken(rotated.Token)
-	if _, err := agentClient.Heartbeat(ctx, reg.AgentID, orchestratorsync.HeartbeatRequest{}); err != nil {
+	if _, err := agentClient.Heartbeat(ctx, reg.AgentID, wire.HeartbeatRequest{}); err != nil {
 		t.Errorf("heartbeat with the rotated token: %v", err)
 	}
 }
@@ -264,7 +264,7 @@ func TestUnknownAndForgottenAgents(t *testing.T) {
 	t.Parallel()
 	e := setup(t, orchestratortest.Options{})
 	ctx := t.Context()
-	if _, err := e.client.Heartbeat(ctx, "a-404", orchestratorsync.HeartbeatRequest{}); !orchestratorsync.IsNotFound(err) {
+	if _, err := e.client.Heartbeat(ctx, "a-404", wire.HeartbeatRequest{}); !wire.IsNotFound(err) {
 		t.Fatalf("heartbeat of unknown agent: err = %v, want 404", err)
 	}
 	reg := register(t, e.client, "")
@@ -272,18 +272,18 @@ func TestUnknownAndForgottenAgents(t *testing.T) {
 	task := next(t, e.client, reg.AgentID)
 
 	e.srv.ForgetAgents()
-	if _, err := e.client.Heartbeat(ctx, reg.AgentID, orchestratorsync.HeartbeatRequest{}); !orchestratorsync.IsNotFound(err) {
+	if _, err := e.client.Heartbeat(ctx, reg.AgentID, wire.HeartbeatRequest{}); !wire.IsNotFound(err) {
 		t.Fatalf("heartbeat after ForgetAgents: err = %v, want 404", err)
 	}
-	if _, err := e.client.NextTask(ctx, reg.AgentID, 0); !orchestratorsync.IsNotFound(err) {
+	if _, err := e.client.NextTask(ctx, reg.AgentID, 0); !wire.IsNotFound(err) {
 		t.Fatalf("next after ForgetAgents: err = %v, want 404", err)
 	}
 	// A forgotten agent still owns its task and may report it.
-	if err := e.client.Report(ctx, task.ID, orchestratorsync.Report{AgentID: reg.AgentID, Status: orchestratorsync.StatusFailed, Error: "x"}); err != nil {
+	if err := e.client.Report(ctx, task.ID, wire.Report{AgentID: reg.AgentID, Status: wire.StatusFailed, Error: "x"}); err != nil {
 		t.Fatalf("report after ForgetAgents: %v", err)
 	}
 	register(t, e.client, reg.AgentID)
-	if _, err := e.client.Heartbeat(ctx, reg.AgentID, orchestratorsync.HeartbeatRequest{}); err != nil {
+	if _, err := e.client.Heartbeat(ctx, reg.AgentID, wire.HeartbeatRequest{}); err != nil {
 		t.Fatalf("heartbeat after re-register: %v", err)
 	}
 	if st, _ := e.srv.Task(id); st.Status != "FAILED" || string(st.Payload) != "null" {
@@ -339,7 +339,7 @@ func TestLongPollWakesOnEnqueue(t *testing.T) {
 	e := setup(t, orchestratortest.Options{})
 	agent := register(t, e.client, "").AgentID
 	type result struct {
-		task *orchestratorsync.Task
+		task *wire.Task
 		err  error
 	}
 	done := make(chan result, 1)
@@ -456,33 +456,33 @@ func TestReportRules(t *testing.T) {
 	assigned := e.srv.Enqueue("ECHO", json.RawMessage(`{}`), 0)
 	next(t, e.client, owner)
 	stillPending := e.srv.Enqueue("ECHO", json.RawMessage(`{}`), 0)
-	done := orchestratorsync.Report{AgentID: owner, Status: orchestratorsync.StatusCompleted, Result: json.RawMessage(`{"a":1,"b":[true,null]}`)}
+	done := wire.Report{AgentID: owner, Status: wire.StatusCompleted, Result: json.RawMessage(`{"a":1,"b":[true,null]}`)}
 
 	steps := []struct {
 		name   string
 		taskID string
-		report orchestratorsync.Report
+		report wire.Report
 		check  func(error) bool
 	}{
-		{"unknown task", "t-404", done, orchestratorsync.IsNotFound},
-		{"task not yet assigned", stillPending, done, orchestratorsync.IsConflict},
-		{"another agent", assigned, orchestratorsync.Report{AgentID: stranger, Status: orchestratorsync.StatusRunning}, orchestratorsync.IsConflict},
-		{"running", assigned, orchestratorsync.Report{AgentID: owner, Status: orchestratorsync.StatusRunning}, isNil},
-		{"running again is fine", assigned, orchestratorsync.Report{AgentID: owner, Status: orchestratorsync.StatusRunning}, isNil},
+		{"unknown task", "t-404", done, wire.IsNotFound},
+		{"task not yet assigned", stillPending, done, wire.IsConflict},
+		{"another agent", assigned, wire.Report{AgentID: stranger, Status: wire.StatusRunning}, wire.IsConflict},
+		{"running", assigned, wire.Report{AgentID: owner, Status: wire.StatusRunning}, isNil},
+		{"running again is fine", assigned, wire.Report{AgentID: owner, Status: wire.StatusRunning}, isNil},
 		{"final", assigned, done, isNil},
 		{"identical final is a no-op", assigned, done, isNil},
 		{"same result with other key order and spacing", assigned,
-			orchestratorsync.Report{AgentID: owner, Status: orchestratorsync.StatusCompleted, Result: json.RawMessage(`{ "b": [true, null], "a": 1 }`)}, isNil},
-		{"different result", assigned, orchestratorsync.Report{AgentID: owner, Status: orchestratorsync.StatusCompleted, Result: json.RawMessage(`{"a":2}`)}, orchestratorsync.IsConflict},
-		{"different status", assigned, orchestratorsync.Report{AgentID: owner, Status: orchestratorsync.StatusFailed, Error: "boom"}, orchestratorsync.IsConflict},
-		{"running after final", assigned, orchestratorsync.Report{AgentID: owner, Status: orchestratorsync.StatusRunning}, orchestratorsync.IsConflict},
+			wire.Report{AgentID: owner, Status: wire.StatusCompleted, Result: json.RawMessage(`{ "b": [true, null], "a": 1 }`)}, isNil},
+		{"different result", assigned, wire.Report{AgentID: owner, Status: wire.StatusCompleted, Result: json.RawMessage(`{"a":2}`)}, wire.IsConflict},
+		{"different status", assigned, wire.Report{AgentID: owner, Status: wire.StatusFailed, Error: "boom"}, wire.IsConflict},
+		{"running after final", assigned, wire.Report{AgentID: owner, Status: wire.StatusRunning}, wire.IsConflict},
 	}
 	for _, s := range steps {
 		err := e.client.Report(ctx, s.taskID, s.report)
 		if !s.check(err) {
 			t.Errorf("%s: err = %v", s.name, err)
 		}
-		if err != nil && orchestratorsync.IsRetryable(err) {
+		if err != nil && wire.IsRetryable(err) {
 			t.Errorf("%s: %v is retryable", s.name, err)
 		}
 	}
@@ -513,7 +513,7 @@ func TestCancel(t *testing.T) {
 	queued := e.srv.Enqueue("ECHO", json.RawMessage(`{}`), 0)
 	next(t, e.client, agent)
 	next(t, e.client, agent)
-	if err := e.client.Report(ctx, finished, orchestratorsync.Report{AgentID: agent, Status: orchestratorsync.StatusCompleted}); err != nil {
+	if err := e.client.Report(ctx, finished, wire.Report{AgentID: agent, Status: wire.StatusCompleted}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -525,7 +525,7 @@ func TestCancel(t *testing.T) {
 
 	hb := func() []string {
 		t.Helper()
-		r, err := e.client.Heartbeat(ctx, agent, orchestratorsync.HeartbeatRequest{RunningTaskIDs: []string{running}})
+		r, err := e.client.Heartbeat(ctx, agent, wire.HeartbeatRequest{RunningTaskIDs: []string{running}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -543,7 +543,7 @@ func TestCancel(t *testing.T) {
 	if task := next(t, e.client, agent); task != nil {
 		t.Errorf("cancelled pending task handed out: %+v", task)
 	}
-	if err := e.client.Report(ctx, running, orchestratorsync.Report{AgentID: agent, Status: orchestratorsync.StatusFailed, Error: "cancelled"}); err != nil {
+	if err := e.client.Report(ctx, running, wire.Report{AgentID: agent, Status: wire.StatusFailed, Error: "cancelled"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -592,7 +592,7 @@ func TestManyAgentsEachTaskOnce(t *testing.T) {
 				if err != nil || task == nil {
 					continue // cancelled at the end, or a quiet poll
 				}
-				r := orchestratorsync.Report{AgentID: reg.AgentID, Status: orchestratorsync.StatusCompleted, Result: task.Payload}
+				r := wire.Report{AgentID: reg.AgentID, Status: wire.StatusCompleted, Result: task.Payload}
 				if err := c.Report(ctx, task.ID, r); err != nil {
 					t.Errorf("Report %s: %v", task.ID, err)
 				}
@@ -748,12 +748,12 @@ func TestHeartbeatOfUnknownAgentTellsTokenAccepted(t *testing.T) {
 		t.Run(fmt.Sprintf("IssueAgentTokens=%v", issue), func(t *testing.T) {
 			t.Parallel()
 			e := setup(t, orchestratortest.Options{IssueAgentTokens: issue})
-			_, err := e.client.Heartbeat(t.Context(), "doctor-probe", orchestratorsync.HeartbeatRequest{})
-			if !orchestratorsync.IsNotFound(err) {
+			_, err := e.client.Heartbeat(t.Context(), "doctor-probe", wire.HeartbeatRequest{})
+			if !wire.IsNotFound(err) {
 				t.Errorf("enrollment token: err = %v, want 404", err)
 			}
-			_, err = e.newClient(t, "wrong").Heartbeat(t.Context(), "doctor-probe", orchestratorsync.HeartbeatRequest{})
-			if !orchestratorsync.IsUnauthorized(err) {
+			_, err = e.newClient(t, "wrong").Heartbeat(t.Context(), "doctor-probe", wire.HeartbeatRequest{})
+			if !wire.IsUnauthorized(err) {
 				t.Errorf("wrong token: err = %v, want 401", err)
 			}
 			if agents := e.srv.Agents(); len(agents) != 0 {

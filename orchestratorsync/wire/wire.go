@@ -1,4 +1,4 @@
-package orchestratorsync
+package wire
 
 import (
 	"encoding/json"
@@ -311,7 +311,7 @@ func (t Task) MarshalJSON() ([]byte, error) {
 		w.Payload = json.RawMessage("null")
 	}
 	var err error
-	if w.CreatedAt, err = formatTime(t.CreatedAt); err != nil {
+	if w.CreatedAt, err = FormatTime(t.CreatedAt); err != nil {
 		return nil, fmt.Errorf("task created_at: %w", err)
 	}
 	return json.Marshal(w)
@@ -452,7 +452,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	}{AgentID: r.AgentID, Status: r.Status, Events: r.Events}
 	var err error
 	if r.StartedAt != nil {
-		if w.StartedAt, err = formatTime(*r.StartedAt); err != nil {
+		if w.StartedAt, err = FormatTime(*r.StartedAt); err != nil {
 			return nil, fmt.Errorf("report started_at: %w", err)
 		}
 	}
@@ -461,7 +461,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 			w.Result = r.Result
 		}
 		if r.FinishedAt != nil {
-			if w.FinishedAt, err = formatTime(*r.FinishedAt); err != nil {
+			if w.FinishedAt, err = FormatTime(*r.FinishedAt); err != nil {
 				return nil, fmt.Errorf("report finished_at: %w", err)
 			}
 		}
@@ -487,14 +487,14 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Message string `json:"message,omitempty"`
 	}{Type: e.Type, Message: e.Message}
 	var err error
-	if w.Time, err = formatTime(e.Time); err != nil {
+	if w.Time, err = FormatTime(e.Time); err != nil {
 		return nil, fmt.Errorf("event time: %w", err)
 	}
 	return json.Marshal(w)
 }
 
-// formatTime formats t as RFC 3339 in UTC with the sub-second digits it has; zero gives "".
-func formatTime(t time.Time) (string, error) {
+// FormatTime formats t as RFC 3339 in UTC with the sub-second digits it has; zero gives "".
+func FormatTime(t time.Time) (string, error) {
 	if t.IsZero() {
 		return "", nil
 	}

@@ -1,4 +1,4 @@
-package orchestratorsync
+package wire
 
 import (
 	"context"
@@ -27,7 +27,7 @@ const maxMessageBytes = 256
 
 var (
 	// ErrRequestTimeout is wrapped by the error a call returns when the client's own
-	// per-request timeout (ClientConfig.Timeout, plus the wait of a long poll) expired.
+	// per-request timeout (Config.Timeout, plus the wait of a long poll) expired.
 	// It is retryable; a deadline or cancellation of the caller's context is not.
 	ErrRequestTimeout = errors.New("request timed out")
 

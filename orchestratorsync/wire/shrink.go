@@ -1,4 +1,4 @@
-package orchestratorsync
+package wire
 
 import (
 	"bytes"
@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
 // Report size budget (docs/orchestrator-api.md, "Report size").
@@ -35,24 +33,23 @@ const (
 // fit (docs/orchestrator-api.md, "Report size").
 const ResultTruncatedKey = "report_truncated"
 
-// EncodeReport returns the exact body of the report the agent sends for t under agentID, at
-// most maxBytes long (DefaultMaxReportBytes when maxBytes <= 0): the Task's status as RUNNING,
-// COMPLETED or FAILED, with its result shrunk to fit when the whole does not (see
-// docs/orchestrator-api.md, "Report size"). The same Task status always gives the same bytes.
-// When nothing else fits, the body is the minimal report (status, error, times and an
-// EventResultDropped event saying why there is no result), which may exceed a budget smaller
-// than MinReportBudget.
-func EncodeReport(t *agentv1.Task, agentID string, maxBytes int) ([]byte, error) {
+// EncodeReport returns the exact body of report r, at most maxBytes long
+// (DefaultMaxReportBytes when maxBytes <= 0), with its result shrunk to fit when the whole
+// does not (see docs/orchestrator-api.md, "Report size"). The same report always gives the
+// same bytes. When nothing else fits, the body is the minimal report (status, error, times and
+// an EventResultDropped event saying why there is no result), which may exceed a budget
+// smaller than MinReportBudget.
+func EncodeReport(r Report, maxBytes int) ([]byte, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxReportBytes
 	}
-	body, _, err := encodeWithin(buildReport(t, agentID), maxBytes)
+	body, _, err := EncodeWithin(r, maxBytes)
 	return body, err
 }
 
-// encodeWithin encodes r within budget, shrinking its result as needed; minimal says whether
+// EncodeWithin encodes r within budget, shrinking its result as needed; minimal says whether
 // the body is the minimal report (nothing smaller can be sent).
-func encodeWithin(r Report, budget int) (body []byte, minimal bool, err error) {
+func EncodeWithin(r Report, budget int) (body []byte, minimal bool, err error) {
 	full, err := json.Marshal(r)
 	if err != nil {
 		return nil, false, err
@@ -66,7 +63,7 @@ func encodeWithin(r Report, budget int) (body []byte, minimal bool, err error) {
 		}
 	}
 	reason := fmt.Sprintf("the report (%d bytes) does not fit the agent's report budget (%d bytes) even with its result shortened", len(full), budget)
-	body, err = encodeMinimal(r, budget, len(full), reason)
+	body, err = EncodeMinimal(r, budget, len(full), reason)
 	return body, true, err
 }
 
@@ -74,10 +71,10 @@ func encodeWithin(r Report, budget int) (body []byte, minimal bool, err error) {
 // that the result was dropped, and why.
 const EventResultDropped = "ResultDropped"
 
-// encodeMinimal encodes the minimal report: status, error and times and, on a final report, one
+// EncodeMinimal encodes the minimal report: status, error and times and, on a final report, one
 // EventResultDropped event with the reason; no result. The error is cut to fit the budget
 // when it must be.
-func encodeMinimal(r Report, budget, originalBytes int, reason string) ([]byte, error) {
+func EncodeMinimal(r Report, budget, originalBytes int, reason string) ([]byte, error) {
 	m := Report{AgentID: r.AgentID, Status: r.Status, Error: r.Error, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
 	if r.IsFinal() {
 		ev := Event{Type: EventResultDropped, Message: fmt.Sprintf("result dropped: %s (full report %d bytes, budget %d bytes)", reason, originalBytes, budget)}

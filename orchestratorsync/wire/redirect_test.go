@@ -1,4 +1,4 @@
-package orchestratorsync
+package wire
 
 import (
 	"io"
@@ -60,7 +60,7 @@ func TestRedirects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.prefix, func(t *testing.T) {
-			c, err := NewClient(ClientConfig{BaseURL: self.URL + tt.prefix, Token: testToken, Timeout: 10 * time.Second})
+			c, err := NewClient(Config{BaseURL: self.URL + tt.prefix, Token: testToken, Timeout: 10 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ func TestNewClientNeverEchoesCredentials(t *testing.T) {
 		"https://user:hunter2@orch.example.com/",
 		"gopher://orch.example.com/?hunter2",
 	} {
-		_, err := NewClient(ClientConfig{BaseURL: raw})
+		_, err := NewClient(Config{BaseURL: raw})
 		if err == nil {
 			t.Errorf("NewClient(%q) accepted", raw)
 			continue

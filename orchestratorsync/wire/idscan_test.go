@@ -1,4 +1,4 @@
-package orchestratorsync
+package wire
 
 import (
 	"bytes"
@@ -158,7 +158,7 @@ func TestNextTaskTooLarge(t *testing.T) {
 				_, _ = io.WriteString(w, tc.body)
 			}))
 			t.Cleanup(srv.Close)
-			c, err := NewClient(ClientConfig{BaseURL: srv.URL, Token: "tok", MaxTaskBytes: limit})
+			c, err := NewClient(Config{BaseURL: srv.URL, Token: "tok", MaxTaskBytes: limit})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package orchestratorsync
+package wire
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ const (
 	DefaultTimeout   = 15 * time.Second
 	DefaultUserAgent = "letsbe-agent"
 	// MaxResponseBytes is the most the client reads of a response body, but for next-task
-	// (ClientConfig.MaxTaskBytes) and heartbeat (MaxHeartbeatBytes) answers.
+	// (Config.MaxTaskBytes) and heartbeat (MaxHeartbeatBytes) answers.
 	MaxResponseBytes = 1 << 20
 	// MaxHeartbeatBytes is the most the client reads of a heartbeat answer (a long cancel list).
 	MaxHeartbeatBytes = 4 << 20
@@ -39,8 +39,8 @@ const (
 	maxRedirects  = 3
 )
 
-// ClientConfig configures NewClient.
-type ClientConfig struct {
+// Config configures NewClient.
+type Config struct {
 	// BaseURL is ORCHESTRATOR_URL: http or https, with a host, optionally a path prefix
 	// (e.g. https://x/api/v1); no query, fragment or user info.
 	BaseURL string
@@ -81,7 +81,7 @@ type Client struct {
 }
 
 // NewClient validates cfg, applies defaults and returns a client.
-func NewClient(cfg ClientConfig) (*Client, error) {
+func NewClient(cfg Config) (*Client, error) {
 	raw := strings.TrimSpace(cfg.BaseURL)
 	if raw == "" {
 		return nil, errors.New("orchestrator client: BaseURL is required")
@@ -151,7 +151,7 @@ func RedactURL(u *url.URL) string {
 	return r.String()
 }
 
-// DefaultTransport returns the transport NewClient uses when ClientConfig.Transport is nil.
+// DefaultTransport returns the transport NewClient uses when Config.Transport is nil.
 func DefaultTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext

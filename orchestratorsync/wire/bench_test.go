@@ -1,12 +1,12 @@
-package orchestratorsync_test
+package wire_test
 
 import (
 	"encoding/json"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -17,12 +17,12 @@ func BenchmarkClientTaskRoundTrip(b *testing.B) {
 	orch := orchestratortest.New(orchestratortest.Options{})
 	hs := httptest.NewServer(orch)
 	defer hs.Close()
-	client, err := orchestratorsync.NewClient(orchestratorsync.ClientConfig{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
+	client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := b.Context()
-	reg, err := client.Register(ctx, orchestratorsync.RegisterRequest{Hostname: "bench", Version: "bench", Capabilities: []string{"ECHO"}})
+	reg, err := client.Register(ctx, wire.RegisterRequest{Hostname: "bench", Version: "bench", Capabilities: []string{"ECHO"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,13 +35,13 @@ func BenchmarkClientTaskRoundTrip(b *testing.B) {
 			b.Fatalf("next task: %v, %v", task, err)
 		}
 		started := time.Now().UTC().Truncate(time.Second)
-		if err := client.Report(ctx, task.ID, orchestratorsync.Report{
-			AgentID: reg.AgentID, Status: orchestratorsync.StatusRunning, StartedAt: &started,
+		if err := client.Report(ctx, task.ID, wire.Report{
+			AgentID: reg.AgentID, Status: wire.StatusRunning, StartedAt: &started,
 		}); err != nil {
 			b.Fatal(err)
 		}
-		if err := client.Report(ctx, task.ID, orchestratorsync.Report{
-			AgentID: reg.AgentID, Status: orchestratorsync.StatusCompleted, Result: task.Payload,
+		if err := client.Report(ctx, task.ID, wire.Report{
+			AgentID: reg.AgentID, Status: wire.StatusCompleted, Result: task.Payload,
 			StartedAt: &started, FinishedAt: &started,
 		}); err != nil {
 			b.Fatal(err)

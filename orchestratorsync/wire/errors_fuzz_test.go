@@ -1,4 +1,4 @@
-package orchestratorsync
+package wire
 
 import (
 	"strings"

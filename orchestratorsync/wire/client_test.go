@@ -1,4 +1,4 @@
-package orchestratorsync
+package wire
 
 import (
 	"context"
@@ -66,9 +66,9 @@ func newRecordingServer(t *testing.T, resp canned) (*httptest.Server, func() []r
 	}
 }
 
-func newTestClient(t *testing.T, baseURL string, mod ...func(*ClientConfig)) *Client {
+func newTestClient(t *testing.T, baseURL string, mod ...func(*Config)) *Client {
 	t.Helper()
-	cfg := ClientConfig{BaseURL: baseURL, Token: testToken, BootID: "boot-1"}
+	cfg := Config{BaseURL: baseURL, Token: testToken, BootID: "boot-1"}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -591,7 +591,7 @@ func TestTimeouts(t *testing.T) {
 	t.Cleanup(func() { close(release); srv.Close() })
 
 	t.Run("own timeout is retryable", func(t *testing.T) {
-		c := newTestClient(t, srv.URL, func(cfg *ClientConfig) { cfg.Timeout = 20 * time.Millisecond })
+		c := newTestClient(t, srv.URL, func(cfg *Config) { cfg.Timeout = 20 * time.Millisecond })
 		_, err := c.Heartbeat(t.Context(), "a-1", HeartbeatRequest{})
 		if !errors.Is(err, ErrRequestTimeout) || !IsRetryable(err) {
 			t.Fatalf("err = %v, want retryable ErrRequestTimeout", err)
@@ -644,7 +644,7 @@ func (d *deadlineTransport) RoundTrip(req *http.Request) (*http.Response, error)
 func TestLongPollTimeoutIncludesWait(t *testing.T) {
 	t.Parallel()
 	rt := &deadlineTransport{}
-	c := newTestClient(t, "http://orchestrator.invalid/api", func(cfg *ClientConfig) {
+	c := newTestClient(t, "http://orchestrator.invalid/api", func(cfg *Config) {
 		cfg.Transport = rt
 		cfg.Timeout = 15 * time.Second
 	})
@@ -724,21 +724,21 @@ func TestNewClientValidation(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		cfg     ClientConfig
+		cfg     Config
 		wantErr string
 	}{
-		{name: "ok with prefix", cfg: ClientConfig{BaseURL: "https://orch.example.com/api/v1/"}},
-		{name: "ok plain http", cfg: ClientConfig{BaseURL: "http://127.0.0.1:8080", Token: "t"}},
-		{name: "empty", cfg: ClientConfig{}, wantErr: "BaseURL is required"},
-		{name: "scheme", cfg: ClientConfig{BaseURL: "ftp://x"}, wantErr: "scheme"},
-		{name: "no scheme", cfg: ClientConfig{BaseURL: "orch.example.com"}, wantErr: "scheme"},
-		{name: "no host", cfg: ClientConfig{BaseURL: "https:///api"}, wantErr: "host"},
-		{name: "query", cfg: ClientConfig{BaseURL: "https://x/?a=1"}, wantErr: "query"},
-		{name: "fragment", cfg: ClientConfig{BaseURL: "https://x/#f"}, wantErr: "fragment"},
-		{name: "user info", cfg: ClientConfig{BaseURL: "https://u:hunter2@x/"}, wantErr: "user info"},
-		{name: "bad url", cfg: ClientConfig{BaseURL: "http://x/%zz"}, wantErr: "invalid BaseURL"},
-		{name: "negative timeout", cfg: ClientConfig{BaseURL: "http://x", Timeout: -time.Second}, wantErr: "Timeout"},
-		{name: "token with newline", cfg: ClientConfig{BaseURL: "http://x", Token: "abc\nInjected: 1"}, wantErr: "control characters"},
+		{name: "ok with prefix", cfg: Config{BaseURL: "https://orch.example.com/api/v1/"}},
+		{name: "ok plain http", cfg: Config{BaseURL: "http://127.0.0.1:8080", Token: "t"}},
+		{name: "empty", cfg: Config{}, wantErr: "BaseURL is required"},
+		{name: "scheme", cfg: Config{BaseURL: "ftp://x"}, wantErr: "scheme"},
+		{name: "no scheme", cfg: Config{BaseURL: "orch.example.com"}, wantErr: "scheme"},
+		{name: "no host", cfg: Config{BaseURL: "https:///api"}, wantErr: "host"},
+		{name: "query", cfg: Config{BaseURL: "https://x/?a=1"}, wantErr: "query"},
+		{name: "fragment", cfg: Config{BaseURL: "https://x/#f"}, wantErr: "fragment"},
+		{name: "user info", cfg: Config{BaseURL: "https://u:hunter2@x/"}, wantErr: "user info"},
+		{name: "bad url", cfg: Config{BaseURL: "http://x/%zz"}, wantErr: "invalid BaseURL"},
+		{name: "negative timeout", cfg: Config{BaseURL: "http://x", Timeout: -time.Second}, wantErr: "Timeout"},
+		{name: "token with newline", cfg: Config{BaseURL: "http://x", Token: "abc\nInjected: 1"}, wantErr: "control characters"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -795,7 +795,7 @@ func TestSetTokenConcurrent(t *testing.T) {
 
 func TestBootIDIsFreshPerClient(t *testing.T) {
 	t.Parallel()
-	a, b := newTestClient(t, "http://x", func(c *ClientConfig) { c.BootID = "" }), newTestClient(t, "http://x", func(c *ClientConfig) { c.BootID = "" })
+	a, b := newTestClient(t, "http://x", func(c *Config) { c.BootID = "" }), newTestClient(t, "http://x", func(c *Config) { c.BootID = "" })
 	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	if !uuid.MatchString(a.BootID()) || a.BootID() == b.BootID() {
 		t.Errorf("boot ids %q and %q: want two distinct random UUIDs", a.BootID(), b.BootID())
@@ -805,7 +805,7 @@ func TestBootIDIsFreshPerClient(t *testing.T) {
 func TestCustomUserAgentAndEmptyToken(t *testing.T) {
 	t.Parallel()
 	srv, got := newRecordingServer(t, canned{status: 204})
-	c := newTestClient(t, srv.URL, func(cfg *ClientConfig) { cfg.UserAgent = "letsbe-agent/0.3.0"; cfg.Token = "" })
+	c := newTestClient(t, srv.URL, func(cfg *Config) { cfg.UserAgent = "letsbe-agent/0.3.0"; cfg.Token = "" })
 	if _, err := c.NextTask(t.Context(), "a-1", 0); err != nil {
 		t.Fatal(err)
 	}

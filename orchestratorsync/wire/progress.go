@@ -1,0 +1,44 @@
+package wire
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// FeatureProgress is the register answer's feature that asks for progress reports.
+const FeatureProgress = "progress"
+
+// progressTimeout bounds one progress report: a late one has no value.
+const progressTimeout = 5 * time.Second
+
+// ProgressReport is a RUNNING report carrying what is new of a running task (contract v1.1,
+// feature "progress"): new events and output chunks with their byte offsets per stream.
+type ProgressReport struct {
+	AgentID   string        `json:"agent_id"`
+	Status    string        `json:"status"`
+	StartedAt string        `json:"started_at,omitempty"`
+	Events    []Event       `json:"events,omitempty"`
+	Output    []OutputChunk `json:"output,omitempty"`
+}
+
+// OutputChunk is a piece of one output stream of a task: Data are the bytes from Offset on.
+type OutputChunk struct {
+	Stream string `json:"stream"`
+	Offset int64  `json:"offset"`
+	Data   string `json:"data"`
+}
+
+// ReportProgress sends a progress report with PATCH /tasks/{task_id}.
+func (c *Client) ReportProgress(ctx context.Context, taskID string, r ProgressReport) error {
+	ep := "/tasks/" + escapeSegment(taskID)
+	switch {
+	case taskID == "":
+		return invalidArg(http.MethodPatch, ep, "empty task id")
+	case r.AgentID == "":
+		return invalidArg(http.MethodPatch, ep, "report has no agent_id")
+	}
+	r.Status = StatusRunning
+	_, err := c.do(ctx, http.MethodPatch, ep, "", r, min(c.timeout, progressTimeout))
+	return err
+}
