@@ -53,12 +53,7 @@ func (c *cmdLine) snippet(n syntax.Node) string {
 	if start < 0 || start >= end {
 		return ""
 	}
-	const maxLen = 40
-	text := c.src[start:end]
-	if len(text) > maxLen {
-		text = text[:maxLen] + "..."
-	}
-	return text
+	return Shorten(c.src[start:end], 40)
 }
 
 func (c *cmdLine) file(f *syntax.File) ([]string, error) {

@@ -130,7 +130,7 @@ func (c *composeCore) load(ctx context.Context, path string) (*loadedProject, er
 	return lp, nil
 }
 
-// run is one docker compose invocation's bookkeeping for the result.
+// runLog is the docker compose invocations' bookkeeping for the result.
 type runLog struct {
 	res            *DockerReloadResult
 	stdout, stderr strings.Builder
@@ -138,8 +138,9 @@ type runLog struct {
 }
 
 func (l *runLog) finish(started time.Time) {
-	l.res.Stdout, l.res.Stderr = l.mask(l.stdout.String()), l.mask(l.stderr.String())
-	l.res.DurationMS = time.Since(started).Milliseconds()
+	out := &l.res.Process
+	out.Stdout, out.Stderr = l.mask(l.stdout.String()), l.mask(l.stderr.String())
+	out.DurationMS = time.Since(started).Milliseconds()
 }
 
 // compose runs `docker compose <files> <args>`.
@@ -153,7 +154,8 @@ func (c *composeCore) compose(ctx context.Context, l *runLog, lp *loadedProject,
 	pr, err := c.proc.Run(ctx, Command{Argv: argv, Dir: lp.dir})
 	l.stdout.WriteString(pr.Stdout)
 	l.stderr.WriteString(pr.Stderr)
-	l.res.ExitCode, l.res.Truncated = pr.ExitCode, l.res.Truncated || pr.Truncated
+	out := &l.res.Process
+	out.ExitCode, out.Truncated = pr.ExitCode, out.Truncated || pr.Truncated
 	if err != nil {
 		var exitErr *ExitError
 		if errors.As(err, &exitErr) {

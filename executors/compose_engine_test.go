@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -338,7 +340,7 @@ func TestEngineGoodUpgradeAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := logs.(*ComposeLogsResult); !strings.Contains(l.Stdout, "hello ***") || strings.Contains(l.Stdout+l.Stderr, secret) {
+	if l := logs.(*ComposeLogsResult); !strings.Contains(l.Process.Stdout, "hello ***") || strings.Contains(l.Process.Stdout+l.Process.Stderr, secret) {
 		t.Errorf("logs = %+v, want the greeting masked", l)
 	}
 
@@ -508,4 +510,47 @@ func BenchmarkComposeGateVersusWait(b *testing.B) {
 	b.ReportMetric(float64(gateTotal.Milliseconds())/n, "gate-ms/op")
 	b.ReportMetric(float64(waitTotal.Milliseconds())/n, "wait-ms/op")
 	b.ReportMetric(float64(gateTotal)/float64(waitTotal), "gate/wait")
+}
+
+// TestEngineLogsKeepEveryByte: output that is not UTF-8 (a container printing raw bytes,
+// kept by the `local` log driver, which stores lines as bytes) comes back from COMPOSE_LOGS
+// byte for byte: base64 with stdout_encoding in the result's JSON, masked like text.
+func TestEngineLogsKeepEveryByte(t *testing.T) {
+	t.Parallel()
+	p := newEngineProject(t)
+	const secret = "s3cr3t-logged-value"
+	if err := os.WriteFile(filepath.Join(p.dir, ".env"), []byte("GREETING="+secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.write(t, webVersion{
+		image:   p.image1,
+		command: `printf 'raw \377\376 %s \303\n' "$$GREETING"; httpd -f -p 80 -h /www`,
+		extra:   "    environment:\n      GREETING: ${GREETING}\n    logging:\n      driver: local\n",
+	})
+	res, err := p.deploy(t, nil)
+	wantOK(t, res, err)
+	logs, err := p.logs.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": p.path}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := logs.(*ComposeLogsResult)
+	if want := "raw \xff\xfe *** \xc3\n"; !strings.Contains(l.Process.Stdout, want) || strings.Contains(l.Process.Stdout, secret) {
+		t.Fatalf("stdout = %q (stderr %q), want it to hold %q", l.Process.Stdout, l.Process.Stderr, want)
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wire struct {
+		Stdout         string  `json:"stdout"`
+		StdoutEncoding string  `json:"stdout_encoding"`
+		StderrEncoding *string `json:"stderr_encoding"`
+	}
+	if err := json.Unmarshal(b, &wire); err != nil {
+		t.Fatal(err)
+	}
+	got, err := base64.StdEncoding.DecodeString(wire.Stdout)
+	if wire.StdoutEncoding != "base64" || wire.StderrEncoding != nil || err != nil || string(got) != l.Process.Stdout {
+		t.Errorf("result JSON %s does not carry stdout as base64 of its bytes (decode: %v)", b, err)
+	}
 }

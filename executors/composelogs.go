@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"strconv"
+	"time"
 )
 
 // ComposeLogs is the COMPOSE_LOGS executor: `docker compose logs` of a project, capped like
@@ -22,11 +23,17 @@ func NewComposeLogs(cfg DockerReloadConfig) (*ComposeLogs, error) {
 
 // ComposeLogsResult is the result of a COMPOSE_LOGS task.
 type ComposeLogsResult struct {
-	Project   string `json:"project"`
-	ExitCode  int    `json:"exit_code"`
-	Stdout    string `json:"stdout"`
-	Stderr    string `json:"stderr"`
-	Truncated bool   `json:"truncated"`
+	Project string `json:"project"`
+	// Process is `docker compose logs`, flattened into the result's JSON: its exit status,
+	// its output (capped as for SHELL, masked; non-UTF-8 output as [EncodeOutput] says),
+	// whether an output was longer than the cap, and how long it took.
+	Process ProcessResult `json:"-"`
+}
+
+// MarshalJSON writes the result with the fields of Process among its own.
+func (r ComposeLogsResult) MarshalJSON() ([]byte, error) {
+	type fields ComposeLogsResult
+	return withProcess(fields(r), r.Process)
 }
 
 // DefaultComposeLogsTail is the lines per service COMPOSE_LOGS returns when the payload sets
@@ -66,7 +73,8 @@ func (g *ComposeLogs) Execute(ctx context.Context, payload json.RawMessage) (any
 	if err != nil {
 		return nil, err
 	}
-	res := &DockerReloadResult{ExitCode: -1}
+	started := time.Now()
+	res := &DockerReloadResult{Process: ProcessResult{ExitCode: -1}}
 	shown := append([]string{lp.project.Name}, lp.project.ServiceNames()...)
 	ProgressFrom(ctx).Mask(maskValues(lp.values, shown)...)
 	l := &runLog{res: res, mask: maskerOf(lp.values, shown)}
@@ -76,6 +84,6 @@ func (g *ComposeLogs) Execute(ctx context.Context, payload json.RawMessage) (any
 	}
 	args = append(args, explicit(p.Services, services)...)
 	err = g.c.compose(ctx, l, lp, nil, args...)
-	out := &ComposeLogsResult{Project: lp.project.Name, ExitCode: res.ExitCode, Stdout: l.mask(l.stdout.String()), Stderr: l.mask(l.stderr.String()), Truncated: res.Truncated}
-	return out, err
+	l.finish(started)
+	return &ComposeLogsResult{Project: lp.project.Name, Process: res.Process}, err
 }

@@ -72,7 +72,7 @@ func (r *ComposeRollback) Execute(ctx context.Context, payload json.RawMessage) 
 		}
 		return nil, Refusedf("project %s has no revision before %d to roll back to (kept: %v)", name, idx.LastGood, kept)
 	}
-	res := &DockerReloadResult{Project: name, Revision: rev.Revision, Changed: rev.Revision != idx.LastGood, ExitCode: -1, RolledBack: true, RollbackRevision: rev.Revision}
+	res := &DockerReloadResult{Project: name, Revision: rev.Revision, Changed: rev.Revision != idx.LastGood, Process: ProcessResult{ExitCode: -1}, RolledBack: true, RollbackRevision: rev.Revision}
 	l := &runLog{res: res, mask: func(s string) string { return s }}
 	defer l.finish(started)
 	rep.Condition(ConditionProgressing, true, "RollingBack", fmt.Sprintf("rolling back %s to revision %d", name, rev.Revision))

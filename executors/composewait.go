@@ -69,9 +69,7 @@ func (c *containerInfo) lastHealthOutput() string {
 		return ""
 	}
 	out := strings.Join(strings.Fields(h.Log[len(h.Log)-1].Output), " ")
-	if len(out) > 200 {
-		out = out[:200] + "..."
-	}
+	out = Shorten(out, 200)
 	if out == "" {
 		out = fmt.Sprintf("exit code %d", h.Log[len(h.Log)-1].ExitCode)
 	}
@@ -124,10 +122,7 @@ func stderrNote(pr *ProcessResult) string {
 	if s == "" {
 		return ""
 	}
-	if len(s) > 300 {
-		s = s[:300] + "..."
-	}
-	return ": " + s
+	return ": " + Shorten(s, 300)
 }
 
 // gate is one wait for services to be ready.

@@ -30,6 +30,22 @@ type FileConfig struct {
 	MaxBytes int64
 }
 
+// fileTask is what the file task executors (FILE_WRITE, ENV_UPDATE) share: the roots and
+// the size limit of a [FileConfig].
+type fileTask struct {
+	roots    *fileRoots
+	maxBytes int64
+	hook     writeHook // tests only
+}
+
+func newFileTask(cfg FileConfig) (fileTask, error) {
+	roots, err := newFileRoots(cfg.Roots)
+	if err != nil {
+		return fileTask{}, err
+	}
+	return fileTask{roots: roots, maxBytes: maxBytesOrDefault(cfg.MaxBytes)}, nil
+}
+
 // fileRoots confines task paths to the configured roots.
 //
 // A path is matched to a root lexically (the most specific root that

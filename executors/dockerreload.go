@@ -53,16 +53,17 @@ type DockerReloadResult struct {
 	RollbackHealthy  bool `json:"rollback_healthy"`
 	// DryRun, for dry_run: what docker compose would do, by container.
 	DryRun *DryRunPlan `json:"dry_run,omitempty"`
-	// ExitCode is the exit status of the last docker compose command run.
-	ExitCode int `json:"exit_code"`
-	// Stdout and Stderr are the output of the docker compose commands, capped as
-	// for SHELL, with every env file value masked.
-	Stdout string `json:"stdout"`
-	Stderr string `json:"stderr"`
-	// Truncated is set when an output was longer than the cap.
-	Truncated bool `json:"truncated"`
-	// DurationMS is how long the task took.
-	DurationMS int64 `json:"duration_ms"`
+	// Process is the docker compose commands' part, flattened into the result's JSON:
+	// the exit status of the last one run, their output (stdout and stderr, capped as for
+	// SHELL, with every env file value masked; non-UTF-8 output as [EncodeOutput] says),
+	// whether an output was longer than the cap, and how long the task took.
+	Process ProcessResult `json:"-"`
+}
+
+// MarshalJSON writes the result with the fields of Process among its own.
+func (r DockerReloadResult) MarshalJSON() ([]byte, error) {
+	type fields DockerReloadResult
+	return withProcess(fields(r), r.Process)
 }
 
 // DryRunPlan is what a dry run found.
@@ -134,7 +135,7 @@ func (c *composeCore) deploy(ctx context.Context, req deployRequest) (*DockerRel
 	// docker's output also streams as it comes (Progress): the same values are masked there.
 	prog := ProgressFrom(ctx)
 	prog.Mask(maskValues(lp.values, shown)...)
-	res := &DockerReloadResult{Project: name, ExitCode: -1}
+	res := &DockerReloadResult{Project: name, Process: ProcessResult{ExitCode: -1}}
 	l := &runLog{res: res, mask: mask}
 	defer l.finish(started)
 	prog.Event(EventValidated, fmt.Sprintf("project %s is valid and allowed by the compose policy (%d services)", name, len(services)))

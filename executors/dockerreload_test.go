@@ -162,49 +162,49 @@ func TestDockerReload(t *testing.T) {
 			name:    "up",
 			files:   map[string]string{"docker-compose.yml": composeWeb, ".env": "DB_PASS=pw\n"},
 			payload: `{"compose_path": %q}`,
-			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"db", "web"},
+			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Process: ProcessResult{Stdout: "up done\n"}}, wantSvcs: []string{"db", "web"},
 			wantRuns: []string{"up -d --remove-orphans"},
 		},
 		{
 			name:    "pull then up, some services",
 			files:   map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nTAG=1.27\n"},
 			payload: `{"compose_path": %q, "pull": true, "services": ["web", "db", "web"]}`,
-			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Stdout: "pull done\nup done\n", ExitCode: 0}, wantSvcs: []string{"web", "db"},
+			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Process: ProcessResult{Stdout: "pull done\nup done\n"}}, wantSvcs: []string{"web", "db"},
 			wantRuns: []string{"pull web db", "up -d --remove-orphans web db"},
 		},
 		{
 			name:    "a service of an inactive profile",
 			files:   map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\n"},
 			payload: `{"compose_path": %q, "services": ["debug"]}`,
-			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"debug"},
+			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Process: ProcessResult{Stdout: "up done\n"}}, wantSvcs: []string{"debug"},
 			wantRuns: []string{"up -d --remove-orphans debug"},
 		},
 		{
 			name:    "profile from the .env",
 			files:   map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nCOMPOSE_PROFILES=debug\n"},
 			payload: `{"compose_path": %q}`,
-			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"db", "debug", "web"},
+			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Process: ProcessResult{Stdout: "up done\n"}}, wantSvcs: []string{"db", "debug", "web"},
 			wantRuns: []string{"up -d --remove-orphans"},
 		},
 		{
 			name:    "name from the file",
 			files:   map[string]string{"compose.yaml": "name: shop\n" + composeWeb, ".env": "DB_PASS=pw\n"},
 			payload: `{"compose_path": %q}`,
-			wantRes: DockerReloadResult{Project: "shop", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"db", "web"},
+			wantRes: DockerReloadResult{Project: "shop", Revision: 1, Changed: true, Process: ProcessResult{Stdout: "up done\n"}}, wantSvcs: []string{"db", "web"},
 			wantRuns: []string{"up -d --remove-orphans"},
 		},
 		{
 			name:    "name from the .env",
 			files:   map[string]string{"compose.yaml": composeWeb, ".env": "DB_PASS=pw\nCOMPOSE_PROJECT_NAME=tenant17\n"},
 			payload: `{"compose_path": %q}`,
-			wantRes: DockerReloadResult{Project: "tenant17", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"db", "web"},
+			wantRes: DockerReloadResult{Project: "tenant17", Revision: 1, Changed: true, Process: ProcessResult{Stdout: "up done\n"}}, wantSvcs: []string{"db", "web"},
 			wantRuns: []string{"up -d --remove-orphans"},
 		},
 		{
 			name:    "no .env needed",
 			files:   map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    environment:\n      HOME_DIR: ${HOME}\n"},
 			payload: `{"compose_path": %q}`,
-			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Stdout: "up done\n", ExitCode: 0}, wantSvcs: []string{"web"},
+			wantRes: DockerReloadResult{Project: "app", Revision: 1, Changed: true, Process: ProcessResult{Stdout: "up done\n"}}, wantSvcs: []string{"web"},
 			wantRuns: []string{"up -d --remove-orphans"},
 		},
 	}
@@ -231,7 +231,7 @@ func TestDockerReload(t *testing.T) {
 			if diff := cmp.Diff(tt.wantSvcs, svcs); diff != "" {
 				t.Errorf("services (-want +got):\n%s", diff)
 			}
-			res.Services, res.DurationMS = nil, 0
+			res.Services, res.Process.DurationMS = nil, 0
 			if diff := cmp.Diff(&tt.wantRes, res); diff != "" {
 				t.Errorf("result (-want +got):\n%s", diff)
 			}
@@ -354,11 +354,11 @@ func TestDockerReloadDockerFails(t *testing.T) {
 				t.Fatalf("Execute() error = %v, want %q", err, tt.wantErr)
 			}
 			r := res.(*DockerReloadResult)
-			if r.ExitCode != tt.wantCode || !strings.Contains(r.Stderr, "cannot "+tt.fail+": no such image") {
+			if r.Process.ExitCode != tt.wantCode || !strings.Contains(r.Process.Stderr, "cannot "+tt.fail+": no such image") {
 				t.Errorf("result = %+v", r)
 			}
-			if strings.Contains(r.Stdout, "supersecretpassword") || !strings.Contains(r.Stdout, "using password ***") {
-				t.Errorf("stdout does not mask the .env value: %q", r.Stdout)
+			if strings.Contains(r.Process.Stdout, "supersecretpassword") || !strings.Contains(r.Process.Stdout, "using password ***") {
+				t.Errorf("stdout does not mask the .env value: %q", r.Process.Stdout)
 			}
 			if runs := fx.docker.runs(t); len(runs) != tt.wantRuns {
 				t.Errorf("docker ran %d times, want %d", len(runs), tt.wantRuns)

@@ -12,20 +12,16 @@ import (
 
 // EnvUpdate is the ENV_UPDATE executor: it edits a .env file inside the
 // file roots, atomically. It implements [Executor].
-type EnvUpdate struct {
-	roots    *fileRoots
-	maxBytes int64
-	hook     writeHook // tests only
-}
+type EnvUpdate struct{ fileTask }
 
 // NewEnvUpdate returns an ENV_UPDATE executor. It fails if a root is not an
 // absolute path.
 func NewEnvUpdate(cfg FileConfig) (*EnvUpdate, error) {
-	roots, err := newFileRoots(cfg.Roots)
+	t, err := newFileTask(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &EnvUpdate{roots: roots, maxBytes: maxBytesOrDefault(cfg.MaxBytes)}, nil
+	return &EnvUpdate{t}, nil
 }
 
 // envUpdatePayload is the ENV_UPDATE task payload.

@@ -14,20 +14,16 @@ import (
 
 // FileWrite is the FILE_WRITE executor: it writes a whole file, atomically,
 // inside the file roots. It implements [Executor].
-type FileWrite struct {
-	roots    *fileRoots
-	maxBytes int64
-	hook     writeHook // tests only
-}
+type FileWrite struct{ fileTask }
 
 // NewFileWrite returns a FILE_WRITE executor. It fails if a root is not an
 // absolute path.
 func NewFileWrite(cfg FileConfig) (*FileWrite, error) {
-	roots, err := newFileRoots(cfg.Roots)
+	t, err := newFileTask(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &FileWrite{roots: roots, maxBytes: maxBytesOrDefault(cfg.MaxBytes)}, nil
+	return &FileWrite{t}, nil
 }
 
 // fileWritePayload is the FILE_WRITE task payload.

@@ -2,6 +2,7 @@ package executors
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"unicode/utf8"
 )
@@ -96,11 +97,70 @@ func trimPartialRuneStart(p []byte) []byte {
 	return p
 }
 
-// EncodeOutput returns output as it goes into a JSON result: unchanged with encoding "" when
-// it is valid UTF-8, else its base64 (standard, padded) with encoding "base64".
+// Shorten returns s cut to at most n bytes followed by "...", or s itself when it is no
+// longer: a cut never splits a UTF-8 sequence (for the messages and notes that quote text).
+func Shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
+
+// EncodeOutput is the rule for every result field that carries a process's output (stdout
+// and stderr of SHELL, DOCKER_RELOAD, COMPOSE_ROLLBACK and COMPOSE_LOGS): the output goes into
+// the JSON result unchanged, with encoding "", when it is valid UTF-8; otherwise as the
+// standard (padded) base64 of its bytes with encoding "base64", which the result names in a
+// sibling field "<field>_encoding". No byte of an output is ever replaced. Every other result
+// field is text the agent made or decoded from JSON, valid UTF-8 by construction.
 func EncodeOutput(output string) (text, encoding string) {
 	if utf8.ValidString(output) {
 		return output, ""
 	}
 	return base64.StdEncoding.EncodeToString([]byte(output)), "base64"
+}
+
+// processJSON is a [ProcessResult] as it goes into a result: its output by the rule of
+// [EncodeOutput].
+type processJSON struct {
+	ExitCode       int    `json:"exit_code"`
+	Stdout         string `json:"stdout"`
+	Stderr         string `json:"stderr"`
+	DurationMS     int64  `json:"duration_ms"`
+	Truncated      bool   `json:"truncated"`
+	StdoutEncoding string `json:"stdout_encoding,omitempty"`
+	StderrEncoding string `json:"stderr_encoding,omitempty"`
+}
+
+func (r ProcessResult) wire() processJSON {
+	w := processJSON{ExitCode: r.ExitCode, DurationMS: r.DurationMS, Truncated: r.Truncated}
+	w.Stdout, w.StdoutEncoding = EncodeOutput(r.Stdout)
+	w.Stderr, w.StderrEncoding = EncodeOutput(r.Stderr)
+	return w
+}
+
+// MarshalJSON writes the result with its output by the rule of [EncodeOutput].
+func (r ProcessResult) MarshalJSON() ([]byte, error) { return json.Marshal(r.wire()) }
+
+// withProcess is the JSON object of fields (a result's own fields, as a struct without a
+// MarshalJSON of its own) followed by those of p: the results that hold a process result show
+// it flattened among their fields.
+func withProcess(fields any, p ProcessResult) ([]byte, error) {
+	own, err := json.Marshal(fields)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := p.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	if len(own) < 2 || own[0] != '{' || own[len(own)-1] != '}' {
+		return nil, fmt.Errorf("result fields %T are not a JSON object", fields)
+	}
+	if len(own) == 2 {
+		return proc, nil
+	}
+	return append(append(own[:len(own)-1:len(own)-1], ','), proc[1:]...), nil
 }

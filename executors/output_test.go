@@ -1,6 +1,9 @@
 package executors
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 
@@ -65,5 +68,73 @@ func TestHeadTail(t *testing.T) {
 				t.Errorf("truncated() = %v, want %v", b.truncated(), tt.wantTruncated)
 			}
 		})
+	}
+}
+
+// TestOutputFieldsKeepEveryByte: every result that carries a process's output sends it by the
+// one rule: text when it is valid UTF-8, else base64 of its bytes with "<field>_encoding":
+// "base64"; the result's other fields stay as they are.
+func TestOutputFieldsKeepEveryByte(t *testing.T) {
+	t.Parallel()
+	const binary = "ok \xff\xfe\x00 \xc3" // not UTF-8: invalid bytes, a NUL and a cut sequence
+	proc := ProcessResult{ExitCode: 3, Stdout: binary, Stderr: "warning: ü\n", DurationMS: 7, Truncated: true}
+	processWant := map[string]any{
+		"exit_code": 3.0, "stdout": base64.StdEncoding.EncodeToString([]byte(binary)), "stdout_encoding": "base64",
+		"stderr": "warning: ü\n", "duration_ms": 7.0, "truncated": true,
+	}
+	with := func(fields map[string]any) map[string]any {
+		out := maps.Clone(processWant)
+		maps.Copy(out, fields)
+		return out
+	}
+	tests := []struct {
+		name   string
+		result any
+		want   map[string]any
+	}{
+		{name: "SHELL", result: &proc, want: processWant},
+		{name: "text output", result: ProcessResult{Stdout: "plain\n", Stderr: ""}, want: map[string]any{
+			"exit_code": 0.0, "stdout": "plain\n", "stderr": "", "duration_ms": 0.0, "truncated": false,
+		}},
+		{name: "DOCKER_RELOAD", result: &DockerReloadResult{Project: "app", Revision: 2, Services: []ServiceStatus{}, Process: proc}, want: with(map[string]any{
+			"project": "app", "revision": 2.0, "changed": false, "services": []any{}, "rolled_back": false, "rollback_healthy": false,
+		})},
+		{name: "COMPOSE_LOGS", result: &ComposeLogsResult{Project: "app", Process: proc}, want: with(map[string]any{"project": "app"})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := json.Marshal(tt.result)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("JSON (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestShorten(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"a longer text", 8, "a longer..."},
+		{"größer", 3, "gr..."}, // "ö" is two bytes: the cut moves before it
+		{"€uro", 2, "..."},
+	}
+	for _, tt := range tests {
+		if got := Shorten(tt.in, tt.n); got != tt.want {
+			t.Errorf("Shorten(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
 	}
 }

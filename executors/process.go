@@ -2,7 +2,6 @@ package executors
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,7 +52,9 @@ type Command struct {
 }
 
 // ProcessResult is what a finished (or stopped) process left behind. It is
-// also the result of a SHELL task.
+// the result of a SHELL task and part of the results of DOCKER_RELOAD,
+// COMPOSE_ROLLBACK and COMPOSE_LOGS; in JSON its output follows the rule of
+// [EncodeOutput].
 type ProcessResult struct {
 	// ExitCode is the exit status, 128+signal if a signal killed the
 	// process, or -1 if it never started.
@@ -63,21 +64,6 @@ type ProcessResult struct {
 	DurationMS int64  `json:"duration_ms"`
 	// Truncated is set when stdout or stderr was longer than the cap.
 	Truncated bool `json:"truncated"`
-}
-
-// MarshalJSON sends stdout and stderr as text when they are valid UTF-8, and otherwise as
-// base64 with "stdout_encoding": "base64" (or "stderr_encoding"), so that no byte of the
-// output is replaced silently.
-func (r ProcessResult) MarshalJSON() ([]byte, error) {
-	type plain ProcessResult
-	w := struct {
-		plain
-		StdoutEncoding string `json:"stdout_encoding,omitempty"`
-		StderrEncoding string `json:"stderr_encoding,omitempty"`
-	}{plain: plain(r)}
-	w.Stdout, w.StdoutEncoding = EncodeOutput(r.Stdout)
-	w.Stderr, w.StderrEncoding = EncodeOutput(r.Stderr)
-	return json.Marshal(w)
 }
 
 // Process runs commands. It is safe for concurrent use.

@@ -197,10 +197,10 @@ func (e *Playwright) run(ctx context.Context, f *flow, path string) (*Result, er
 		u, title := s.location()
 		// Redacted before they are cut short, so that no part of a
 		// secret is left.
-		res.FinalURL, res.Title = truncate(red.String(u), maxURLLen), truncate(red.String(title), maxTitleLen)
+		res.FinalURL, res.Title = executors.Shorten(red.String(u), maxURLLen), executors.Shorten(red.String(title), maxTitleLen)
 	}
 	if res.FinalURL == "" {
-		res.FinalURL = truncate(plog.url(), maxURLLen)
+		res.FinalURL = executors.Shorten(plog.url(), maxURLLen)
 	}
 	plog.fill(res)
 	red.apply(res)

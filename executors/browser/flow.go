@@ -124,15 +124,7 @@ func (s *step) describe() string {
 
 // quoteShort quotes s for a message, shortened when long.
 func quoteShort(s string) string {
-	const maxLen = 80
-	if len(s) > maxLen {
-		cut := maxLen
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "..."
-	}
-	return fmt.Sprintf("%q", s)
+	return fmt.Sprintf("%q", executors.Shorten(s, 80))
 }
 
 // flowPayload is the PLAYWRIGHT task payload.

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+
+	"github.com/letsbe/sysadmin-agent/executors"
 )
 
 // Result is the result of a PLAYWRIGHT task, on success and on failure alike.
@@ -197,11 +199,11 @@ func (l *pageLog) consoleError(msg string) {
 		l.droppedErrors++
 		return
 	}
-	l.consoleErrors = append(l.consoleErrors, truncate(msg, maxConsoleErrorLen))
+	l.consoleErrors = append(l.consoleErrors, executors.Shorten(msg, maxConsoleErrorLen))
 }
 
 func (l *pageLog) blockedRequest(u string) {
-	u = truncate(l.redact.String(u), maxConsoleErrorLen)
+	u = executors.Shorten(l.redact.String(u), maxConsoleErrorLen)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.blockedSeen[u] {
@@ -243,15 +245,4 @@ func (l *pageLog) fill(res *Result) {
 	if l.droppedBlocks > 0 {
 		res.BlockedRequests = append(res.BlockedRequests, "... and more blocked requests not kept")
 	}
-}
-
-// truncate shortens s to at most n bytes (plus "..."), on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && (s[n]&0xC0) == 0x80 {
-		n--
-	}
-	return s[:n] + "..."
 }

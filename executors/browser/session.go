@@ -169,7 +169,7 @@ func (e *Playwright) launch(ctx context.Context, path string, f *flow, plog *pag
 	if runErr != nil {
 		// Not wrapped: the message can carry the browser's output, which
 		// is cut short here.
-		return nil, fmt.Errorf("start chromium %s: %s", path, truncate(runErr.Error(), maxStartError))
+		return nil, fmt.Errorf("start chromium %s: %s", path, executors.Shorten(runErr.Error(), maxStartError))
 	}
 	return s, nil
 }

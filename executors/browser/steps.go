@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/letsbe/sysadmin-agent/executors"
 )
 
 // pollInterval is the pause between two checks of a waiting step.
@@ -308,7 +309,7 @@ func (s *session) do(ctx context.Context, st *step, shots *screenshots, red reda
 			if (st.exact && p.Text == want) || (!st.exact && strings.Contains(p.Text, want)) {
 				return true, "", nil
 			}
-			return false, "last text " + quoteShort(truncate(red.String(p.Text), maxTextInError)), nil
+			return false, "last text " + quoteShort(executors.Shorten(red.String(p.Text), maxTextInError)), nil
 		}, jsText, st.selector)
 		return err
 
