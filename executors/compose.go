@@ -13,6 +13,10 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
+// This file holds what the four Compose executors (DOCKER_RELOAD, COMPOSE_STATUS,
+// COMPOSE_LOGS, COMPOSE_ROLLBACK) share: their configuration, the core they are built on and
+// the one way they run `docker compose`.
+
 // Events and conditions the Compose executors report (see [Reporter]).
 const (
 	EventValidated  = "Validated"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -107,16 +108,13 @@ func servicesOfStatuses(st []ServiceStatus) []string {
 	return out
 }
 
+// mergeImages is old with the services of cur that old does not record.
 func mergeImages(old, cur map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range old {
-		out[k] = v
+	out := maps.Clone(cur)
+	if out == nil {
+		out = map[string]string{}
 	}
-	for k, v := range cur {
-		if _, ok := out[k]; !ok {
-			out[k] = v
-		}
-	}
+	maps.Copy(out, old) // the recorded image wins
 	return out
 }
 

@@ -76,14 +76,14 @@ func (s *ComposeStatus) Execute(ctx context.Context, payload json.RawMessage) (a
 	slices.Sort(services)
 	res.Services = statusesOf(byService, services)
 	if good != nil {
-		res.Drift = drift(res.Services, byService, good, lp.project.Services)
+		res.Drift = drift(res.Services, byService, good)
 		res.Drifted = len(res.Drift) > 0
 	}
 	return res, nil
 }
 
 // drift compares what runs with the last known good revision.
-func drift(statuses []ServiceStatus, byService map[string][]containerInfo, good *stackRevision, _ any) []string {
+func drift(statuses []ServiceStatus, byService map[string][]containerInfo, good *stackRevision) []string {
 	out := []string{}
 	for _, st := range statuses {
 		want, recorded := good.Images[st.Name]

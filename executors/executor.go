@@ -65,9 +65,9 @@ func IsPermanent(err error) bool {
 }
 
 // TimeoutError is the cancellation cause of a context that timed out, as set
-// by context.WithTimeoutCause(ctx, d, &TimeoutError{After: d}). Callers use it
-// for the task timeout and SHELL uses it for its own timeout_seconds; [Process.Run]
-// returns it as-is when it ended the process.
+// by context.WithTimeoutCause(ctx, d, &TimeoutError{After: d}) or [WithTimeout].
+// Callers use it for the task timeout, and the executors for a payload's own
+// timeout_seconds; [Process.Run] returns it as-is when it ended the process.
 type TimeoutError struct {
 	After time.Duration
 }
