@@ -59,6 +59,10 @@ type DockerReloadConfig struct {
 	Revisions int
 	// Policy is what a project may ask of the host; BindRoots default to Roots.
 	Policy ComposePolicy
+	// CurrentPolicy, when set, returns the policy in force for each task instead of Policy
+	// (AGENT_POLICY's compose section narrows the settings and is reloaded on SIGHUP); its
+	// BindRoots default to Roots too.
+	CurrentPolicy func() ComposePolicy
 	// Settle is how long a service without a healthcheck must run without restarting to
 	// count as ready; default DefaultComposeSettle.
 	Settle time.Duration
@@ -75,6 +79,8 @@ type composeCore struct {
 	stateDir  string
 	revisions int
 	policy    ComposePolicy
+	current   func() ComposePolicy
+	fileRoots []string
 	settle    time.Duration
 	poll      time.Duration
 }
@@ -106,7 +112,7 @@ func newComposeCore(cfg DockerReloadConfig) (*composeCore, error) {
 	return &composeCore{
 		roots: roots, maxBytes: maxBytesOrDefault(cfg.MaxBytes), docker: docker, proc: proc,
 		stateDir: cfg.StateDir, revisions: cmp.Or(cfg.Revisions, DefaultStackRevisions),
-		policy: cfg.Policy.withDefaults(cfg.Roots),
+		policy: cfg.Policy.withDefaults(cfg.Roots), current: cfg.CurrentPolicy, fileRoots: slices.Clone(cfg.Roots),
 		settle: cmp.Or(cfg.Settle, DefaultComposeSettle), poll: cmp.Or(cfg.Poll, DefaultComposePoll),
 	}, nil
 }
@@ -128,7 +134,11 @@ func (c *composeCore) load(ctx context.Context, path string) (*loadedProject, er
 	if err != nil {
 		return nil, err
 	}
-	if err := c.policy.Check(lp.project); err != nil {
+	policy := c.policy
+	if c.current != nil {
+		policy = c.current().withDefaults(c.fileRoots)
+	}
+	if err := policy.Check(lp.project); err != nil {
 		return nil, err
 	}
 	return lp, nil

@@ -34,6 +34,18 @@ type ComposePolicy struct {
 	// the file roots. /, /etc, /var/run/docker.sock and the other host paths of
 	// sensitiveHostPaths are refused unless listed here themselves.
 	BindRoots []string `json:"bind_roots" yaml:"bind_roots"`
+	// PolicyFile, when set, names the AGENT_POLICY file whose compose section narrowed this
+	// policy, so that a refusal names both rules that could allow it.
+	PolicyFile string `json:"-" yaml:"-"`
+}
+
+// rule names what allows a refused field: the setting, and the policy file's key when a policy
+// file narrowed the settings.
+func (p ComposePolicy) rule(setting, key string) string {
+	if p.PolicyFile == "" {
+		return setting
+	}
+	return setting + " and compose." + key + " in AGENT_POLICY " + p.PolicyFile
 }
 
 // sensitiveHostPaths are refused as bind sources (or inside or above one) unless a bind root
@@ -42,6 +54,10 @@ var sensitiveHostPaths = []string{
 	"/", "/etc", "/root", "/boot", "/proc", "/sys", "/dev", "/run", "/var/run",
 	"/var/run/docker.sock", "/run/docker.sock", "/var/lib/docker", "/run/containerd", "/var/lib/containerd",
 }
+
+// IsSensitiveHostPath reports whether path (clean, absolute) is one of the host paths a bind
+// root must name exactly to be bindable.
+func IsSensitiveHostPath(path string) bool { return slices.Contains(sensitiveHostPaths, path) }
 
 // Validate checks the policy's settings.
 func (p ComposePolicy) Validate() error {
@@ -57,6 +73,8 @@ func (p ComposePolicy) Validate() error {
 func (p ComposePolicy) withDefaults(fileRoots []string) ComposePolicy {
 	if len(p.BindRoots) == 0 {
 		p.BindRoots = slices.Clone(fileRoots)
+	} else {
+		p.BindRoots = slices.Clone(p.BindRoots) // p may be shared (CurrentPolicy)
 	}
 	for i, r := range p.BindRoots {
 		p.BindRoots[i] = filepath.Clean(r)
@@ -110,12 +128,12 @@ func (p ComposePolicy) checkService(name string, s types.ServiceConfig) []error 
 	}
 	if !p.AllowPrivileged {
 		if s.Privileged {
-			refuse("privileged: true is refused (AGENT_COMPOSE_ALLOW_PRIVILEGED)")
+			refuse("privileged: true is refused (%s)", p.rule("AGENT_COMPOSE_ALLOW_PRIVILEGED", "allow_privileged"))
 		}
 		for _, opt := range s.SecurityOpt {
 			o := strings.ToLower(strings.ReplaceAll(opt, ":", "="))
 			if o == "seccomp=unconfined" || o == "apparmor=unconfined" || o == "label=disable" || o == "systempaths=unconfined" || strings.HasPrefix(o, "label=type=spc_t") {
-				refuse("security_opt %q is refused (AGENT_COMPOSE_ALLOW_PRIVILEGED)", opt)
+				refuse("security_opt %q is refused (%s)", opt, p.rule("AGENT_COMPOSE_ALLOW_PRIVILEGED", "allow_privileged"))
 			}
 		}
 	}
@@ -126,27 +144,27 @@ func (p ComposePolicy) checkService(name string, s types.ServiceConfig) []error 
 		} {
 			v := strings.ToLower(f.value)
 			if v == "host" || strings.HasPrefix(v, "container:") {
-				refuse("%s: %s is refused (AGENT_COMPOSE_ALLOW_HOST_NAMESPACES)", f.field, f.value)
+				refuse("%s: %s is refused (%s)", f.field, f.value, p.rule("AGENT_COMPOSE_ALLOW_HOST_NAMESPACES", "allow_host_namespaces"))
 			}
 		}
 	}
 	for _, c := range s.CapAdd {
 		if !capAllowed(c, p.AllowedCapabilities) {
-			refuse("cap_add %s is refused (AGENT_COMPOSE_ALLOWED_CAPABILITIES: %s)", c, orNone(p.AllowedCapabilities))
+			refuse("cap_add %s is refused (%s: %s)", c, p.rule("AGENT_COMPOSE_ALLOWED_CAPABILITIES", "allowed_capabilities"), orNone(p.AllowedCapabilities))
 		}
 	}
 	if !p.AllowDevices {
 		if len(s.Devices) > 0 {
-			refuse("devices are refused (AGENT_COMPOSE_ALLOW_DEVICES)")
+			refuse("devices are refused (%s)", p.rule("AGENT_COMPOSE_ALLOW_DEVICES", "allow_devices"))
 		}
 		if len(s.DeviceCgroupRules) > 0 {
-			refuse("device_cgroup_rules are refused (AGENT_COMPOSE_ALLOW_DEVICES)")
+			refuse("device_cgroup_rules are refused (%s)", p.rule("AGENT_COMPOSE_ALLOW_DEVICES", "allow_devices"))
 		}
 		if len(s.Gpus) > 0 {
-			refuse("gpus are refused (AGENT_COMPOSE_ALLOW_DEVICES)")
+			refuse("gpus are refused (%s)", p.rule("AGENT_COMPOSE_ALLOW_DEVICES", "allow_devices"))
 		}
 		if s.Deploy != nil && s.Deploy.Resources.Reservations != nil && len(s.Deploy.Resources.Reservations.Devices) > 0 {
-			refuse("deploy.resources.reservations.devices are refused (AGENT_COMPOSE_ALLOW_DEVICES)")
+			refuse("deploy.resources.reservations.devices are refused (%s)", p.rule("AGENT_COMPOSE_ALLOW_DEVICES", "allow_devices"))
 		}
 	}
 	for _, v := range s.Volumes {
@@ -194,9 +212,9 @@ func (p ComposePolicy) checkBind(source string) error {
 	for _, c := range candidates {
 		if !slices.ContainsFunc(p.BindRoots, func(r string) bool { return within(r, c) }) {
 			if c != candidates[0] {
-				return fmt.Errorf("it resolves to %s, outside the bind roots (AGENT_COMPOSE_BIND_ROOTS: %s)", c, orNone(p.BindRoots))
+				return fmt.Errorf("it resolves to %s, outside the bind roots (%s: %s)", c, p.rule("AGENT_COMPOSE_BIND_ROOTS", "bind_roots"), orNone(p.BindRoots))
 			}
-			return fmt.Errorf("outside the bind roots (AGENT_COMPOSE_BIND_ROOTS: %s)", orNone(p.BindRoots))
+			return fmt.Errorf("outside the bind roots (%s: %s)", p.rule("AGENT_COMPOSE_BIND_ROOTS", "bind_roots"), orNone(p.BindRoots))
 		}
 		for _, s := range sensitiveHostPaths {
 			touches := c == s || (s != "/" && (within(s, c) || within(c, s)))
@@ -204,7 +222,7 @@ func (p ComposePolicy) checkBind(source string) error {
 			// operator named that part of s).
 			narrowed := within(s, c) && slices.ContainsFunc(p.BindRoots, func(r string) bool { return r != s && within(s, r) && within(r, c) })
 			if touches && !slices.Contains(p.BindRoots, s) && !narrowed {
-				return fmt.Errorf("%s is a sensitive host path, refused unless AGENT_COMPOSE_BIND_ROOTS lists it exactly", s)
+				return fmt.Errorf("%s is a sensitive host path, refused unless %s lists it exactly", s, p.rule("AGENT_COMPOSE_BIND_ROOTS", "bind_roots"))
 			}
 		}
 	}

@@ -56,8 +56,21 @@ type agent struct {
 	trust *trustGate
 }
 
-// buildExecutors returns one executor per supported task type.
-func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
+// composeSettings is the compose policy of the AGENT_COMPOSE_* settings alone.
+func composeSettings(cfg *config.Config) executors.ComposePolicy {
+	return executors.ComposePolicy{
+		AllowPrivileged:     cfg.ComposeAllowPrivileged,
+		AllowHostNamespaces: cfg.ComposeAllowHostNamespaces,
+		AllowedCapabilities: cfg.ComposeAllowedCapabilities,
+		AllowDevices:        cfg.ComposeAllowDevices,
+		BindRoots:           cfg.ComposeBindRoots,
+	}
+}
+
+// buildExecutors returns one executor per supported task type. composePolicy, when set,
+// returns the compose policy in force for each task (the settings narrowed by AGENT_POLICY,
+// which SIGHUP reloads); without it the settings alone apply.
+func buildExecutors(cfg *config.Config, composePolicy func() executors.ComposePolicy) (map[string]executors.Executor, error) {
 	proc := executors.NewProcess(executors.ProcessConfig{})
 	shell, err := executors.NewShell(executors.ShellConfig{
 		AllowedCommands: cfg.AllowedCommands, Process: proc, Roots: cfg.FileRoots, MaxEnvBytes: cfg.MaxFileBytes,
@@ -78,13 +91,7 @@ func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
 		Roots: cfg.FileRoots, MaxBytes: cfg.MaxFileBytes, Docker: cfg.DockerBinary, Process: proc,
 		DockerHost: cfg.DockerHost, DockerConfig: cfg.DockerConfig,
 		StateDir: cfg.StateDir, Revisions: cfg.StackRevisions,
-		Policy: executors.ComposePolicy{
-			AllowPrivileged:     cfg.ComposeAllowPrivileged,
-			AllowHostNamespaces: cfg.ComposeAllowHostNamespaces,
-			AllowedCapabilities: cfg.ComposeAllowedCapabilities,
-			AllowDevices:        cfg.ComposeAllowDevices,
-			BindRoots:           cfg.ComposeBindRoots,
-		},
+		Policy: composeSettings(cfg), CurrentPolicy: composePolicy,
 	}
 	dockerReload, err := executors.NewDockerReload(compose)
 	if err != nil {
@@ -123,7 +130,8 @@ func buildExecutors(cfg *config.Config) (map[string]executors.Executor, error) {
 
 func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	logging.RouteLogrus(log.WithName("compose"))
-	execs, err := buildExecutors(cfg)
+	var gate atomic.Pointer[trustGate] // set below, before any task runs
+	execs, err := buildExecutors(cfg, composePolicyOf(&gate))
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +162,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		_ = jnl.Close()
 		return nil, err
 	}
+	gate.Store(trust)
 	registry := controllers.NewRegistry()
 	a := &agent{cfg: cfg, log: log, store: mem, journal: jnl, dlv: jnl, registry: registry, progress: progress.NewHub(), trust: trust}
 	a.metrics = newAgentMetrics(a, execs)

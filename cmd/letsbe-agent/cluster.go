@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -47,7 +48,8 @@ func runCluster(ctx context.Context, cfg *config.Config, log logr.Logger) error 
 
 func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (*clusterAgent, error) {
 	logging.RouteLogrus(log.WithName("compose"))
-	execs, err := buildExecutors(cfg)
+	var gate atomic.Pointer[trustGate] // set below, before any task runs
+	execs, err := buildExecutors(cfg, composePolicyOf(&gate))
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +97,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	gate.Store(trust)
 	registry := controllers.NewRegistry()
 	a := &agent{cfg: cfg, log: log, store: st, registry: registry, progress: progress.NewHub(), trust: trust,
 		dlv: memory.NewDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow})}

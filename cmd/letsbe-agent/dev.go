@@ -60,7 +60,7 @@ func runDev(ctx context.Context, cfg *config.Config, opts devOptions, log logr.L
 	if opts.allowRemote && !devguard.IsLoopbackAddr(opts.listen) {
 		log.Info("WARNING: the development orchestrator listens on a non-loopback address; anyone who reaches it can run tasks on this machine", "listen", ln.Addr().String())
 	}
-	execs, err := buildExecutors(cfg)
+	execs, err := buildExecutors(cfg, nil)
 	if err != nil {
 		return err
 	}

@@ -194,7 +194,7 @@ func (d *doctor) checkConfig() bool {
 }
 
 func (d *doctor) checkExecutors() map[string]executors.Executor {
-	execs, err := buildExecutors(d.cfg)
+	execs, err := buildExecutors(d.cfg, nil)
 	if err != nil {
 		d.fail("executors", err.Error(), "fix the setting named")
 		return nil

@@ -303,19 +303,36 @@ func TestE2EPolicyRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	pol := filepath.Join(dir, "policy.yaml")
-	doc := fmt.Sprintf(`types: [SHELL, FILE_WRITE]
+	doc := fmt.Sprintf(`types: [SHELL, FILE_WRITE, DOCKER_RELOAD]
 shell:
   commands:
     - echo hello *
     - uname **
     - git status
 files:
-  roots: [%s]
+  roots: [%[1]s]
+compose:
+  allow_privileged: false
+  bind_roots: [%[1]s/data]
 `, filepath.Join(root, "app"))
 	if err := os.WriteFile(pol, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"AGENT_POLICY=" + pol, "AGENT_FILE_ROOTS=" + root}
+	// Compose projects the settings would deploy and the policy's compose rules refuse before
+	// docker runs: a privileged service, and a bind mount outside the policy's bind roots.
+	project := func(name, service string) string {
+		path := filepath.Join(root, "app", name, "docker-compose.yml")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("services:\n  web:\n    image: letsbe-test/busybox:1\n"+service), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf(`{"compose_path":%q}`, path)
+	}
+	privileged := project("privileged", "    privileged: true\n")
+	bind := project("bind", fmt.Sprintf("    volumes: [\"%s:/x\"]\n", filepath.Join(root, "app")))
+	env := []string{"AGENT_POLICY=" + pol, "AGENT_FILE_ROOTS=" + root, "AGENT_COMPOSE_ALLOW_PRIVILEGED=true"}
 	cases := []struct{ typ, payload, status, errContains string }{
 		{"SHELL", `{"cmd":"echo hello world"}`, "COMPLETED", ""},
 		{"SHELL", `{"cmd":"uname -a"}`, "COMPLETED", ""},
@@ -326,6 +343,8 @@ files:
 		{"ECHO", `{"message":"hi"}`, "FAILED", `policy.types: task type "ECHO" is not allowed`},
 		{"FILE_WRITE", fmt.Sprintf(`{"path":%q,"content":"x"}`, filepath.Join(root, "app", "ok")), "COMPLETED", ""},
 		{"FILE_WRITE", fmt.Sprintf(`{"path":%q,"content":"x"}`, filepath.Join(root, "other")), "FAILED", "policy.files: FILE_WRITE path"},
+		{"DOCKER_RELOAD", privileged, "FAILED", "service web: privileged: true is refused (AGENT_COMPOSE_ALLOW_PRIVILEGED and compose.allow_privileged in AGENT_POLICY " + pol + ")"},
+		{"DOCKER_RELOAD", bind, "FAILED", "outside the bind roots (AGENT_COMPOSE_BIND_ROOTS and compose.bind_roots in AGENT_POLICY " + pol + ": " + filepath.Join(root, "app", "data") + ")"},
 	}
 	ids := make([]string, len(cases))
 	for i, c := range cases {

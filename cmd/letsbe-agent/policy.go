@@ -52,7 +52,7 @@ func runPolicy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "letsbe-agent: %v\n", err)
 		return 2
 	}
-	execs, err := buildExecutors(cfg)
+	execs, err := buildExecutors(cfg, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "letsbe-agent: %v\n", err)
 		return 2

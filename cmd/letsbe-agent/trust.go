@@ -73,12 +73,23 @@ func effectivePolicy(cfg *config.Config, types []string) (*policy.Policy, error)
 	}
 	pol, err := policy.New(policy.Settings{
 		Types: types, AllowedCommands: cfg.AllowedCommands, FileRoots: cfg.FileRoots,
-		BrowserAllowedHosts: cfg.BrowserAllowedHosts,
+		BrowserAllowedHosts: cfg.BrowserAllowedHosts, Compose: composeSettings(cfg),
 	}, file, cfg.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("invalid policy: %w", err)
 	}
 	return pol, nil
+}
+
+// composePolicyOf returns the compose policy of the gate's policy in force, once the gate is
+// set; before that (no task runs then) the safe default, which refuses the most.
+func composePolicyOf(gate *atomic.Pointer[trustGate]) func() executors.ComposePolicy {
+	return func() executors.ComposePolicy {
+		if g := gate.Load(); g != nil {
+			return g.Policy().Compose
+		}
+		return executors.ComposePolicy{}
+	}
 }
 
 func (g *trustGate) currentAgentID() string {

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/letsbe/sysadmin-agent/executors"
 )
 
 // maxFileBytes bounds a policy file.
@@ -29,8 +31,25 @@ type File struct {
 	Files *FileRules `json:"files,omitempty"`
 	// Browser bounds PLAYWRIGHT tasks.
 	Browser *BrowserRules `json:"browser,omitempty"`
-	// TODO(compose): embed executors.ComposePolicy here (key "compose") once the compose
-	// executors define it; until then compose tasks are bounded by types and files only.
+	// Compose narrows what the Compose task types may deploy (the AGENT_COMPOSE_* settings).
+	Compose *ComposeRules `json:"compose,omitempty"`
+}
+
+// ComposeRules narrow the compose settings: a rule left out keeps its setting, a rule given
+// can only take away from it (a permission needs both the setting and the rule).
+type ComposeRules struct {
+	// AllowPrivileged: false refuses privileged containers even when
+	// AGENT_COMPOSE_ALLOW_PRIVILEGED allows them.
+	AllowPrivileged *bool `json:"allow_privileged,omitempty"`
+	// AllowHostNamespaces: false refuses host namespaces (AGENT_COMPOSE_ALLOW_HOST_NAMESPACES).
+	AllowHostNamespaces *bool `json:"allow_host_namespaces,omitempty"`
+	// AllowedCapabilities keeps only these of AGENT_COMPOSE_ALLOWED_CAPABILITIES ([]: none).
+	AllowedCapabilities []string `json:"allowed_capabilities,omitempty"`
+	// AllowDevices: false refuses devices (AGENT_COMPOSE_ALLOW_DEVICES).
+	AllowDevices *bool `json:"allow_devices,omitempty"`
+	// BindRoots keeps only the parts of AGENT_COMPOSE_BIND_ROOTS (or of the file roots) inside
+	// these directories.
+	BindRoots []string `json:"bind_roots,omitempty"`
 }
 
 // ShellRules bounds SHELL tasks.
@@ -77,6 +96,16 @@ func ParseFile(b []byte) (*File, error) {
 			}
 			if err := checkRoots("files.by_type."+typ, roots); err != nil {
 				return nil, err
+			}
+		}
+	}
+	if f.Compose != nil {
+		if err := checkRoots("compose.bind_roots", f.Compose.BindRoots); err != nil {
+			return nil, err
+		}
+		for _, c := range f.Compose.AllowedCapabilities {
+			if strings.TrimSpace(c) == "" || strings.ContainsAny(c, " \t,") {
+				return nil, fmt.Errorf("compose.allowed_capabilities: %q is not a capability name (e.g. NET_BIND_SERVICE)", c)
 			}
 		}
 	}
@@ -131,6 +160,9 @@ type Settings struct {
 	FileRoots []string
 	// BrowserAllowedHosts (AGENT_BROWSER_ALLOWED_HOSTS): empty means any host.
 	BrowserAllowedHosts []string
+	// Compose (AGENT_COMPOSE_*): what Compose projects may ask of the host; empty BindRoots
+	// mean the file roots.
+	Compose executors.ComposePolicy
 }
 
 // Policy is the effective policy: what a task may do. Build it with New.
@@ -143,6 +175,8 @@ type Policy struct {
 	FileRoots map[string][]string `json:"file_roots"`
 	// BrowserHosts are the hosts PLAYWRIGHT may reach; nil means any, empty none.
 	BrowserHosts []string `json:"browser_hosts"`
+	// Compose is what the Compose task types may deploy, applied to each loaded project.
+	Compose executors.ComposePolicy `json:"compose"`
 	// Source names where the rules came from (the settings, and the file if any).
 	Source string `json:"source"`
 
@@ -218,6 +252,12 @@ func New(s Settings, f *File, source string) (*Policy, error) {
 		p.FileRoots[typ] = roots
 	}
 
+	var compose *ComposeRules
+	if f != nil {
+		compose = f.Compose
+	}
+	p.Compose = composePolicy(s.Compose, s.FileRoots, compose, source)
+
 	// nil: any host; empty: none.
 	if len(s.BrowserAllowedHosts) > 0 {
 		p.BrowserHosts = slices.Clone(s.BrowserAllowedHosts)
@@ -227,6 +267,47 @@ func New(s Settings, f *File, source string) (*Policy, error) {
 		p.BrowserHosts = intersectHosts(p.BrowserHosts, f.Browser.AllowedHosts)
 	}
 	return p, nil
+}
+
+// composePolicy narrows the compose settings by the file's rules (nil: the settings alone).
+// A sensitive host path (such as /var/run/docker.sock) stays bindable only when the settings
+// list it exactly themselves: a file rule inside a broad setting cannot open one.
+func composePolicy(set executors.ComposePolicy, fileRoots []string, r *ComposeRules, source string) executors.ComposePolicy {
+	c := set
+	c.BindRoots = cleanRoots(set.BindRoots)
+	if len(c.BindRoots) == 0 {
+		c.BindRoots = cleanRoots(fileRoots)
+	}
+	c.AllowedCapabilities = normCaps(set.AllowedCapabilities)
+	if r == nil {
+		return c
+	}
+	c.PolicyFile = source
+	and := func(setting bool, rule *bool) bool { return setting && (rule == nil || *rule) }
+	c.AllowPrivileged = and(c.AllowPrivileged, r.AllowPrivileged)
+	c.AllowHostNamespaces = and(c.AllowHostNamespaces, r.AllowHostNamespaces)
+	c.AllowDevices = and(c.AllowDevices, r.AllowDevices)
+	if r.AllowedCapabilities != nil {
+		want := normCaps(r.AllowedCapabilities)
+		c.AllowedCapabilities = slices.DeleteFunc(c.AllowedCapabilities, func(cap string) bool { return !slices.Contains(want, cap) })
+	}
+	if r.BindRoots != nil {
+		settingRoots := c.BindRoots
+		c.BindRoots = slices.DeleteFunc(intersectRoots(settingRoots, cleanRoots(r.BindRoots)), func(root string) bool {
+			return executors.IsSensitiveHostPath(root) && !slices.Contains(settingRoots, root)
+		})
+	}
+	return c
+}
+
+// normCaps returns capability names upper case without the CAP_ prefix, sorted, once each.
+func normCaps(caps []string) []string {
+	out := make([]string, 0, len(caps))
+	for _, c := range caps {
+		out = append(out, strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(c)), "CAP_"))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func cleanRoots(roots []string) []string {
@@ -320,8 +401,29 @@ func (p *Policy) Canonical() []byte {
 		Shell        []string            `json:"shell"`
 		FileRoots    map[string][]string `json:"file_roots"`
 		BrowserHosts []string            `json:"browser_hosts"`
-	}{p.Types, p.Shell, p.FileRoots, p.BrowserHosts})
+		Compose      composeCanonical    `json:"compose"`
+	}{p.Types, p.Shell, p.FileRoots, p.BrowserHosts, p.composeCanonical()})
 	return b
+}
+
+// composeCanonical is the compose policy as hashed and reported, its lists never null.
+type composeCanonical struct {
+	AllowPrivileged     bool     `json:"allow_privileged"`
+	AllowHostNamespaces bool     `json:"allow_host_namespaces"`
+	AllowedCapabilities []string `json:"allowed_capabilities"`
+	AllowDevices        bool     `json:"allow_devices"`
+	BindRoots           []string `json:"bind_roots"`
+}
+
+func (p *Policy) composeCanonical() composeCanonical {
+	c := p.Compose
+	nonNil := func(l []string) []string {
+		if l == nil {
+			return []string{}
+		}
+		return l
+	}
+	return composeCanonical{c.AllowPrivileged, c.AllowHostNamespaces, nonNil(c.AllowedCapabilities), c.AllowDevices, nonNil(c.BindRoots)}
 }
 
 // SHA256 returns the hex SHA-256 of Canonical.
@@ -341,5 +443,6 @@ func (p *Policy) Summary() map[string]any {
 		"shell":         p.Shell,
 		"file_roots":    p.FileRoots,
 		"browser_hosts": hosts,
+		"compose":       p.composeCanonical(),
 	}
 }

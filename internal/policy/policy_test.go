@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"github.com/letsbe/sysadmin-agent/executors"
 	"strings"
 	"testing"
 
@@ -67,6 +68,9 @@ func TestParseFileStrict(t *testing.T) {
 		{"relative root", "files: {roots: [opt]}", "not an absolute path"},
 		{"unknown by_type", "files: {by_type: {SHELL: [/opt]}}", "not a file task type"},
 		{"lower-case type", "types: [shell]", "not a task type"},
+		{"unknown compose key", "compose: {allow_privilegd: false}", `unknown field "allow_privilegd"`},
+		{"relative bind root", "compose: {bind_roots: [srv]}", "compose.bind_roots"},
+		{"bad capability", "compose: {allowed_capabilities: ['NET_ADMIN, SYS_ADMIN']}", "not a capability name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +126,9 @@ func TestNewNarrowerWins(t *testing.T) {
 		// /srv is outside AGENT_FILE_ROOTS.
 		FileRoots:    map[string][]string{"ENV_UPDATE": {"/opt/letsbe/app/env"}, "FILE_WRITE": {"/opt/letsbe/app"}},
 		BrowserHosts: []string{"*.example.com", "127.0.0.1"},
-		Source:       "settings + policy.yaml",
+		// No compose section: the settings' (bind roots default to the file roots).
+		Compose: executors.ComposePolicy{AllowedCapabilities: []string{}, BindRoots: []string{"/opt/letsbe"}},
+		Source:  "settings + policy.yaml",
 	}
 	if diff := cmp.Diff(want, p, cmpopts.IgnoreUnexported(Policy{})); diff != "" {
 		t.Errorf("policy (-want +got):\n%s", diff)
@@ -208,5 +214,53 @@ func TestBrowserHostsNarrowToNone(t *testing.T) {
 	task := &agentv1.Task{Spec: agentv1.TaskSpec{Type: "PLAYWRIGHT", Payload: &runtime.RawExtension{Raw: []byte(`{"flow":{"steps":[{"action":"goto","url":"http://127.0.0.1/"}]}}`)}}}
 	if err := p.Check(task); err == nil {
 		t.Error("goto allowed with no host allowed")
+	}
+}
+
+// TestComposeRulesNarrow: the policy's compose rules only take away from the AGENT_COMPOSE_*
+// settings; a sensitive host path inside a broad bind root setting stays refused unless the
+// setting lists it exactly; the rules change the policy's hash.
+func TestComposeRulesNarrow(t *testing.T) {
+	t.Parallel()
+	set := settings
+	set.Compose = executors.ComposePolicy{
+		AllowPrivileged: true, AllowDevices: true,
+		AllowedCapabilities: []string{"cap_net_bind_service", "NET_ADMIN"},
+		BindRoots:           []string{"/"},
+	}
+	f, err := ParseFile([]byte(`
+compose:
+  allow_privileged: false
+  allow_host_namespaces: true
+  allowed_capabilities: [NET_BIND_SERVICE, SYS_ADMIN]
+  bind_roots: [/opt/letsbe/app, /var/run/docker.sock]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(set, f, "policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := executors.ComposePolicy{
+		AllowPrivileged:     false, // the rule takes it away
+		AllowHostNamespaces: false, // the rule cannot give what the setting does not
+		AllowDevices:        true,  // no rule: the setting
+		AllowedCapabilities: []string{"NET_BIND_SERVICE"},
+		BindRoots:           []string{"/opt/letsbe/app"}, // docker.sock: not listed by the setting
+		PolicyFile:          "policy.yaml",
+	}
+	if diff := cmp.Diff(want, p.Compose); diff != "" {
+		t.Errorf("compose policy (-want +got):\n%s", diff)
+	}
+	alone, err := New(set, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alone.SHA256() == p.SHA256() {
+		t.Error("the compose rules do not change the policy's hash")
+	}
+	if got := alone.Summary()["compose"].(composeCanonical); !got.AllowPrivileged || len(got.BindRoots) != 1 || got.BindRoots[0] != "/" {
+		t.Errorf("summary of the settings alone: %+v", got)
 	}
 }
