@@ -92,8 +92,8 @@ func (s *Syncer) resendFinal(id string, body []byte) {
 		log := s.log.WithValues("task", id)
 		for attempt := 0; ; attempt++ {
 			sendCtx, cancel := context.WithTimeout(ctx, reportTimeout)
-			err := s.session.do(sendCtx, func(string) error {
-				return s.opts.Client.ReportBody(sendCtx, id, body)
+			err := s.session.do(sendCtx, func(c *wire.Client, _ string) error {
+				return c.ReportBody(sendCtx, id, body)
 			})
 			cancel()
 			switch {

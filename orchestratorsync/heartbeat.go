@@ -27,9 +27,9 @@ func (s *Syncer) heartbeatLoop(ctx context.Context) {
 func (s *Syncer) heartbeat(ctx context.Context) {
 	req := s.heartbeatRequest()
 	var resp *wire.HeartbeatResponse
-	err := s.session.do(ctx, func(agentID string) error {
+	err := s.session.do(ctx, func(c *wire.Client, agentID string) error {
 		var err error
-		resp, err = s.opts.Client.Heartbeat(ctx, agentID, req)
+		resp, err = c.Heartbeat(ctx, agentID, req)
 		return err
 	})
 	switch {

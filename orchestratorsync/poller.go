@@ -119,10 +119,10 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 		wait := s.opts.LongPollWait
 		var task *wire.Task
 		var received string // the agent id the task is handed to
-		err := s.session.do(ctx, func(agentID string) error {
+		err := s.session.do(ctx, func(c *wire.Client, agentID string) error {
 			var err error
 			received = agentID
-			task, err = s.opts.Client.NextTask(ctx, agentID, max(wait, 0))
+			task, err = c.NextTask(ctx, agentID, max(wait, 0))
 			return err
 		})
 		if err != nil {

@@ -2,6 +2,8 @@ package orchestratorsync
 
 import (
 	"context"
+	"github.com/go-logr/logr"
+	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"slices"
 	"sync"
@@ -15,8 +17,10 @@ import (
 // The final report of a task waits for nothing but an in-flight progress report of that same
 // task, which it cancels (beforeFinal), so a progress report never arrives after its final.
 type progressSender struct {
-	s   *Syncer
-	hub *progress.Hub
+	store   store.Store
+	session *session
+	log     logr.Logger
+	hub     *progress.Hub
 
 	mu       sync.Mutex
 	inflight map[string]*progressFlight
@@ -28,8 +32,8 @@ type progressFlight struct {
 	done   chan struct{}
 }
 
-func newProgressSender(s *Syncer, hub *progress.Hub) *progressSender {
-	return &progressSender{s: s, hub: hub, inflight: make(map[string]*progressFlight)}
+func newProgressSender(st store.Store, sess *session, hub *progress.Hub, log logr.Logger) *progressSender {
+	return &progressSender{store: st, session: sess, hub: hub, log: log, inflight: make(map[string]*progressFlight)}
 }
 
 // setFeatures applies the features of a register answer.
@@ -39,7 +43,7 @@ func (p *progressSender) setFeatures(features []string) {
 	}
 	on := slices.Contains(features, wire.FeatureProgress)
 	if on != p.hub.Enabled() {
-		p.s.log.Info("Progress reports", "enabled", on)
+		p.log.Info("Progress reports", "enabled", on)
 	}
 	p.hub.SetEnabled(on)
 }
@@ -86,7 +90,7 @@ func (p *progressSender) send(ctx context.Context, task string, b progress.Batch
 	if !p.hub.Enabled() {
 		return
 	}
-	t, err := p.s.opts.Store.Get(ctx, task)
+	t, err := p.store.Get(ctx, task)
 	if err != nil || t.Status.Phase.IsFinal() {
 		return
 	}
@@ -101,10 +105,10 @@ func (p *progressSender) send(ctx context.Context, task string, b progress.Batch
 	for _, c := range b.Output {
 		r.Output = append(r.Output, wire.OutputChunk{Stream: c.Stream, Offset: c.Offset, Data: c.Data})
 	}
-	log := p.s.log.WithValues("task", task)
-	err = p.s.session.do(ctx, func(agentID string) error {
+	log := p.log.WithValues("task", task)
+	err = p.session.do(ctx, func(c *wire.Client, agentID string) error {
 		r.AgentID = agentID
-		return p.s.opts.Client.ReportProgress(ctx, t.TaskID(), r)
+		return c.ReportProgress(ctx, t.TaskID(), r)
 	})
 	switch {
 	case err == nil:

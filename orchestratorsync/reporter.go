@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/go-logr/logr"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
+	"k8s.io/utils/clock"
 	"sync"
 	"time"
 
@@ -27,7 +29,7 @@ const reportTimeout = 30 * time.Second
 // survives; how far a report was shrunk after 413 or 400 answers is kept here only, and
 // recomputed after a restart from the same status (the bytes are deterministic).
 type reporter struct {
-	s     *Syncer
+	d     reporterDeps
 	queue workqueue.TypedDelayingInterface[string]
 
 	mu     sync.Mutex
@@ -44,9 +46,29 @@ type delivery struct {
 	reason   string // why the minimal report (a note in it)
 }
 
-func newReporter(s *Syncer) *reporter {
+// reporterDeps is what the reporter uses of the rest of the agent, and all of it.
+type reporterDeps struct {
+	store     store.Store
+	delivered store.Delivered // nil: accepted finals are not remembered
+	// unwritten reports whether a Task holds a status the store could not make durable yet.
+	unwritten func(name string) bool
+	// session holds the credential and the agent id reports go out under.
+	session *session
+	// beforeFinal cancels an in-flight progress report of the task, so none arrives after
+	// its final report.
+	beforeFinal func(name string)
+	// onAbandoned counts a final report given up on.
+	onAbandoned    func()
+	workers        int
+	maxReportBytes int
+	backoff        Backoff
+	clock          clock.Clock
+	log            logr.Logger
+}
+
+func newReporter(d reporterDeps) *reporter {
 	r := &reporter{
-		s:      s,
+		d:      d,
 		queue:  workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: ""}),
 		state:  make(map[string]*delivery),
 		direct: make(map[string]*agentv1.Task),
@@ -55,7 +77,7 @@ func newReporter(s *Syncer) *reporter {
 }
 
 func (r *reporter) enqueueExisting(ctx context.Context) error {
-	list, err := r.s.opts.Store.List(ctx)
+	list, err := r.d.store.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -73,7 +95,7 @@ func (r *reporter) run(ctx context.Context) {
 	stop := context.AfterFunc(ctx, r.queue.ShutDown)
 	defer stop()
 	var wg sync.WaitGroup
-	for range r.s.opts.ReportWorkers {
+	for range r.d.workers {
 		wg.Go(func() {
 			for r.next(ctx) {
 			}
@@ -113,7 +135,7 @@ func (r *reporter) lookup(ctx context.Context, name string) (task *agentv1.Task,
 	if ok {
 		return t, true, nil
 	}
-	t, err = r.s.opts.Store.Get(ctx, name)
+	t, err = r.d.store.Get(ctx, name)
 	return t, false, err
 }
 
@@ -131,36 +153,36 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 		r.forget(name)
 		return 0, false
 	}
-	if !direct && r.s.opts.Unwritten(name) {
+	if !direct && r.d.unwritten(name) {
 		return time.Second, true // reported once durable
 	}
-	log := r.s.log.WithValues("task", name)
+	log := r.d.log.WithValues("task", name)
 	final := task.Status.Phase.IsFinal()
 	if final {
-		r.s.prog.beforeFinal(name) // a progress report in flight must not arrive after the final one
+		r.d.beforeFinal(name) // a progress report in flight must not arrive after the final one
 	}
-	report := buildReport(task, r.s.AgentID())
+	report := buildReport(task, r.d.session.currentID())
 	st := r.stateFor(name, report.Status)
 
 	var body []byte
 	var minimal bool
 	sendCtx, cancel := context.WithTimeout(ctx, reportTimeout)
-	err = r.s.session.do(sendCtx, func(agentID string) error {
+	err = r.d.session.do(sendCtx, func(c *wire.Client, agentID string) error {
 		report.AgentID = agentID
 		var err error
 		if body, minimal, err = r.encode(report, st); err != nil {
 			return err
 		}
-		return r.s.opts.Client.ReportBody(sendCtx, task.TaskID(), body)
+		return c.ReportBody(sendCtx, task.TaskID(), body)
 	})
 	cancel()
 	class := wire.Classify(err)
 	switch {
 	case class == wire.ClassNone:
-		if final && r.s.opts.Delivered != nil {
+		if final && r.d.delivered != nil {
 			// The exact bytes accepted, before the Task may leave the store: a task offered
 			// again later is answered with this same report (never run twice).
-			r.s.opts.Delivered.RecordDelivered(task.TaskID(), body)
+			r.d.delivered.RecordDelivered(task.TaskID(), body)
 		}
 		r.delivered(ctx, name, direct, final, false, "", "")
 		log.V(1).Info("Report delivered", "status", report.Status, "bytes", len(body), "minimal", minimal)
@@ -179,7 +201,7 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 		}
 		msg := "orchestrator refused the minimal final report: " + err.Error()
 		log.Error(err, "Orchestrator refused even the minimal final report; giving up on the task's report", "status", report.Status, "bytes", len(body))
-		r.s.reportsAbandoned.Add(1)
+		r.d.onAbandoned()
 		r.delivered(ctx, name, direct, true, true, msg, "Final report abandoned: "+msg)
 		return 0, false
 	case class == wire.ClassTooLarge:
@@ -209,11 +231,11 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 	attempt := st.attempts
 	st.attempts++
 	r.mu.Unlock()
-	delay := NextDelay(r.s.opts.Backoff, attempt, err)
+	delay := NextDelay(r.d.backoff, attempt, err)
 	if class == wire.ClassPermanent {
 		// No answer that says why (a certificate failure, say): nothing to shrink, and the
 		// report must not be dropped while the agent lives; retry, slowly.
-		delay = NextDelay(r.s.opts.Backoff, max(attempt, 16), err)
+		delay = NextDelay(r.d.backoff, max(attempt, 16), err)
 	}
 	log.Info("Report not delivered; retrying", "status", report.Status, "attempt", attempt+1, "retryIn", delay.Round(time.Millisecond).String(), "error", err.Error())
 	return delay, true
@@ -238,7 +260,7 @@ func (r *reporter) encode(report wire.Report, st *delivery) ([]byte, bool, error
 	budget, minimal, reason := st.budget, st.minimal, st.reason
 	r.mu.Unlock()
 	if budget <= 0 {
-		budget = r.s.opts.MaxReportBytes
+		budget = r.d.maxReportBytes
 	}
 	if minimal {
 		full, err := json.Marshal(report)
@@ -273,10 +295,10 @@ func (r *reporter) delivered(ctx context.Context, name string, direct, final, re
 
 func (r *reporter) markDelivered(ctx context.Context, name string, final, rejected bool, msg, event string) {
 	r.forget(name)
-	now := metav1.NewTime(r.s.clock.Now().UTC())
+	now := metav1.NewTime(r.d.clock.Now().UTC())
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 	defer cancel()
-	_, err := store.MutateStatus(ctx, r.s.opts.Store, name, func(t *agentv1.Task) bool {
+	_, err := store.MutateStatus(ctx, r.d.store, name, func(t *agentv1.Task) bool {
 		if final {
 			if t.Status.Report.FinalReported {
 				return false
@@ -296,14 +318,14 @@ func (r *reporter) markDelivered(ctx context.Context, name string, final, reject
 		return true
 	})
 	if err != nil && !apierrors.IsNotFound(err) {
-		r.s.log.Error(err, "Cannot record the report's delivery", "task", name)
+		r.d.log.Error(err, "Cannot record the report's delivery", "task", name)
 	}
 }
 
 // flush waits until no Task needs a final report, or ctx ends.
 func (r *reporter) flush(ctx context.Context) bool {
 	for {
-		list, err := r.s.opts.Store.List(ctx)
+		list, err := r.d.store.List(ctx)
 		if err != nil {
 			return false
 		}
@@ -319,7 +341,7 @@ func (r *reporter) flush(ctx context.Context) bool {
 		if pending == 0 {
 			return true
 		}
-		if sleep(ctx, r.s.clock, 50*time.Millisecond) != nil {
+		if sleep(ctx, r.d.clock, 50*time.Millisecond) != nil {
 			return false
 		}
 	}

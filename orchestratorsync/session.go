@@ -20,14 +20,17 @@ import (
 const reregisterResetAfter = 10 * time.Minute
 
 // session holds the agent's registration and re-registers when the orchestrator forgets it
-// (404) or revokes its credential (401 anywhere).
+// (404) or revokes its credential (401 anywhere). It alone owns the credential: the other
+// loops call the orchestrator through do, with the client of the credential in force.
 //
 // Registration is single-flight: concurrent callers share one registration, which runs on the
 // session's own context (not a caller's), so a caller giving up does not abort it for the
 // others. No lock is held across a network call or a sleep: readers (readiness, metrics,
 // status) take the short lock or read an atomic and never wait for the orchestrator.
 type session struct {
-	client   *wire.Client
+	// root is the client of the enrollment token; cur the one of the credential in force.
+	root     *wire.Client
+	cur      atomic.Pointer[wire.Client]
 	log      logr.Logger
 	clock    clock.Clock
 	backoff  Backoff
@@ -61,6 +64,12 @@ func (s *session) current() (string, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.agentID, s.generation
+}
+
+// currentID returns the agent id in use ("" before the first registration).
+func (s *session) currentID() string {
+	id, _ := s.current()
+	return id
 }
 
 // status reports whether the agent is registered and, when it is not, the last registration
@@ -171,15 +180,20 @@ func (s *session) reregisterDelay() time.Duration {
 // id it could not keep across a restart).
 func (s *session) registerOnce(ctx context.Context, why string) error {
 	// Always start over from the enrollment token: the per-agent one may be what was revoked.
-	s.client.SetToken(s.enroll)
 	req := s.request()
 	s.mu.Lock()
 	req.AgentID = s.agentID
 	prev, saved := s.agentID, s.saved
 	s.mu.Unlock()
-	resp, err := s.client.Register(ctx, req)
+	resp, err := s.root.Register(ctx, req)
 	if err != nil {
 		return err
+	}
+	next := s.root
+	if resp.Token != "" {
+		if next, err = s.root.WithToken(resp.Token); err != nil {
+			return fmt.Errorf("registered as %s but the answer's token is unusable: %w", resp.AgentID, err)
+		}
 	}
 	id := Identity{AgentID: resp.AgentID, Token: resp.Token}
 	if id != saved {
@@ -191,9 +205,7 @@ func (s *session) registerOnce(ctx context.Context, why string) error {
 			return fmt.Errorf("registered as %s but cannot keep that identity, so not using it: %w", resp.AgentID, err)
 		}
 	}
-	if resp.Token != "" {
-		s.client.SetToken(resp.Token)
-	}
+	s.cur.Store(next)
 	if prev != "" && prev != resp.AgentID {
 		s.log.Info("Orchestrator assigned a new agent id", "previousAgentID", prev, "agentID", resp.AgentID)
 	}
@@ -225,11 +237,12 @@ func (s *session) failed(err error) {
 	s.registeredNow.Store(false)
 }
 
-// do runs call with the current agent id. On a 401 it re-registers (rate-limited) and tries
-// once more; a second 401 is returned to the caller, whose own back-off applies.
-func (s *session) do(ctx context.Context, call func(agentID string) error) error {
+// do runs call with the client of the credential in force and the current agent id. On a
+// 401 it re-registers (rate-limited) and tries once more; a second 401 is returned to the
+// caller, whose own back-off applies.
+func (s *session) do(ctx context.Context, call func(c *wire.Client, agentID string) error) error {
 	id, gen := s.current()
-	err := call(id)
+	err := call(s.cur.Load(), id)
 	if err == nil || !wire.IsUnauthorized(err) {
 		return err
 	}
@@ -238,7 +251,42 @@ func (s *session) do(ctx context.Context, call func(agentID string) error) error
 		return errors.Join(err, fmt.Errorf("re-register: %w", rerr))
 	}
 	id, _ = s.current()
-	return call(id)
+	return call(s.cur.Load(), id)
+}
+
+// useIdentity starts from a saved identity before the first registration: its agent id (or,
+// without one, held: the id the held Tasks were received under) and its token, if usable.
+func (s *session) useIdentity(id Identity, readErr error, held string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.generation > 0 {
+		return
+	}
+	if readErr == nil {
+		s.saved = id
+	}
+	switch {
+	case id.AgentID != "":
+		s.agentID = id.AgentID
+	case held != "":
+		s.log.Info("No usable saved identity; registering with the agent id the held tasks were received under", "agentID", held)
+		s.agentID = held
+	}
+	s.useToken(id.Token)
+}
+
+// useToken makes token (the per-agent one, "" for the enrollment token) the credential in
+// force; a token that cannot be sent falls back to the enrollment token.
+func (s *session) useToken(token string) {
+	c := s.root
+	if token != "" {
+		if withToken, err := s.root.WithToken(token); err == nil {
+			c = withToken
+		} else {
+			s.log.Error(err, "The saved per-agent token cannot be used; registering with the enrollment token")
+		}
+	}
+	s.cur.Store(c)
 }
 
 // sleep waits d or until ctx ends.

@@ -171,8 +171,12 @@ func New(opts Options) (*Syncer, error) {
 	if err != nil {
 		s.log.Error(err, "Cannot read the saved identity yet; it is looked at again when the agent starts")
 	}
+	root, err := opts.Client.WithToken(opts.EnrollmentToken)
+	if err != nil {
+		return nil, fmt.Errorf("orchestratorsync: EnrollmentToken: %w", err)
+	}
 	s.session = &session{
-		client:     opts.Client,
+		root:       root,
 		log:        opts.Logger,
 		clock:      opts.Clock,
 		backoff:    opts.Backoff,
@@ -184,24 +188,22 @@ func New(opts Options) (*Syncer, error) {
 		onResp:     s.applyIntervals,
 		registered: make(chan struct{}),
 	}
-	if id.Token != "" {
-		// Try the saved per-agent token first; a 401 falls back to the enrollment token.
-		opts.Client.SetToken(id.Token)
-	} else {
-		opts.Client.SetToken(opts.EnrollmentToken)
-	}
-	s.rep = newReporter(s)
+	// Try the saved per-agent token first; a 401 falls back to the enrollment token.
+	s.session.useToken(id.Token)
 	if opts.Progress != nil {
-		s.prog = newProgressSender(s, opts.Progress)
+		s.prog = newProgressSender(opts.Store, s.session, opts.Progress, opts.Logger)
 	}
+	s.rep = newReporter(reporterDeps{
+		store: opts.Store, delivered: opts.Delivered, unwritten: opts.Unwritten, session: s.session,
+		beforeFinal: s.prog.beforeFinal, onAbandoned: func() { s.reportsAbandoned.Add(1) },
+		workers: opts.ReportWorkers, maxReportBytes: opts.MaxReportBytes,
+		backoff: opts.Backoff, clock: opts.Clock, log: opts.Logger,
+	})
 	return s, nil
 }
 
 // AgentID returns the agent's current id ("" before the first registration).
-func (s *Syncer) AgentID() string {
-	id, _ := s.session.current()
-	return id
-}
+func (s *Syncer) AgentID() string { return s.session.currentID() }
 
 // Draining reports whether Drain was called.
 func (s *Syncer) Draining() bool { return s.draining.Load() }
@@ -324,27 +326,7 @@ func (s *Syncer) reloadIdentity(ctx context.Context) {
 	} else if err != nil {
 		s.log.Error(err, "Cannot read the saved agent identity")
 	}
-	held := s.heldAgentID(ctx)
-	s.session.mu.Lock()
-	defer s.session.mu.Unlock()
-	if s.session.generation > 0 {
-		return
-	}
-	if err == nil {
-		s.session.saved = id
-	}
-	switch {
-	case id.AgentID != "":
-		s.session.agentID = id.AgentID
-	case held != "":
-		s.log.Info("No usable saved identity; registering with the agent id the held tasks were received under", "agentID", held)
-		s.session.agentID = held
-	}
-	if id.Token != "" {
-		s.opts.Client.SetToken(id.Token)
-	} else {
-		s.opts.Client.SetToken(s.opts.EnrollmentToken)
-	}
+	s.session.useIdentity(id, err, s.heldAgentID(ctx))
 }
 
 // heldAgentID returns the agent id recorded on the held Tasks that still owe the orchestrator

@@ -126,7 +126,9 @@ func TestBinary(t *testing.T) {
 	if reg.AgentID == "" || reg.Token == "" || reg.HeartbeatInterval() != 7*time.Second {
 		t.Fatalf("register answer = %+v, want an agent id, an agent token and a 7s heartbeat", reg)
 	}
-	client.SetToken(reg.Token)
+	if client, err = client.WithToken(reg.Token); err != nil {
+		t.Fatal(err)
+	}
 
 	var enq struct{ ID string }
 	if err := json.Unmarshal([]byte(call(t, http.MethodPost, base+"/dev/tasks", `{"type":"ECHO","payload":{"message":"hi"}}`)), &enq); err != nil || enq.ID == "" {

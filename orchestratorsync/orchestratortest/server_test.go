@@ -242,7 +242,7 @@ func TestAgentTokensAndRevocation(t *testing.T) {
 	if again.AgentID != reg.AgentID || again.Token == "" || again.Token == reg.Token {
 		t.Fatalf("re-register = %+v (old token %q)", again, reg.Token)
 	}
-	agentClient.SetToken(again.Token)
+	agentClient = mustWithToken(t, agentClient, again.Token)
 	if err := agentClient.Report(ctx, task.ID, wire.Report{AgentID: reg.AgentID, Status: wire.StatusCompleted}); err != nil {
 		t.Fatalf("report with the new token: %v", err)
 	}
@@ -254,7 +254,7 @@ func TestAgentTokensAndRevocation(t *testing.T) {
 	if _, err := agentClient.Heartbeat(ctx, reg.AgentID, wire.HeartbeatRequest{}); !wire.IsUnauthorized(err) {
 		t.Errorf("token replaced by a new registration: err = %v, want 401", err)
 	}
-	agentClient.SetToken(rotated.Token)
+	agentClient = mustWithToken(t, agentClient, rotated.Token)
 	if _, err := agentClient.Heartbeat(ctx, reg.AgentID, wire.HeartbeatRequest{}); err != nil {
 		t.Errorf("heartbeat with the rotated token: %v", err)
 	}
@@ -761,4 +761,14 @@ func TestHeartbeatOfUnknownAgentTellsTokenAccepted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustWithToken returns c with token instead of its own.
+func mustWithToken(t *testing.T, c *wire.Client, token string) *wire.Client {
+	t.Helper()
+	c, err := c.WithToken(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -44,7 +43,8 @@ type Config struct {
 	// BaseURL is ORCHESTRATOR_URL: http or https, with a host, optionally a path prefix
 	// (e.g. https://x/api/v1); no query, fragment or user info.
 	BaseURL string
-	// Token is the initial bearer token (the enrollment token). SetToken replaces it.
+	// Token is the bearer token of every request (the enrollment token, say); WithToken makes
+	// a client with another.
 	Token string
 	// Timeout bounds each call that is not a long poll, from sending to reading the body;
 	// a long poll gets its wait on top. Default DefaultTimeout.
@@ -75,7 +75,7 @@ type Client struct {
 	timeout   time.Duration
 	maxTask   int64
 	userAgent string
-	token     atomic.Pointer[string]
+	token     string // immutable: one Client per credential (WithToken)
 	observe   func(endpoint string, code int, elapsed time.Duration)
 	bootID    string
 }
@@ -134,7 +134,7 @@ func NewClient(cfg Config) (*Client, error) {
 		rt = DefaultTransport()
 	}
 	c.hc = &http.Client{Transport: rt, CheckRedirect: checkRedirect}
-	c.SetToken(cfg.Token)
+	c.token = cfg.Token
 	return c, nil
 }
 
@@ -213,17 +213,16 @@ func newBootID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// SetToken replaces the bearer token for every later request (e.g. with the per-agent token
-// from register). It is safe to call concurrently with requests in flight.
-func (c *Client) SetToken(token string) {
-	c.token.Store(&token)
-}
-
-func (c *Client) currentToken() string {
-	if p := c.token.Load(); p != nil {
-		return *p
+// WithToken returns a client like c that sends token instead (the per-agent token from
+// register, say), sharing its connections. A Client's credential never changes: whoever holds
+// one knows which credential its requests carry. The error never shows the token.
+func (c *Client) WithToken(token string) (*Client, error) {
+	if err := checkToken(token); err != nil {
+		return nil, fmt.Errorf("orchestrator client: token %w", err)
 	}
-	return ""
+	cp := *c
+	cp.token = token
+	return &cp, nil
 }
 
 // Register calls POST /agents/register.
@@ -394,10 +393,7 @@ func (c *Client) doWith(ctx context.Context, method, ep, query string, in any, t
 		}
 		body = bytes.NewReader(payload)
 	}
-	token := c.currentToken()
-	if err := checkToken(token); err != nil {
-		return nil, invalidArg(method, ep, "token %v", err)
-	}
+	token := c.token
 	target := c.prefix + ep
 	if query != "" {
 		target += "?" + query
