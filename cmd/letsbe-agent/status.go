@@ -2,16 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/letsbe/sysadmin-agent/internal/agenthttp"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -42,33 +43,30 @@ listener (AGENT_HTTP_ADDR). Exit codes: 0 ready, 1 not ready, 2 the agent cannot
 // runStatus prints the readiness and the recent tasks of the agent listening on addr. It
 // returns 0 when the agent is ready, 1 when it is not, 2 when it cannot be reached.
 func runStatus(addr string, limit int, stdout, stderr io.Writer) int {
-	base := "http://" + strings.Replace(addr, "0.0.0.0", "127.0.0.1", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
-	var ready readiness
-	readyCode, err := getJSON(ctx, base+"/readyz", &ready)
-	if err != nil {
+	st, err := agenthttp.Fetch(ctx, addr, os.Getenv("AGENT_HTTP_TOKEN"), limit)
+	switch {
+	case errors.Is(err, agenthttp.ErrUnauthorized):
+		fmt.Fprintf(stderr, "letsbe-agent status: the agent at %s requires AGENT_HTTP_TOKEN\n", addr)
+		return 2
+	case err != nil && st.Code == 0:
 		fmt.Fprintf(stderr, "letsbe-agent status: cannot reach the agent at %s (AGENT_HTTP_ADDR): %v\n", addr, err)
 		stateDir := "/var/lib/letsbe-agent"
 		if v := os.Getenv("AGENT_STATE_DIR"); v != "" {
 			stateDir = v
 		}
-		if st, ok := readListenerState(stateDir); ok {
+		if ls, ok := agenthttp.ReadListenerState(stateDir); ok {
 			fmt.Fprintf(stderr, "letsbe-agent status: the agent could not listen on %s since %s: %s (it keeps trying; is another program on that port?)\n",
-				st.Addr, st.Since.Local().Format(time.DateTime), st.Error)
+				ls.Addr, ls.Since.Local().Format(time.DateTime), ls.Error)
 		}
 		return 2
-	}
-	if readyCode == http.StatusUnauthorized {
-		fmt.Fprintf(stderr, "letsbe-agent status: the agent at %s requires AGENT_HTTP_TOKEN\n", addr)
-		return 2
-	}
-	var tasks debugTasks
-	if _, err := getJSON(ctx, fmt.Sprintf("%s/debug/tasks?limit=%d", base, limit), &tasks); err != nil {
+	case err != nil:
 		fmt.Fprintf(stderr, "letsbe-agent status: %v\n", err)
 		return 2
 	}
+	ready, tasks, readyCode := st.Readiness, st.Tasks, st.Code
 
 	state := "READY"
 	switch {
@@ -112,28 +110,6 @@ func runStatus(addr string, limit int, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func getJSON(ctx context.Context, url string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	if tok := os.Getenv("AGENT_HTTP_TOKEN"); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized {
-		return resp.StatusCode, nil
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(v); err != nil {
-		return resp.StatusCode, fmt.Errorf("decode %s: %w", url, err)
-	}
-	return resp.StatusCode, nil
 }
 
 func orDash(s string) string {

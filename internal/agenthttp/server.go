@@ -1,4 +1,4 @@
-package main
+package agenthttp
 
 import (
 	"context"
@@ -12,13 +12,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
-// readiness is the answer of /readyz.
-type readiness struct {
+// Readiness is the answer of /readyz.
+type Readiness struct {
 	Ready             bool       `json:"ready"`
 	Reason            string     `json:"reason,omitempty"`
 	AgentID           string     `json:"agent_id,omitempty"`
@@ -28,9 +30,9 @@ type readiness struct {
 	Standby           bool       `json:"standby,omitempty"`
 }
 
-// taskSummary is one row of /debug/tasks: never the payload or the result, which may hold
+// TaskSummary is one row of /debug/tasks: never the payload or the result, which may hold
 // secrets, nor the parts of the error that quote them.
-type taskSummary struct {
+type TaskSummary struct {
 	ID          string     `json:"id"`
 	Type        string     `json:"type"`
 	Phase       string     `json:"phase"`
@@ -42,31 +44,44 @@ type taskSummary struct {
 	ReportError string     `json:"report_error,omitempty"`
 }
 
-// debugTasks is the answer of /debug/tasks.
-type debugTasks struct {
+// DebugTasks is the answer of /debug/tasks.
+type DebugTasks struct {
 	AgentID string        `json:"agent_id"`
 	Total   int           `json:"total"`
-	Tasks   []taskSummary `json:"tasks"`
+	Tasks   []TaskSummary `json:"tasks"`
 }
 
-// listenHTTP opens the local listener (AGENT_HTTP_ADDR); nil when it is disabled.
-func (a *agent) listenHTTP() (net.Listener, error) {
-	if a.cfg.HTTPAddr == "" {
-		return nil, nil
-	}
-	return listen(a.cfg.HTTPAddr, a.cfg.StateDir, a.log), nil
+// Sources are what the endpoints read; each is called per request and must not wait for the
+// orchestrator (atomics and short locks only).
+type Sources struct {
+	AgentID           func() string
+	HeartbeatInterval func() time.Duration
+	Draining          func() bool
+	// Standby, in cluster mode, reports whether another replica leads; nil: never.
+	Standby func() bool
+	// Registration reports whether the agent is registered and, if not, the last error.
+	Registration  func() (bool, string)
+	LastHeartbeat func() time.Time
+	// Durable is nil when Tasks can be made durable now, else why not.
+	Durable func() error
+	// Tasks lists the Tasks the agent holds.
+	Tasks func(ctx context.Context) ([]agentv1.Task, error)
+	// Gatherer serves /metrics.
+	Gatherer prometheus.Gatherer
+	// Token, when set, is required as a bearer token on every path but /healthz.
+	Token string
 }
 
-// serveHTTP serves /metrics, /healthz, /readyz and /debug/tasks on ln until ctx ends.
-func (a *agent) serveHTTP(ctx context.Context, ln net.Listener) {
+// Handler serves /metrics, /healthz, /readyz and /debug/tasks from src.
+func Handler(src Sources) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(agentGatherer(), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(src.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		r := a.readiness(time.Now())
+		r := Ready(src, time.Now())
 		code := http.StatusOK
 		if !r.Ready {
 			code = http.StatusServiceUnavailable
@@ -83,9 +98,14 @@ func (a *agent) serveHTTP(ctx context.Context, ln net.Listener) {
 			}
 			limit = n
 		}
-		writeJSON(w, http.StatusOK, a.debugTasks(r.Context(), limit))
+		writeJSON(w, http.StatusOK, debugTasks(r.Context(), src, limit))
 	})
-	srv := &http.Server{Handler: requireToken(a.cfg.HTTPToken, mux), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	return RequireToken(src.Token, mux)
+}
+
+// Serve serves h on ln until ctx ends (then shuts down within 2 s).
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log logr.Logger) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -93,33 +113,36 @@ func (a *agent) serveHTTP(ctx context.Context, ln net.Listener) {
 		_ = srv.Shutdown(shut)
 	}()
 	if _, waiting := ln.(*retryListener); !waiting {
-		a.log.Info("Serving metrics and health", "addr", ln.Addr().String())
+		log.Info("Serving metrics and health", "addr", ln.Addr().String())
 	}
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		a.log.Error(err, "HTTP listener stopped")
+		log.Error(err, "HTTP listener stopped")
 	}
 }
 
-// readiness: tasks can be made durable, registered, and the last heartbeat succeeded within
+// Ready is the readiness at now: tasks can be made durable, registered, and the last heartbeat succeeded within
 // two intervals. It never waits for the orchestrator: the sync side's state is read from
 // atomics and short locks. In cluster mode a standby replica (another one holds the lease) is
 // ready: it is healthy and takes over when the leader stops, and a rolling update must be able
 // to count on it.
-func (a *agent) readiness(now time.Time) readiness {
-	interval := a.syncer.HeartbeatInterval()
-	r := readiness{AgentID: a.syncer.AgentID(), HeartbeatInterval: interval.String(), Draining: a.syncer.Draining()}
-	if a.standby != nil && a.standby() {
+func Ready(src Sources, now time.Time) Readiness {
+	interval := src.HeartbeatInterval()
+	r := Readiness{AgentID: src.AgentID(), HeartbeatInterval: interval.String(), Draining: src.Draining()}
+	if src.Standby != nil && src.Standby() {
 		r.Ready, r.Standby = true, true
 		r.Reason = "standby: another replica holds the lease; this one takes over when it stops"
 		return r
 	}
-	registered, regErr := a.syncer.Registration()
-	last := a.syncer.LastHeartbeat()
+	registered, regErr := src.Registration()
+	last := src.LastHeartbeat()
 	if !last.IsZero() {
 		lt := last.UTC()
 		r.LastHeartbeat = &lt
 	}
-	persistErr := a.durable()
+	var persistErr error
+	if src.Durable != nil {
+		persistErr = src.Durable()
+	}
 	switch {
 	case r.Draining:
 		r.Reason = "draining: the agent is shutting down"
@@ -139,22 +162,21 @@ func (a *agent) readiness(now time.Time) readiness {
 	return r
 }
 
-func (a *agent) debugTasks(ctx context.Context, limit int) debugTasks {
-	out := debugTasks{AgentID: a.syncer.AgentID(), Tasks: []taskSummary{}}
-	list, err := a.store.List(ctx)
+func debugTasks(ctx context.Context, src Sources, limit int) DebugTasks {
+	out := DebugTasks{AgentID: src.AgentID(), Tasks: []TaskSummary{}}
+	items, err := src.Tasks(ctx)
 	if err != nil {
 		return out
 	}
-	out.Total = len(list.Items)
-	items := list.Items
+	out.Total = len(items)
 	slices.SortStableFunc(items, func(x, y agentv1.Task) int {
 		return y.CreationTimestamp.Compare(x.CreationTimestamp.Time)
 	})
 	for i := range items[:min(limit, len(items))] {
 		t := &items[i]
-		s := taskSummary{
+		s := TaskSummary{
 			ID: t.TaskID(), Type: t.Spec.Type, Phase: string(t.Status.Phase),
-			Created: t.CreationTimestamp.UTC(), Error: withoutQuoted(t.Status.Error),
+			Created: t.CreationTimestamp.UTC(), Error: WithoutQuoted(t.Status.Error),
 			Reported: t.Status.Report.FinalReported, ReportError: t.Status.Report.LastError,
 		}
 		if st := t.Status.StartTime; st != nil {
@@ -179,10 +201,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// withoutQuoted replaces what an error quotes (payload fragments: a command, a path, a key)
+// WithoutQuoted replaces what an error quotes (payload fragments: a command, a path, a key)
 // by "...": /debug/tasks and `letsbe-agent status` show the kind of failure, the orchestrator
 // gets the whole error.
-func withoutQuoted(msg string) string {
+func WithoutQuoted(msg string) string {
 	var b strings.Builder
 	for {
 		i := strings.IndexByte(msg, '"')

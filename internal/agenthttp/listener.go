@@ -1,6 +1,7 @@
-package main
+package agenthttp
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"net"
@@ -17,8 +18,8 @@ import (
 // `letsbe-agent status` (which cannot ask the agent then).
 const listenerStateFile = "http-listener.json"
 
-// listenerState is the content of listenerStateFile.
-type listenerState struct {
+// ListenerState is the content of listenerStateFile.
+type ListenerState struct {
 	Addr  string    `json:"addr"`
 	Error string    `json:"error"`
 	Since time.Time `json:"since"`
@@ -51,7 +52,7 @@ func (l *retryListener) record(err error) {
 		_ = os.Remove(path)
 		return
 	}
-	b, _ := json.Marshal(listenerState{Addr: l.addr, Error: err.Error(), Since: time.Now().UTC()})
+	b, _ := json.Marshal(ListenerState{Addr: l.addr, Error: err.Error(), Since: time.Now().UTC()})
 	_ = os.WriteFile(path, b, 0o600)
 }
 
@@ -63,7 +64,7 @@ func (l *retryListener) retry() {
 			return
 		case <-time.After(delay):
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", l.addr)
 		if err != nil {
 			l.log.V(1).Info("Local listener still cannot bind; retrying", "addr", l.addr, "error", err.Error(), "retryIn", delay.String())
 			delay = min(2*delay, 30*time.Second)
@@ -119,9 +120,10 @@ type unboundAddr string
 func (a unboundAddr) Network() string { return "tcp" }
 func (a unboundAddr) String() string  { return string(a) }
 
-// listen binds AGENT_HTTP_ADDR, or returns a retryListener when it cannot (logged loudly).
-func listen(addr, stateDir string, log logr.Logger) net.Listener {
-	ln, err := net.Listen("tcp", addr)
+// Listen binds AGENT_HTTP_ADDR, or returns a listener that keeps trying to bind it in the
+// background when it cannot (logged loudly, and recorded in stateDir for ReadListenerState).
+func Listen(addr, stateDir string, log logr.Logger) net.Listener {
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
 	if err == nil {
 		_ = os.Remove(filepath.Join(stateDir, listenerStateFile))
 		return ln
@@ -130,8 +132,8 @@ func listen(addr, stateDir string, log logr.Logger) net.Listener {
 	return newRetryListener(addr, stateDir, err, log)
 }
 
-// requireToken guards every path but /healthz with the bearer token (constant-time compare).
-func requireToken(token string, next http.Handler) http.Handler {
+// RequireToken guards every path but /healthz with the bearer token (constant-time compare).
+func RequireToken(token string, next http.Handler) http.Handler {
 	if token == "" {
 		return next
 	}
@@ -149,9 +151,9 @@ func requireToken(token string, next http.Handler) http.Handler {
 	})
 }
 
-// readListenerState returns what the agent recorded about a listener it could not bind.
-func readListenerState(stateDir string) (listenerState, bool) {
-	var st listenerState
+// ReadListenerState returns what the agent recorded about a listener it could not bind.
+func ReadListenerState(stateDir string) (ListenerState, bool) {
+	var st ListenerState
 	b, err := os.ReadFile(filepath.Join(stateDir, listenerStateFile))
 	if err != nil || json.Unmarshal(b, &st) != nil {
 		return st, false
