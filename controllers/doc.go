@@ -1,11 +1,15 @@
 // Package controllers drives Tasks to completion: one controller-runtime reconciler per task
-// type, each calling its executor, all sharing one set of mechanics (phase transitions, the
-// per-task timeout and cancellation, turning an error or a panic into a FAILED Task, the final
-// status write).
+// type, each calling its executor, all sharing one set of mechanics (initializing the status
+// of a new Task, phase transitions, the per-task timeout and cancellation, turning an error or
+// a panic into a FAILED Task, the final status write), and one more that fails the Tasks of
+// every type no executor handles.
 //
-// NewRunner runs the controllers without a cluster (memory mode); SetupWithManager registers
-// the same ones with a controller-runtime manager (cluster mode), beside the TaskCollector that
-// deletes old reported Tasks. The reconcilers depend on the Task store interface, never on a
-// cluster client, and know nothing of the orchestrator's wire format: reporting is the sync
-// side's job. The package never runs a command or touches a file itself; executors do.
+// NewRunner runs the controllers without a cluster (memory mode), fed by the store's
+// notifications; SetupWithManager registers the same ones with a controller-runtime manager
+// (cluster mode), watching Tasks through the manager's cache (For(&Task{}) with predicates),
+// beside the TaskCollector that deletes old reported Tasks. The reconcilers read and write
+// through the Task store interface, never a cluster client, and know nothing of the
+// orchestrator's wire format: reporting is the sync side's job. A process group left by an
+// interrupted Task is stopped only if this agent recorded (sealed) it. The package never runs
+// a command or touches a file itself; executors do.
 package controllers

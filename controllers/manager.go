@@ -4,9 +4,14 @@ import (
 	"errors"
 	"fmt"
 
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -20,30 +25,46 @@ import (
 // +kubebuilder:rbac:groups="",namespace=letsbe-system,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,namespace=letsbe-system,resources=events,verbs=create;patch
 
-// SetupWithManager registers one controller per task type with mgr (cluster mode): the same
-// TaskReconciler as NewRunner's, fed the same way, by opts.Notifier, so that both modes see the
-// same Tasks named the same way (the orchestrator's ids). opts.Store must read from the API
-// server, not from the manager's cache: the reconcilers read their own writes. The
-// controllers need leader election: with it enabled, only the leader runs Tasks. opts.Registry
-// is required (the sync side cancels Tasks through it); opts.Logger is not used: the
-// controllers log through mgr's logger.
+// SetupWithManager registers the controllers with mgr (cluster mode): the same reconcilers as
+// NewRunner's, one per task type and one failing the Tasks of other types, each watching the
+// Tasks through the manager's cache (For(&Task{})), filtered by type and to unfinished ones.
+// opts.Store must read from the API server, not from that cache: the reconcilers read their
+// own writes. opts.Notifier is not used. The controllers need leader election: with it
+// enabled, only the leader runs Tasks. opts.Registry is required (the sync side cancels Tasks
+// through it); opts.Logger is not used: the controllers log through mgr's logger.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	if opts.Store == nil || opts.Notifier == nil || opts.Registry == nil {
-		return errors.New("controllers: Store, Notifier and Registry are required")
+	if opts.Store == nil || opts.Registry == nil {
+		return errors.New("controllers: Store and Registry are required")
 	}
-	for _, typ := range opts.types() {
+	for _, k := range opts.kinds() {
 		err := ctrl.NewControllerManagedBy(mgr).
-			Named(controllerName(typ)).
-			WatchesRawSource(taskSource(opts.Store, opts.Notifier, typ)).
+			Named(k.name).
+			For(&agentv1.Task{}, builder.WithPredicates(taskPredicate(k.handles))).
 			WithOptions(controller.TypedOptions[reconcile.Request]{
-				MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1),
+				MaxConcurrentReconciles: k.workers,
 				RecoverPanic:            ptr.To(true),
 				SkipNameValidation:      ptr.To(opts.SkipNameValidation),
 			}).
-			Complete(opts.reconciler(typ))
+			Complete(k.reconciler)
 		if err != nil {
-			return fmt.Errorf("controllers: new %s controller: %w", typ, err)
+			return fmt.Errorf("controllers: new %s controller: %w", k.name, err)
 		}
 	}
 	return nil
+}
+
+// taskPredicate passes the events of the unfinished Tasks a controller handles (deletions
+// never: there is nothing left to do).
+func taskPredicate(handles func(typ string) bool) predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return wanted(e.Object, handles) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return wanted(e.ObjectNew, handles) },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(e event.GenericEvent) bool { return wanted(e.Object, handles) },
+	}
+}
+
+func wanted(obj client.Object, handles func(typ string) bool) bool {
+	t, ok := obj.(*agentv1.Task)
+	return ok && handles(t.Spec.Type) && !t.Status.Phase.IsFinal()
 }

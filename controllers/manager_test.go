@@ -53,7 +53,7 @@ func TestControllersUnderAManager(t *testing.T) {
 		MaxConcurrentReconciles: 2, MaxTimeout: time.Minute,
 		Registry: controllers.NewRegistry(), SkipNameValidation: true,
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{Store: st, Notifier: st}); err == nil {
+	if err := controllers.SetupWithManager(mgr, controllers.Options{Store: st}); err == nil {
 		t.Error("SetupWithManager without a Registry succeeded")
 	}
 	if err := controllers.SetupWithManager(mgr, opts); err != nil {
@@ -65,7 +65,7 @@ func TestControllersUnderAManager(t *testing.T) {
 
 	// A Task that exists before the manager starts, and one after; ids that are not object
 	// names reach the reconcilers as ids.
-	createTask(t, st, "Before_Start", "ECHO", `{"n":1}`, 0)
+	create(t, st, "Before_Start", "ECHO", `{"n":1}`, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
@@ -75,16 +75,16 @@ func TestControllersUnderAManager(t *testing.T) {
 			t.Errorf("manager: %v", err)
 		}
 	})
-	createTask(t, st, "After_Start", "SHELL", `{"cmd":"echo hi"}`, 0)
+	create(t, st, "After_Start", "SHELL", `{"cmd":"echo hi"}`, 0)
 	for _, id := range []string{"Before_Start", "After_Start"} {
-		got := waitTask(t, st, id, isFinal)
+		got := waitFor(t, st, id, final)
 		if got.Status.Phase != agentv1.TaskSucceeded {
 			t.Fatalf("%s: %s %q", id, got.Status.Phase, got.Status.Error)
 		}
 	}
 
 	// Reported, and past its retention: collected. Unreported: kept.
-	reported, err := st.Get(t.Context(), "Before_Start")
+	reported, err := st.Get(t.Context(), agentv1.TaskName("Before_Start"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,9 +92,9 @@ func TestControllersUnderAManager(t *testing.T) {
 	if err := st.UpdateStatus(t.Context(), reported); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(time.Minute)
 	for {
-		_, err := st.Get(t.Context(), "Before_Start")
+		_, err := st.Get(t.Context(), agentv1.TaskName("Before_Start"))
 		if apierrors.IsNotFound(err) {
 			break
 		}
@@ -103,7 +103,7 @@ func TestControllersUnderAManager(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, err := st.Get(t.Context(), "After_Start"); err != nil {
+	if _, err := st.Get(t.Context(), agentv1.TaskName("After_Start")); err != nil {
 		t.Errorf("the unreported task: %v, want it kept", err)
 	}
 }

@@ -49,6 +49,9 @@ type Options struct {
 	// Admit, when set, decides right before a Task starts whether it may run; see
 	// TaskReconciler.Admit.
 	Admit func(ctx context.Context, task *agentv1.Task) error
+	// ProcessKey seals the process groups the reconcilers record; see
+	// TaskReconciler.ProcessKey.
+	ProcessKey []byte
 	// SkipNameValidation allows several Runners in one process (tests).
 	SkipNameValidation bool
 }
@@ -71,23 +74,52 @@ func NewRunner(opts Options) (*Runner, error) {
 		opts.Registry = NewRegistry()
 	}
 	r := &Runner{opts: opts}
-	for _, typ := range r.Types() {
-		c, err := controller.NewTypedUnmanaged(controllerName(typ), controller.TypedOptions[reconcile.Request]{
-			Reconciler:              opts.reconciler(typ),
-			MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1),
+	for _, k := range opts.kinds() {
+		c, err := controller.NewTypedUnmanaged(k.name, controller.TypedOptions[reconcile.Request]{
+			Reconciler:              k.reconciler,
+			MaxConcurrentReconciles: k.workers,
 			RecoverPanic:            ptr.To(true),
 			Logger:                  opts.Logger,
 			SkipNameValidation:      ptr.To(opts.SkipNameValidation),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("controllers: new %s controller: %w", typ, err)
+			return nil, fmt.Errorf("controllers: new %s controller: %w", k.name, err)
 		}
-		if err := c.Watch(taskSource(opts.Store, opts.Notifier, typ)); err != nil {
-			return nil, fmt.Errorf("controllers: watch %s tasks: %w", typ, err)
+		if err := c.Watch(taskSource(opts.Store, opts.Notifier, k.handles)); err != nil {
+			return nil, fmt.Errorf("controllers: watch %s tasks: %w", k.name, err)
 		}
 		r.controllers = append(r.controllers, c)
 	}
 	return r, nil
+}
+
+// kind is one controller: the Tasks it handles and how.
+type kind struct {
+	name       string
+	handles    func(typ string) bool
+	reconciler reconcile.Reconciler
+	workers    int
+}
+
+// kinds returns the controllers of both modes: one per task type, and one that fails the
+// Tasks of every other type.
+func (opts *Options) kinds() []kind {
+	var ks []kind
+	for _, typ := range opts.types() {
+		ks = append(ks, kind{
+			name:       controllerName(typ),
+			handles:    func(t string) bool { return t == typ },
+			reconciler: opts.reconciler(typ),
+			workers:    max(opts.MaxConcurrentReconciles, 1),
+		})
+	}
+	supported := func(t string) bool { _, ok := opts.Executors[t]; return ok }
+	return append(ks, kind{
+		name:       unsupportedName,
+		handles:    func(t string) bool { return !supported(t) },
+		reconciler: &unsupportedReconciler{store: opts.Store, supported: supported, observe: opts.Observe},
+		workers:    1,
+	})
 }
 
 // Registry returns the registry of running Tasks.
@@ -118,6 +150,7 @@ func (opts *Options) reconciler(typ string) *TaskReconciler {
 		Observe:    opts.Observe,
 		Progress:   opts.Progress,
 		Admit:      opts.Admit,
+		ProcessKey: opts.ProcessKey,
 	}
 }
 
@@ -133,12 +166,13 @@ func (r *Runner) Start(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// taskSource feeds a controller: every Task of its type that is not final, at start and on
-// change. It never blocks the store: q.Add is non-blocking, also after shutdown.
-func taskSource(st store.Store, n store.Notifier, typ string) source.TypedSource[reconcile.Request] {
+// taskSource feeds a controller without a cluster: every Task it handles that is not final,
+// at start and on change. It never blocks the store: q.Add is non-blocking, also after
+// shutdown.
+func taskSource(st store.Store, n store.Notifier, handles func(typ string) bool) source.TypedSource[reconcile.Request] {
 	return source.TypedFunc[reconcile.Request](func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 		enqueue := func(t *agentv1.Task) {
-			if t.Spec.Type == typ && !t.Status.Phase.IsFinal() {
+			if handles(t.Spec.Type) && !t.Status.Phase.IsFinal() {
 				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: t.Name}})
 			}
 		}
@@ -178,6 +212,7 @@ func Cancel(ctx context.Context, s store.Store, reg *Registry, name string, caus
 			return false
 		}
 		found = true
+		initialize(t, nowTime())
 		t.Status.MarkFailed(nowTime(), t.Generation, agentv1.ReasonCancelled, cause.Error())
 		return true
 	})

@@ -65,10 +65,13 @@ type TaskReconciler struct {
 	// Admit, when set, is asked right before a Task starts whether it may run (signature,
 	// expiry, policy); an error ends the Task Failed (Refused) with it and nothing runs.
 	Admit func(ctx context.Context, task *agentv1.Task) error
+	// ProcessKey seals the process groups recorded in the Tasks' status; the group of an
+	// interrupted Task is stopped only when its seal verifies. Without it none ever is.
+	ProcessKey []byte
 }
 
-// Reconcile implements reconcile.Reconciler. A Pending Task is marked Running, executed and
-// given its final status in one pass. Execution errors end the Task FAILED (a payload that can
+// Reconcile implements reconcile.Reconciler. A new Task (no status yet) or a Pending one is
+// marked Running, executed and given its final status in one pass. Execution errors end the Task FAILED (a payload that can
 // never succeed also returns a TerminalError); only store errors are retried.
 func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	log := ctrl.LoggerFrom(ctx).WithValues("task", req.Name, "type", r.Type)
@@ -113,6 +116,7 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	r.Registry.start(task.Name, cancel)
 	defer r.Registry.done(task.Name)
 
+	initialize(task, r.now())
 	task.Status.MarkRunning(r.now(), task.Generation)
 	if err := r.Store.UpdateStatus(ctx, task); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -175,7 +179,9 @@ type outcome struct {
 // an agent restarted after a crash can stop it instead of leaving it running unowned.
 func (r *TaskReconciler) recordProcess(ctx context.Context, log logr.Logger, name string, ref executors.ProcessRef) {
 	_, err := store.MutateStatus(context.WithoutCancel(ctx), r.Store, name, func(t *agentv1.Task) bool {
-		t.Status.Process = &agentv1.ProcessRef{PGID: int64(ref.PGID), BootID: ref.BootID, StartTicks: int64(ref.StartTicks)}
+		p := &agentv1.ProcessRef{PGID: int64(ref.PGID), BootID: ref.BootID, StartTicks: int64(ref.StartTicks)}
+		p.Seal = sealProcess(r.ProcessKey, t.UID, p)
+		t.Status.Process = p
 		return true
 	})
 	if err != nil {
@@ -219,25 +225,6 @@ func (t *taskReporter) mutate(what string, fn func(*agentv1.Task)) {
 	if err != nil {
 		t.log.Error(err, "Cannot record what the executor reported", "what", what)
 	}
-}
-
-// killLeftover stops the process group an interrupted Task left running, if it is still the
-// same group, and returns a note for the Task's events.
-func (r *TaskReconciler) killLeftover(log logr.Logger, task *agentv1.Task) string {
-	p := task.Status.Process
-	if p == nil {
-		return ""
-	}
-	killed, err := executors.KillLeftover(executors.ProcessRef{PGID: int(p.PGID), BootID: p.BootID, StartTicks: uint64(p.StartTicks)})
-	switch {
-	case err != nil:
-		log.Error(err, "Cannot stop the interrupted task's process group", "pgid", p.PGID)
-		return fmt.Sprintf("could not stop the process group %d left running: %v", p.PGID, err)
-	case killed:
-		log.Info("Killed the process group the interrupted task left running", "pgid", p.PGID)
-		return fmt.Sprintf("killed process group %d, left running by the interrupted execution", p.PGID)
-	}
-	return ""
 }
 
 // execute runs the executor, turning a panic into an error and the context's cause (timeout,
@@ -431,6 +418,7 @@ func (r *TaskReconciler) writeFinal(ctx context.Context, name string, out outcom
 		if t.Status.Phase.IsFinal() {
 			return false
 		}
+		initialize(t, r.now())
 		t.Status.Result = out.result
 		for _, ev := range out.events {
 			t.Status.AddEvent(metav1.NewTime(ev.Time), ev.Type, ev.Message)
@@ -468,3 +456,11 @@ func (r *TaskReconciler) now() metav1.Time {
 }
 
 func nowTime() metav1.Time { return metav1.NewTime(time.Now().UTC()) }
+
+// initialize gives a Task created without status (the way intake creates them) its Pending
+// status, in the same write as its next change.
+func initialize(t *agentv1.Task, now metav1.Time) {
+	if t.Status.Phase == "" {
+		t.Status.MarkPending(now, t.Generation)
+	}
+}

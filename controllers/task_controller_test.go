@@ -1,10 +1,10 @@
 package controllers_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,13 +26,18 @@ import (
 type funcExecutor = controllertest.Func
 
 type harness struct {
-	store    *memory.Store
+	store    controllertest.Store
 	registry *controllers.Registry
 	observed atomic.Int32
 }
 
 // start runs a Runner with the real ECHO and SHELL executors plus extra test types.
-func start(t *testing.T, mem *memory.Store, extra map[string]executors.Executor) *harness {
+func start(t *testing.T, mem controllertest.Store, extra map[string]executors.Executor) *harness {
+	return startWith(t, mem, extra, nil)
+}
+
+// startWith is start with the process key the reconcilers seal process groups with.
+func startWith(t *testing.T, mem controllertest.Store, extra map[string]executors.Executor, processKey []byte) *harness {
 	t.Helper()
 	shell, err := executors.NewShell(executors.ShellConfig{
 		AllowedCommands: []string{"echo", "sleep", "false", "true"},
@@ -53,6 +58,7 @@ func start(t *testing.T, mem *memory.Store, extra map[string]executors.Executor)
 		Logger:                  testLogger(t),
 		Registry:                h.registry,
 		Observe:                 func(*agentv1.Task, time.Duration) { h.observed.Add(1) },
+		ProcessKey:              processKey,
 		SkipNameValidation:      true,
 	})
 	if err != nil {
@@ -80,9 +86,9 @@ func create(t *testing.T, s store.Store, name, typ, payload string, timeout time
 	controllertest.CreatePending(t, s, name, typ, payload, timeout)
 }
 
-func waitFor(t *testing.T, m *memory.Store, name string, pred func(*agentv1.Task) bool) *agentv1.Task {
+func waitFor(t *testing.T, m controllertest.Store, id string, pred func(*agentv1.Task) bool) *agentv1.Task {
 	t.Helper()
-	return controllertest.WaitFor(t, m, name, 20*time.Second, pred)
+	return controllertest.WaitFor(t, m, id, time.Minute, pred)
 }
 
 var final = controllertest.Final
@@ -94,175 +100,6 @@ func condition(task *agentv1.Task, typ string) metav1.Condition {
 		}
 	}
 	return metav1.Condition{}
-}
-
-func TestReconcileOutcomes(t *testing.T) {
-	t.Parallel()
-	mem := memory.New()
-	panicky := funcExecutor(func(context.Context, json.RawMessage) (any, error) { panic("boom") })
-	slow := funcExecutor(func(ctx context.Context, _ json.RawMessage) (any, error) {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	})
-	wrapping := funcExecutor(func(ctx context.Context, _ json.RawMessage) (any, error) {
-		<-ctx.Done()
-		return nil, fmt.Errorf("step 2 (click \"#go\"): %w", ctx.Err())
-	})
-	failing := funcExecutor(func(context.Context, json.RawMessage) (any, error) {
-		return map[string]int{"partial": 1}, errors.New("disk on fire")
-	})
-	start(t, mem, map[string]executors.Executor{"PANIC": panicky, "SLOW": slow, "FAIL": failing, "WRAP": wrapping})
-
-	tests := []struct {
-		name, typ, payload string
-		timeout            time.Duration
-		wantPhase          agentv1.TaskPhase
-		wantReason         string
-		wantErr            string // substring
-		wantResult         string // exact JSON, when set
-	}{
-		{name: "echo", typ: "ECHO", payload: `{"message":"hi","n":[1,2]}`, wantPhase: agentv1.TaskSucceeded, wantReason: agentv1.ReasonSucceeded, wantResult: `{"message":"hi","n":[1,2]}`},
-		{name: "echo-array", typ: "ECHO", payload: `[1]`, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonInvalidSpec, wantErr: "invalid payload"},
-		{name: "echo-none", typ: "ECHO", wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonInvalidSpec, wantErr: "invalid payload"},
-		{name: "shell-ok", typ: "SHELL", payload: `{"cmd":"echo hello world"}`, wantPhase: agentv1.TaskSucceeded, wantReason: agentv1.ReasonSucceeded},
-		{name: "shell-exit", typ: "SHELL", payload: `{"cmd":"false"}`, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonFailed, wantErr: "exit status 1"},
-		{name: "shell-refused", typ: "SHELL", payload: `{"cmd":"rm -rf /"}`, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonInvalidSpec, wantErr: `"rm" is not allowed`},
-		{name: "shell-pipe", typ: "SHELL", payload: `{"cmd":"echo a | sh"}`, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonInvalidSpec, wantErr: "pipe"},
-		{name: "shell-timeout", typ: "SHELL", payload: `{"cmd":"sleep 30"}`, timeout: 300 * time.Millisecond, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonTimedOut, wantErr: "timed out after 300ms"},
-		{name: "panic", typ: "PANIC", payload: `{}`, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonPanicked, wantErr: "executor panicked: boom"},
-		{name: "slow-timeout", typ: "SLOW", payload: `{}`, timeout: 200 * time.Millisecond, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonTimedOut, wantErr: "timed out after 200ms"},
-		{name: "wrap-timeout", typ: "WRAP", payload: `{}`, timeout: 200 * time.Millisecond, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonTimedOut, wantErr: `timed out after 200ms: step 2 (click "#go"): context deadline exceeded`},
-		{name: "fail", typ: "FAIL", payload: `{}`, wantPhase: agentv1.TaskFailed, wantReason: agentv1.ReasonFailed, wantErr: "disk on fire", wantResult: `{"partial":1}`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			create(t, mem, tc.name, tc.typ, tc.payload, tc.timeout)
-			got := waitFor(t, mem, tc.name, final)
-			if got.Status.Phase != tc.wantPhase {
-				t.Fatalf("phase = %s (error %q), want %s", got.Status.Phase, got.Status.Error, tc.wantPhase)
-			}
-			if c := condition(got, agentv1.ConditionReady); c.Reason != tc.wantReason {
-				t.Errorf("Ready reason = %q, want %q", c.Reason, tc.wantReason)
-			}
-			if !strings.Contains(got.Status.Error, tc.wantErr) || (tc.wantErr == "") != (got.Status.Error == "") {
-				t.Errorf("error = %q, want it to contain %q", got.Status.Error, tc.wantErr)
-			}
-			if tc.wantResult != "" && (got.Status.Result == nil || string(got.Status.Result.Raw) != tc.wantResult) {
-				t.Errorf("result = %v, want %s", got.Status.Result, tc.wantResult)
-			}
-			if got.Status.StartTime == nil || got.Status.CompletionTime == nil {
-				t.Errorf("start/completion times missing: %+v", got.Status)
-			}
-			if tc.wantReason == agentv1.ReasonInvalidSpec {
-				if c := condition(got, agentv1.ConditionStalled); c.Status != metav1.ConditionTrue {
-					t.Errorf("Stalled = %v, want True", c)
-				}
-			}
-		})
-	}
-}
-
-func TestShellResultOnFailure(t *testing.T) {
-	t.Parallel()
-	mem := memory.New()
-	start(t, mem, nil)
-	create(t, mem, "t", "SHELL", `{"cmd":"echo out"}`, 0)
-	got := waitFor(t, mem, "t", final)
-	var res executors.ProcessResult
-	if err := json.Unmarshal(got.Status.Result.Raw, &res); err != nil {
-		t.Fatal(err)
-	}
-	if res.ExitCode != 0 || res.Stdout != "out\n" {
-		t.Fatalf("result = %+v", res)
-	}
-}
-
-func TestInterruptedRunningTaskIsFailedNotRerun(t *testing.T) {
-	t.Parallel()
-	mem := memory.New()
-	var runs atomic.Int32
-	counting := funcExecutor(func(context.Context, json.RawMessage) (any, error) { runs.Add(1); return nil, nil })
-	// A Task found Running at start-up (restored from a journal, say).
-	task := &agentv1.Task{ObjectMeta: metav1.ObjectMeta{Name: "t"}, Spec: agentv1.TaskSpec{Type: "COUNT"}}
-	task.Status.MarkRunning(metav1.Now(), 1)
-	if err := mem.Create(t.Context(), task); err != nil {
-		t.Fatal(err)
-	}
-	create(t, mem, "pending", "COUNT", `{}`, 0)
-	start(t, mem, map[string]executors.Executor{"COUNT": counting})
-	got := waitFor(t, mem, "t", final)
-	if got.Status.Phase != agentv1.TaskFailed || got.Status.Error != controllers.ErrInterrupted.Error() {
-		t.Fatalf("got %s %q, want Failed %q", got.Status.Phase, got.Status.Error, controllers.ErrInterrupted)
-	}
-	if p := waitFor(t, mem, "pending", final); p.Status.Phase != agentv1.TaskSucceeded {
-		t.Fatalf("pending task: %s %q", p.Status.Phase, p.Status.Error)
-	}
-	if n := runs.Load(); n != 1 {
-		t.Fatalf("executor ran %d times, want 1 (only the pending task)", n)
-	}
-}
-
-func TestCancelRunningAndPending(t *testing.T) {
-	t.Parallel()
-	mem := memory.New()
-	started := make(chan struct{})
-	blocking := funcExecutor(func(ctx context.Context, _ json.RawMessage) (any, error) {
-		close(started)
-		<-ctx.Done()
-		return nil, ctx.Err()
-	})
-	h := start(t, mem, map[string]executors.Executor{"BLOCK": blocking})
-	create(t, mem, "run", "BLOCK", `{}`, 0)
-	<-started
-	waitFor(t, mem, "run", func(t *agentv1.Task) bool { return t.Status.Phase == agentv1.TaskRunning })
-	if ids := h.registry.Running(); len(ids) != 1 || ids[0] != "run" {
-		t.Fatalf("Running() = %v", ids)
-	}
-	found, err := controllers.Cancel(t.Context(), mem, h.registry, "run", controllers.ErrCancelled)
-	if err != nil || !found {
-		t.Fatalf("Cancel = %v, %v", found, err)
-	}
-	got := waitFor(t, mem, "run", final)
-	if got.Status.Error != "cancelled" || condition(got, agentv1.ConditionReady).Reason != agentv1.ReasonCancelled {
-		t.Fatalf("got %q %v", got.Status.Error, got.Status.Conditions)
-	}
-
-	// A pending Task (its type has no controller here, so it stays pending) is failed directly.
-	create(t, mem, "pend", "NOBODY", `{}`, 0)
-	if found, err := controllers.Cancel(t.Context(), mem, h.registry, "pend", controllers.ErrCancelled); err != nil || !found {
-		t.Fatalf("Cancel pending = %v, %v", found, err)
-	}
-	if got, _ := mem.Get(t.Context(), "pend"); got.Status.Error != "cancelled" {
-		t.Fatalf("pending task: %+v", got.Status)
-	}
-	if found, _ := controllers.Cancel(t.Context(), mem, h.registry, "missing", controllers.ErrCancelled); found {
-		t.Fatal("cancel of a missing task reported found")
-	}
-}
-
-func TestManyTasksConcurrently(t *testing.T) {
-	t.Parallel()
-	mem := memory.New()
-	h := start(t, mem, nil)
-	const n = 300
-	for i := range n {
-		create(t, mem, fmt.Sprintf("t-%03d", i), "ECHO", fmt.Sprintf(`{"i":%d}`, i), 0)
-	}
-	for i := range n {
-		got := waitFor(t, mem, fmt.Sprintf("t-%03d", i), final)
-		if got.Status.Phase != agentv1.TaskSucceeded || string(got.Status.Result.Raw) != fmt.Sprintf(`{"i":%d}`, i) {
-			t.Fatalf("task %d: %s %s", i, got.Status.Phase, got.Status.Result.Raw)
-		}
-	}
-	// Observe runs right after the final status write, which the test may see first.
-	deadline := time.Now().Add(10 * time.Second)
-	for h.observed.Load() < n && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if got := h.observed.Load(); got != n {
-		t.Fatalf("Observe called %d times, want %d", got, n)
-	}
 }
 
 // sizeLimitedStore refuses statuses whose result is larger than limit, as an API server
@@ -436,4 +273,17 @@ func TestExecutorConditions(t *testing.T) {
 			t.Errorf("condition %s = %s %s, want %s %s", want.typ, c.Status, c.Reason, want.status, want.reason)
 		}
 	}
+}
+
+// decodeJSON decodes raw JSON keeping numbers exact, to compare JSON values whatever their
+// key order (the API server stores objects with sorted keys).
+func decodeJSON(t *testing.T, raw []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return v
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
@@ -19,8 +20,9 @@ import (
 //     byte for byte, which the orchestrator treats as a harmless repeat.
 
 // answeredBefore reports whether the task's final report was accepted within the dedup
-// window; if so it gives back the slot taken for it and repeats that report.
-func (s *Syncer) answeredBefore(task *agentv1.Task) bool {
+// window; if so it repeats that report and, when a slot was acquired for the task, gives it
+// back.
+func (s *Syncer) answeredBefore(task *agentv1.Task, slotAcquired bool) bool {
 	if s.opts.Delivered == nil {
 		return false
 	}
@@ -29,7 +31,9 @@ func (s *Syncer) answeredBefore(task *agentv1.Task) bool {
 	if !found {
 		return false
 	}
-	s.slots.unused()
+	if slotAcquired {
+		s.slots.unused()
+	}
 	log := s.log.WithValues("task", id)
 	if body == nil {
 		log.Info("Orchestrator offered again a task whose final report it accepted; not running it (the report itself is no longer kept)")
@@ -40,14 +44,28 @@ func (s *Syncer) answeredBefore(task *agentv1.Task) bool {
 	return true
 }
 
-// answerHeld answers the offer of a task the store already holds.
-func (s *Syncer) answerHeld(ctx context.Context, name string) {
-	log := s.log.WithValues("task", name)
+// answerHeld answers the offer of a task whose name the store already holds.
+func (s *Syncer) answerHeld(ctx context.Context, task *agentv1.Task) {
+	name := task.Name
+	log := s.log.WithValues("task", task.TaskID())
 	held, err := s.opts.Store.Get(ctx, name)
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
 			log.Error(err, "Cannot read the task offered again")
 		}
+		return
+	}
+	if held.TaskID() != task.TaskID() {
+		// Another id with the same name (agentv1.TaskName): an orchestrator choosing ids that
+		// collide. The new task cannot be stored; it ends FAILED without running.
+		log.Error(nil, "Task id collides with the name of another task; failing it without running it", "name", name)
+		now := metav1.NewTime(s.clock.Now().UTC())
+		task.Status.MarkPending(now, 1)
+		task.Status.MarkFailed(now, 1, agentv1.ReasonInvalidSpec, "task id collides with another task's name "+name)
+		if s.opts.OnRefused != nil {
+			s.opts.OnRefused(task)
+		}
+		s.rep.reportDirect(task)
 		return
 	}
 	st := held.Status

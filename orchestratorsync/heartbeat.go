@@ -5,6 +5,8 @@ import (
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"math/rand/v2"
 	"time"
+
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
 // heartbeatLoop sends a heartbeat at the interval in force, with ±10% jitter, and at once when
@@ -65,11 +67,12 @@ func (s *Syncer) cancel(ctx context.Context, ids []string) {
 	}
 	held := s.slots.names()
 	for _, id := range ids {
-		if _, ok := held[id]; !ok {
+		name := agentv1.TaskName(id)
+		if _, ok := held[name]; !ok {
 			continue
 		}
 		s.log.Info("Orchestrator cancelled a task", "task", id)
-		s.opts.CancelTask(ctx, id)
+		s.opts.CancelTask(ctx, name)
 	}
 }
 

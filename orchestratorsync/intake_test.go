@@ -75,7 +75,7 @@ func TestPollerTakesTasksWhileTheStoreIsWriting(t *testing.T) {
 	for _, id := range ids[:3] {
 		for {
 			task, err := mem.Get(t.Context(), id)
-			if err == nil && task.Status.Phase == agentv1.TaskPending {
+			if err == nil && task.Status.Phase.IsPending() {
 				break
 			}
 			if time.Now().After(deadline) {

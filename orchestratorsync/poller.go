@@ -129,20 +129,16 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 			var invalid *wire.InvalidTaskError
 			if errors.As(err, &invalid) {
 				attempt = 0
-				switch {
-				case invalid.ID == "":
-					s.slots.unused()
+				s.slots.unused()
+				if invalid.ID == "" {
 					s.dropTask(invalid)
 					if s.sleepOrStop(ctx, time.Duration(s.pollInterval.Load())) != nil {
 						return
 					}
-				case invalid.Unstorable:
-					s.slots.unused()
-					s.refuseUnstorable(invalid, received)
-				default:
-					// Assigned to us but unusable: it must still end FAILED and be reported.
-					s.intakeInvalid(ctx, invalid, received)
+					continue
 				}
+				// Assigned to us but unusable: it must still end FAILED and be reported.
+				s.refuseInvalid(invalid, received)
 				continue
 			}
 			s.slots.unused()
@@ -224,26 +220,28 @@ func (s *Syncer) intakeAsync(ctx context.Context, task *wire.Task, agentID strin
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error(fmt.Errorf("panic: %v", p), "Task intake panicked", "task", task.ID, "stack", string(debug.Stack()))
-			if _, err := s.opts.Store.Get(context.WithoutCancel(ctx), task.ID); apierrors.IsNotFound(err) {
-				s.slots.release(task.ID) // a slot bound to a Task that never got stored
+			name := agentv1.TaskName(task.ID)
+			if _, err := s.opts.Store.Get(context.WithoutCancel(ctx), name); apierrors.IsNotFound(err) {
+				s.slots.release(name) // a slot bound to a Task that never got stored
 			}
 		}
 	}()
 	s.intake(context.WithoutCancel(ctx), task, agentID)
 }
 
-// intake turns an orchestrator task into a Pending Task (or a FAILED one when its type is not
-// supported), recording the agent id it was received under. The slot acquired for it is
-// bound to it.
+// intake stores an orchestrator task as a new Task, named by agentv1.TaskName of its id, with
+// the id in spec.taskID and the agent id it was received under. It is created without status:
+// its reconciler initializes it (and fails a Task whose type no executor handles). The slot
+// acquired for it is bound to it.
 func (s *Syncer) intake(ctx context.Context, wt *wire.Task, agentID string) {
-	now := metav1.NewTime(s.clock.Now().UTC())
 	task := &agentv1.Task{
 		TypeMeta: metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:   wt.ID,
+			Name:   agentv1.TaskName(wt.ID),
 			Labels: map[string]string{agentv1.LabelTaskType: labelValue(wt.Type)},
 		},
 		Spec: agentv1.TaskSpec{
+			TaskID:  wt.ID,
 			Type:    wt.Type,
 			Payload: &runtime.RawExtension{Raw: wt.Payload},
 			AgentID: agentID,
@@ -259,22 +257,6 @@ func (s *Syncer) intake(ctx context.Context, wt *wire.Task, agentID string) {
 		t := metav1.NewTime(wt.CreatedAt.UTC())
 		task.Spec.CreatedAt = &t
 	}
-	task.Status.MarkPending(now, 1)
-	if !s.supports(wt.Type) {
-		task.Status.MarkFailed(now, 1, agentv1.ReasonUnsupportedType, "unsupported task type "+quoteType(wt.Type))
-	}
-	s.create(ctx, task)
-}
-
-func (s *Syncer) intakeInvalid(ctx context.Context, e *wire.InvalidTaskError, agentID string) {
-	now := metav1.NewTime(s.clock.Now().UTC())
-	task := &agentv1.Task{
-		TypeMeta:   metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
-		ObjectMeta: metav1.ObjectMeta{Name: e.ID},
-		Spec:       agentv1.TaskSpec{Type: "INVALID", AgentID: agentID},
-	}
-	task.Status.MarkPending(now, 1)
-	task.Status.MarkFailed(now, 1, agentv1.ReasonInvalidSpec, e.Error())
 	s.create(ctx, task)
 }
 
@@ -285,15 +267,20 @@ func (s *Syncer) dropTask(e *wire.InvalidTaskError) {
 	s.log.Error(errors.New(e.Reason), "Dropping a task the agent cannot report: it has no usable id")
 }
 
-// refuseUnstorable reports FAILED a task whose id is too long to be stored, from memory: it
-// never reaches the store or the journal.
-func (s *Syncer) refuseUnstorable(e *wire.InvalidTaskError, agentID string) {
-	now := metav1.NewTime(s.clock.Now().UTC())
+// refuseInvalid reports FAILED, from memory, a task assigned to the agent that it cannot run:
+// its body is invalid, or its id is too long to be stored. Nothing of it reaches the store or
+// the journal (nothing runs, so there is nothing to make durable); offered again, it is
+// answered with the report accepted before, or refused again the same way.
+func (s *Syncer) refuseInvalid(e *wire.InvalidTaskError, agentID string) {
 	task := &agentv1.Task{
 		TypeMeta:   metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
-		ObjectMeta: metav1.ObjectMeta{Name: e.ID},
-		Spec:       agentv1.TaskSpec{Type: "INVALID", AgentID: agentID},
+		ObjectMeta: metav1.ObjectMeta{Name: agentv1.TaskName(e.ID)},
+		Spec:       agentv1.TaskSpec{TaskID: e.ID, AgentID: agentID},
 	}
+	if s.answeredBefore(task, false) {
+		return
+	}
+	now := metav1.NewTime(s.clock.Now().UTC())
 	task.Status.MarkPending(now, 1)
 	task.Status.MarkFailed(now, 1, agentv1.ReasonInvalidSpec, e.Error())
 	s.log.Info("Task refused at intake; reporting it without storing it", "idBytes", len(e.ID), "error", e.Reason)
@@ -304,8 +291,8 @@ func (s *Syncer) refuseUnstorable(e *wire.InvalidTaskError, agentID string) {
 }
 
 func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
-	log := s.log.WithValues("task", task.Name, "type", task.Spec.Type)
-	if s.answeredBefore(task) {
+	log := s.log.WithValues("task", task.TaskID(), "type", task.Spec.Type)
+	if s.answeredBefore(task, true) {
 		return // finished and reported within the dedup window: never run twice
 	}
 	bound := s.slots.bind(task.Name)
@@ -314,19 +301,12 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 	case err == nil:
 		log.V(1).Info("Task accepted")
 		s.rep.queue.Add(task.Name) // stored: acknowledge it (RUNNING), or report its end
-		if task.Status.Phase.IsFinal() {
-			log.Info("Task refused at intake", "error", task.Status.Error)
-			s.slots.release(task.Name)
-			if s.opts.OnRefused != nil {
-				s.opts.OnRefused(task)
-			}
-		}
 	case apierrors.IsAlreadyExists(err):
 		// Offered again (its acknowledgement went missing): keep ours, answer with its state.
 		if bound {
 			s.slots.release(task.Name)
 		}
-		s.answerHeld(ctx, task.Name)
+		s.answerHeld(ctx, task)
 	case errors.Is(err, store.ErrNotDurable):
 		// Not durable, not run: the task ends FAILED, reported straight from here.
 		log.Error(err, "Cannot persist the task; failing it without running it")
@@ -334,6 +314,7 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 			s.slots.release(task.Name)
 		}
 		now := metav1.NewTime(s.clock.Now().UTC())
+		task.Status.MarkPending(now, 1)
 		task.Status.MarkFailed(now, 1, agentv1.ReasonFailed, err.Error())
 		if s.opts.OnRefused != nil {
 			s.opts.OnRefused(task)
@@ -346,23 +327,6 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 			s.slots.release(task.Name)
 		}
 	}
-}
-
-func (s *Syncer) supports(typ string) bool {
-	for _, c := range s.opts.Capabilities {
-		if c == typ {
-			return true
-		}
-	}
-	return false
-}
-
-// quoteType quotes an orchestrator-supplied type for an error message, bounded in length.
-func quoteType(typ string) string {
-	if len(typ) > 64 {
-		typ = typ[:64] + "..."
-	}
-	return `"` + typ + `"`
 }
 
 // labelValue makes a task type usable as a label value (63 characters of [A-Za-z0-9_.-]).

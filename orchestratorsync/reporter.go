@@ -121,11 +121,16 @@ func (r *reporter) next(ctx context.Context) bool {
 // persisted, or its id is too long to be stored) like any other: shrunk to fit, retried until
 // accepted or refused for good, but only while the agent lives.
 func (r *reporter) reportDirect(t *agentv1.Task) {
+	key := directKey(t.TaskID())
 	r.mu.Lock()
-	r.direct[t.Name] = t
+	r.direct[key] = t
 	r.mu.Unlock()
-	r.queue.Add(t.Name)
+	r.queue.Add(key)
 }
+
+// directKey is the queue key of a direct report: the id behind a prefix no Task name (a DNS
+// subdomain) can have, so that it never stands for a stored Task of the same name.
+func directKey(id string) string { return "!" + id }
 
 // lookup returns the Task to report: a direct one, or the one in the store.
 func (r *reporter) lookup(ctx context.Context, name string) (task *agentv1.Task, direct bool, err error) {

@@ -64,7 +64,8 @@ type Options struct {
 	Delivered store.Delivered
 	// RunningTasks lists the ids of the executing Tasks, for heartbeats.
 	RunningTasks func() []string
-	// CancelTask stops a Task the orchestrator cancelled.
+	// CancelTask stops a Task the orchestrator cancelled, by its name (agentv1.TaskName of
+	// the id).
 	CancelTask func(ctx context.Context, id string)
 	// Policy, when set, describes the agent's task policy for the register request (v1.1).
 	Policy func() *wire.PolicyReport
@@ -422,7 +423,7 @@ func (s *Syncer) onStoreEvent(ev store.Event) {
 	}
 	// A Pending Task's RUNNING report (its acknowledgement) is queued by intake once the Task
 	// is stored, not here: a store event may come before the Task is durable.
-	if ev.Type != store.Deleted && t.Status.Phase != agentv1.TaskPending && needsReport(t) {
+	if ev.Type != store.Deleted && !t.Status.Phase.IsPending() && needsReport(t) {
 		s.rep.queue.Add(t.Name)
 	}
 }
@@ -432,7 +433,7 @@ func needsReport(t *agentv1.Task) bool {
 	switch {
 	case st.Phase.IsFinal():
 		return !st.Report.FinalReported
-	case st.Phase == agentv1.TaskRunning || st.Phase == agentv1.TaskPending:
+	case st.Phase == agentv1.TaskRunning || st.Phase.IsPending():
 		// RUNNING acknowledges a task held durably, before it runs too (contract v1.1).
 		return !st.Report.RunningReported
 	}

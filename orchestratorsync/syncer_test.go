@@ -123,10 +123,23 @@ func TestPollerNeverTakesMoreThanItsSlots(t *testing.T) {
 	}
 }
 
-func TestUnsupportedTypeFailsAtIntake(t *testing.T) {
+// TestUnsupportedTypeIsStoredForItsReconciler: a task of a type no executor handles is stored
+// like any other (the controllers' unsupported-type reconciler fails it); once failed, it is
+// reported and its slot comes back.
+func TestUnsupportedTypeIsStoredForItsReconciler(t *testing.T) {
 	t.Parallel()
 	f := startSyncer(t, 1, nil)
 	id := f.orch.Enqueue("REBOOT", []byte(`{}`), 0)
+	waitUntil(t, "the task stored", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+	_, err := store.MutateStatus(context.Background(), f.mem, id, func(task *agentv1.Task) bool {
+		now := metav1.Now()
+		task.Status.MarkPending(now, 1)
+		task.Status.MarkFailed(now, 1, agentv1.ReasonUnsupportedType, `unsupported task type "REBOOT"`)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitUntil(t, "FAILED report", func() bool { s, _ := f.orch.Task(id); return s.Status == "FAILED" })
 	s, _ := f.orch.Task(id)
 	if s.Error != `unsupported task type "REBOOT"` {

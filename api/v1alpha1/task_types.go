@@ -34,17 +34,21 @@ const (
 // IsFinal reports whether the phase is Succeeded or Failed.
 func (p TaskPhase) IsFinal() bool { return p == TaskSucceeded || p == TaskFailed }
 
-// Well-known metadata keys.
-const (
-	// LabelTaskType holds the Task's type, for selection.
-	LabelTaskType = "agent.letsbe.io/type"
-	// AnnotationTaskID holds the orchestrator's task id when the object name had to be made
-	// DNS-safe (cluster mode).
-	AnnotationTaskID = "agent.letsbe.io/task-id"
-)
+// IsPending reports whether the phase is Pending or empty: a Task is created without status,
+// and is pending until its reconciler initializes it.
+func (p TaskPhase) IsPending() bool { return p == TaskPending || p == "" }
+
+// LabelTaskType holds the Task's type, for selection.
+const LabelTaskType = "agent.letsbe.io/type"
 
 // TaskSpec is what the orchestrator asked for. It is immutable once the Task exists.
 type TaskSpec struct {
+	// TaskID is the orchestrator's id of the task, under which it is reported. The Task's
+	// name is derived from it (TaskName) once, at intake.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	TaskID string `json:"taskID"`
 	// Type selects the executor, e.g. ECHO or SHELL.
 	// +required
 	// +kubebuilder:validation:MinLength=1
@@ -185,16 +189,25 @@ type ProcessRef struct {
 	// StartTicks is the leader's start time, in clock ticks since boot.
 	// +optional
 	StartTicks int64 `json:"startTicks,omitempty"`
+	// Seal authenticates the record: an HMAC of the Task's UID and the fields above under a key
+	// only the agent holds. The agent acts on a group left running only when its seal verifies,
+	// so a status written by anyone else (kubectl, another program) never makes it kill one.
+	// +optional
+	Seal string `json:"seal,omitempty"`
 }
 
-// Task is one unit of work handed over by the orchestrator. Its name is the orchestrator's task
-// id.
+// Task is one unit of work handed over by the orchestrator. Its name is TaskName of the
+// orchestrator's task id (spec.taskID), derived once at intake; it is created without status,
+// which its reconciler initializes.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Namespaced,shortName=tk
+// +kubebuilder:printcolumn:name="Task ID",type=string,JSONPath=`.spec.taskID`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Error",type=string,JSONPath=`.status.error`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Task struct {
@@ -222,10 +235,11 @@ type TaskList struct {
 	Items []Task `json:"items"`
 }
 
-// TaskID is the orchestrator's id of the Task: the task-id annotation when set, else the name.
+// TaskID is the orchestrator's id of the Task: spec.taskID, or the name of a Task made
+// without one (tests).
 func (t *Task) TaskID() string {
-	if id := t.Annotations[AnnotationTaskID]; id != "" {
-		return id
+	if t.Spec.TaskID != "" {
+		return t.Spec.TaskID
 	}
 	return t.Name
 }

@@ -142,6 +142,10 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		return nil, err
 	}
 	journalWrites := newJournalWriteHistogram()
+	processKey, err := loadProcessKey(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	jnl, err := journal.Open(cfg.StateDir, log.WithName("journal"),
 		journal.WithDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow}),
 		journal.WithWriteObserver(func(elapsed time.Duration, _ error) { journalWrites.Observe(elapsed.Seconds()) }))
@@ -178,6 +182,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		Observe:                 a.metrics.observeTask,
 		Progress:                a.progressOptions(),
 		Admit:                   trust.admit,
+		ProcessKey:              processKey,
 	})
 	if err != nil {
 		return nil, err

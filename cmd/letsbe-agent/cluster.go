@@ -56,6 +56,10 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	if err := checkStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
+	processKey, err := loadProcessKey(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes store (AGENT_STORE): no cluster to talk to (in-cluster config or KUBECONFIG): %w", err)
@@ -125,6 +129,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 		Observe:                 a.metrics.observeTask,
 		Progress:                a.progressOptions(),
 		Admit:                   trust.admit,
+		ProcessKey:              processKey,
 	}
 	if err := controllers.SetupWithManager(mgr, opts); err != nil {
 		return nil, err

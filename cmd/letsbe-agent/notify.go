@@ -71,7 +71,7 @@ func (a *agent) healthy(now time.Time) (bool, string) {
 			timeout = t.Spec.Timeout.Duration
 		}
 		if over := now.Sub(t.Status.StartTime.Time) - timeout; over > workerSlack {
-			return false, fmt.Sprintf("task %s is running %s past its timeout: its worker does not come back", t.Name, over.Round(time.Second))
+			return false, fmt.Sprintf("task %s is running %s past its timeout: its worker does not come back", t.TaskID(), over.Round(time.Second))
 		}
 	}
 	return true, ""

@@ -29,13 +29,14 @@ type Store interface {
 	store.Notifier
 }
 
-// CreatePending creates a Pending Task, as intake does. An empty payload leaves it unset; a
-// zero timeout leaves the agent's maximum.
-func CreatePending(t testing.TB, s store.Store, name, typ, payload string, timeout time.Duration) {
+// CreatePending creates a new Task with the orchestrator's task id id, as intake does: named
+// by agentv1.TaskName(id), without status. An empty payload leaves it unset; a zero timeout
+// leaves the agent's maximum. It returns the Task's name.
+func CreatePending(t testing.TB, s store.Store, id, typ, payload string, timeout time.Duration) string {
 	t.Helper()
 	task := &agentv1.Task{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       agentv1.TaskSpec{Type: typ},
+		ObjectMeta: metav1.ObjectMeta{Name: agentv1.TaskName(id)},
+		Spec:       agentv1.TaskSpec{TaskID: id, Type: typ},
 	}
 	if payload != "" {
 		task.Spec.Payload = &runtime.RawExtension{Raw: []byte(payload)}
@@ -43,16 +44,17 @@ func CreatePending(t testing.TB, s store.Store, name, typ, payload string, timeo
 	if timeout > 0 {
 		task.Spec.Timeout = &metav1.Duration{Duration: timeout}
 	}
-	task.Status.MarkPending(metav1.Now(), 1)
 	if err := s.Create(t.Context(), task); err != nil {
 		t.Fatal(err)
 	}
+	return task.Name
 }
 
-// WaitFor waits, woken by the store's notifications, until the named Task satisfies pred, and
-// returns it; it fails the test after timeout.
-func WaitFor(t testing.TB, s Store, name string, timeout time.Duration, pred func(*agentv1.Task) bool) *agentv1.Task {
+// WaitFor waits, woken by the store's notifications, until the Task with the orchestrator's
+// id id satisfies pred, and returns it; it fails the test after timeout.
+func WaitFor(t testing.TB, s Store, id string, timeout time.Duration, pred func(*agentv1.Task) bool) *agentv1.Task {
 	t.Helper()
+	name := agentv1.TaskName(id)
 	wake := make(chan struct{}, 1)
 	defer s.Subscribe(func(ev store.Event) {
 		if ev.Task.Name == name {

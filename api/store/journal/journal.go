@@ -190,8 +190,13 @@ func openDB(path string) (db *bolt.DB, err error) {
 
 // Load reads every Task of the journal into mem (which must be empty and have no subscribers
 // yet). Entries that cannot be decoded are logged and dropped. It returns the number loaded.
+//
+// An entry written by an agent before spec.taskID existed is named by its task id: it is
+// read with that id as spec.taskID and the name agentv1.TaskName derives from it, and moved
+// to that key, so the journal keeps loading what earlier versions wrote.
 func (j *Journal) Load(mem *memory.Store) (int, error) {
 	var bad [][]byte
+	renamed := map[string]*agentv1.Task{} // by old key
 	n := 0
 	err := j.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketTasks).ForEach(func(k, v []byte) error {
@@ -200,6 +205,13 @@ func (j *Journal) Load(mem *memory.Store) (int, error) {
 				j.log.Error(err, "JOURNAL ENTRY UNREADABLE: dropping it", "key", truncate(string(k)))
 				bad = append(bad, append([]byte(nil), k...))
 				return nil
+			}
+			if t.Spec.TaskID == "" {
+				t.Spec.TaskID = t.Name
+				if name := agentv1.TaskName(t.Name); name != t.Name {
+					t.Name = name
+					renamed[string(k)] = t.DeepCopy()
+				}
 			}
 			t.ResourceVersion = ""
 			if err := mem.Restore(&t); err != nil {
@@ -212,14 +224,29 @@ func (j *Journal) Load(mem *memory.Store) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("read journal: %w", err)
 	}
-	if len(bad) > 0 {
-		_ = j.db.Update(func(tx *bolt.Tx) error {
+	if len(bad) > 0 || len(renamed) > 0 {
+		err := j.db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketTasks)
 			for _, k := range bad {
 				_ = b.Delete(k)
 			}
+			for old, t := range renamed {
+				v, err := json.Marshal(t)
+				if err != nil {
+					return err
+				}
+				if err := b.Put([]byte(t.Name), v); err != nil {
+					return err
+				}
+				if err := b.Delete([]byte(old)); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
+		if err != nil && len(renamed) > 0 {
+			return n, fmt.Errorf("journal: move entries of an earlier version to their names: %w", err)
+		}
 	}
 	j.depth.Store(int64(n))
 	return n, nil

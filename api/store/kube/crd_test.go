@@ -15,8 +15,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/letsbe/sysadmin-agent/api/store/kube"
 	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
+	"github.com/letsbe/sysadmin-agent/api/store/storetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
@@ -26,8 +26,8 @@ func TestCRDValidation(t *testing.T) {
 	env := kubetest.Get(t)
 	ns := env.Namespace(t)
 	task := func(name string, mutate func(*agentv1.Task)) *agentv1.Task {
-		obj := newTask(name)
-		obj.Namespace = ns
+		obj := storetest.NewTask(name)
+		obj.Name, obj.Namespace = name, ns
 		if mutate != nil {
 			mutate(obj)
 		}
@@ -40,6 +40,7 @@ func TestCRDValidation(t *testing.T) {
 	}{
 		{"valid", task("valid", nil), false},
 		{"no type", task("no-type", func(o *agentv1.Task) { o.Spec.Type = "" }), true},
+		{"no task id", task("no-task-id", func(o *agentv1.Task) { o.Spec.TaskID = "" }), true},
 		{"no payload", task("no-payload", func(o *agentv1.Task) { o.Spec.Payload = nil }), false},
 		{"bad name", task("Bad_Name", nil), true},
 		{"timeout", task("timeout", func(o *agentv1.Task) { o.Spec.Timeout = &metav1.Duration{Duration: 90 * time.Second} }), false},
@@ -62,7 +63,7 @@ func TestCRDStatusSubresource(t *testing.T) {
 	env := kubetest.Get(t)
 	ctx := t.Context()
 	ns := env.Namespace(t)
-	obj := newTask("sub")
+	obj := storetest.NewTask("sub")
 	obj.Namespace = ns
 	obj.Spec.Payload = &runtime.RawExtension{Raw: []byte(`{"nested":{"list":[1,"two",{"three":3}]},"big":9007199254740993}`)}
 	obj.Status.Phase = agentv1.TaskRunning
@@ -132,18 +133,23 @@ func decodeJSON(t *testing.T, raw []byte) any {
 	return v
 }
 
-// TestCRDPrinterColumns: `kubectl get tasks` shows type, phase and age (and the error with -o
-// wide), read from the API server's table output that kubectl prints.
+// TestCRDPrinterColumns: `kubectl get tasks` shows the task id, type, phase, Ready and its
+// reason, and age (and the error with -o wide), read from the API server's table output that
+// kubectl prints.
 func TestCRDPrinterColumns(t *testing.T) {
 	t.Parallel()
 	env := kubetest.Get(t)
 	ctx := t.Context()
 	ns := env.Namespace(t)
 	st := env.NewStore(t, ns)
-	task := newTask("Failed_1")
+	task := storetest.NewTask("Failed_1")
 	task.Spec.Type = agentv1.TypeShell
-	task.Status.MarkFailed(metav1.Now(), 1, agentv1.ReasonFailed, "exit status 1")
 	if err := st.Create(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	task.Status.MarkPending(metav1.Now(), 1)
+	task.Status.MarkFailed(metav1.Now(), 1, agentv1.ReasonFailed, "exit status 1")
+	if err := st.UpdateStatus(ctx, task); err != nil {
 		t.Fatal(err)
 	}
 
@@ -173,14 +179,14 @@ func TestCRDPrinterColumns(t *testing.T) {
 	for _, c := range table.ColumnDefinitions {
 		columns = append(columns, c.Name)
 	}
-	if diff := cmp.Diff([]string{"Name", "Type", "Phase", "Error", "Age"}, columns); diff != "" {
+	if diff := cmp.Diff([]string{"Name", "Task ID", "Type", "Phase", "Ready", "Reason", "Error", "Age"}, columns); diff != "" {
 		t.Fatalf("columns (-want +got):\n%s", diff)
 	}
 	if len(table.Rows) != 1 {
 		t.Fatalf("got %d rows, want 1", len(table.Rows))
 	}
-	cells := table.Rows[0].Cells[:4]
-	want := []any{kube.ObjectName("Failed_1"), "SHELL", "Failed", "exit status 1"}
+	cells := table.Rows[0].Cells[:7]
+	want := []any{agentv1.TaskName("Failed_1"), "Failed_1", "SHELL", "Failed", "False", agentv1.ReasonFailed, "exit status 1"}
 	if diff := cmp.Diff(want, cells); diff != "" {
 		t.Errorf("row (-want +got):\n%s", diff)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
+	"github.com/letsbe/sysadmin-agent/api/store/storetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
@@ -21,104 +22,15 @@ func newTask(name string) *agentv1.Task {
 	}
 }
 
-func TestMemoryCreateGetDeepCopies(t *testing.T) {
+// TestMemoryStore: the memory store passes the store conformance suite.
+func TestMemoryStore(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	m := memory.New()
-	in := newTask("t-1")
-	if err := m.Create(ctx, in); err != nil {
-		t.Fatal(err)
-	}
-	if in.ResourceVersion == "" || in.UID == "" || in.Generation != 1 || in.CreationTimestamp.IsZero() {
-		t.Fatalf("Create did not fill server-set metadata: %+v", in.ObjectMeta)
-	}
-	// Changing what we passed in or got out must not change the stored object.
-	in.Labels["a"] = "changed"
-	in.Spec.Payload.Raw[2] = 'X'
-	got, err := m.Get(ctx, "t-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Labels["a"] != "b" || string(got.Spec.Payload.Raw) != `{"m":1}` {
-		t.Fatalf("stored object shares memory with the caller's: %+v %s", got.Labels, got.Spec.Payload.Raw)
-	}
-	got.Labels["a"] = "again"
-	again, _ := m.Get(ctx, "t-1")
-	if again.Labels["a"] != "b" {
-		t.Fatal("Get returned the stored object, not a copy")
-	}
-	if err := m.Create(ctx, newTask("t-1")); !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("second Create: got %v, want AlreadyExists", err)
-	}
-	if _, err := m.Get(ctx, "nope"); !apierrors.IsNotFound(err) {
-		t.Fatalf("Get missing: got %v, want NotFound", err)
-	}
-	if err := m.Create(ctx, &agentv1.Task{}); !apierrors.IsBadRequest(err) {
-		t.Fatalf("Create without name: got %v, want BadRequest", err)
-	}
+	storetest.Run(t, func(*testing.T) storetest.Store { return memory.New() })
 }
 
-func TestMemoryUpdateStatusConflicts(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	m := memory.New()
-	if err := m.Create(ctx, newTask("t-1")); err != nil {
-		t.Fatal(err)
-	}
-	a, _ := m.Get(ctx, "t-1")
-	b, _ := m.Get(ctx, "t-1")
-	a.Status.Phase = agentv1.TaskRunning
-	a.Spec.Type = "CHANGED" // spec changes are ignored by a status update
-	if err := m.UpdateStatus(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	b.Status.Phase = agentv1.TaskFailed
-	if err := m.UpdateStatus(ctx, b); !apierrors.IsConflict(err) {
-		t.Fatalf("stale write: got %v, want Conflict", err)
-	}
-	got, _ := m.Get(ctx, "t-1")
-	if got.Status.Phase != agentv1.TaskRunning || got.Spec.Type != agentv1.TypeEcho {
-		t.Fatalf("got phase %q type %q, want Running ECHO", got.Status.Phase, got.Spec.Type)
-	}
-	if got.ResourceVersion != a.ResourceVersion {
-		t.Fatalf("UpdateStatus did not return the new resourceVersion: %s vs %s", a.ResourceVersion, got.ResourceVersion)
-	}
-	missing := newTask("nope")
-	if err := m.UpdateStatus(ctx, missing); !apierrors.IsNotFound(err) {
-		t.Fatalf("update missing: got %v, want NotFound", err)
-	}
-}
-
-func TestMutateStatusRetriesOnConflict(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	m := memory.New()
-	if err := m.Create(ctx, newTask("t-1")); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for i := range 50 {
-		wg.Go(func() {
-			_, err := store.MutateStatus(ctx, m, "t-1", func(t *agentv1.Task) bool {
-				t.Status.AddEvent(metav1.Now(), "E", string(rune('a'+i%26)))
-				return true
-			})
-			if err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	got, _ := m.Get(ctx, "t-1")
-	if len(got.Status.Events) != agentv1.MaxEvents {
-		t.Fatalf("got %d events, want %d (every concurrent write kept, then capped)", len(got.Status.Events), agentv1.MaxEvents)
-	}
-	if _, err := store.MutateStatus(ctx, m, "nope", func(*agentv1.Task) bool { return true }); !apierrors.IsNotFound(err) {
-		t.Fatalf("got %v, want NotFound", err)
-	}
-}
-
-func TestMemoryNotifications(t *testing.T) {
+// TestMemoryNotificationsAreSynchronous: the memory store's handlers run inside the write,
+// before it returns.
+func TestMemoryNotificationsAreSynchronous(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	m := memory.New()
@@ -159,36 +71,6 @@ func TestMemoryNotifications(t *testing.T) {
 	defer mu.Unlock()
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("notifications (-want +got):\n%s", diff)
-	}
-}
-
-func TestMemoryList(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	m := memory.New()
-	for _, n := range []string{"c", "a", "b"} {
-		if err := m.Create(ctx, newTask(n)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	list, err := m.List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, it := range list.Items {
-		names = append(names, it.Name)
-	}
-	if diff := cmp.Diff([]string{"a", "b", "c"}, names); diff != "" {
-		t.Fatalf("List order (-want +got):\n%s", diff)
-	}
-	list.Items[0].Labels["a"] = "changed"
-	again, _ := m.Get(ctx, "a")
-	if again.Labels["a"] != "b" {
-		t.Fatal("List returned shared objects")
-	}
-	if m.Len() != 3 {
-		t.Fatalf("Len = %d, want 3", m.Len())
 	}
 }
 

@@ -1,5 +1,3 @@
-// Package storetest holds the suites that prove a seam of package store against every
-// implementation: RunDelivered for store.Delivered (the memory one and the journal).
 package storetest
 
 import (

@@ -1,4 +1,4 @@
-package kube_test
+package v1alpha1_test
 
 import (
 	"strings"
@@ -6,10 +6,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/letsbe/sysadmin-agent/api/store/kube"
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
-func TestObjectName(t *testing.T) {
+func TestTaskName(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		id   string
@@ -32,17 +32,17 @@ func TestObjectName(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.id, func(t *testing.T) {
 			t.Parallel()
-			got := kube.ObjectName(tc.id)
+			got := agentv1.TaskName(tc.id)
 			if prefix, hashed := strings.CutSuffix(tc.want, "*"); hashed {
 				if !strings.HasPrefix(got, prefix) || len(got) != len(prefix)+10 {
-					t.Errorf("ObjectName(%q) = %q, want %q and a 10-digit hash", tc.id, got, prefix)
+					t.Errorf("TaskName(%q) = %q, want %q and a 10-digit hash", tc.id, got, prefix)
 				}
 			} else if got != tc.want {
-				t.Errorf("ObjectName(%q) = %q, want %q", tc.id, got, tc.want)
+				t.Errorf("TaskName(%q) = %q, want %q", tc.id, got, tc.want)
 			}
 			if tc.id != "" {
 				if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 {
-					t.Errorf("ObjectName(%q) = %q is not a valid name: %v", tc.id, got, errs)
+					t.Errorf("TaskName(%q) = %q is not a valid name: %v", tc.id, got, errs)
 				}
 			}
 		})
@@ -50,7 +50,7 @@ func TestObjectName(t *testing.T) {
 	// Ids that differ only in case or punctuation get different names.
 	seen := map[string]string{}
 	for _, id := range []string{"task-1", "Task-1", "TASK-1", "task_1", "task.1", "task 1"} {
-		name := kube.ObjectName(id)
+		name := agentv1.TaskName(id)
 		if other, dup := seen[name]; dup {
 			t.Errorf("ids %q and %q share the name %q", other, id, name)
 		}
@@ -58,8 +58,8 @@ func TestObjectName(t *testing.T) {
 	}
 }
 
-// FuzzObjectName: orchestrator task ids are untrusted input.
-func FuzzObjectName(f *testing.F) {
+// FuzzTaskName: orchestrator task ids are untrusted input.
+func FuzzTaskName(f *testing.F) {
 	for _, id := range []string{"t-1", "T-1", "task_42", "___", "a..b", "ü", strings.Repeat("Ab_", 120)} {
 		f.Add(id)
 	}
@@ -67,12 +67,12 @@ func FuzzObjectName(f *testing.F) {
 		if id == "" {
 			return
 		}
-		name := kube.ObjectName(id)
+		name := agentv1.TaskName(id)
 		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-			t.Fatalf("ObjectName(%q) = %q is not a valid name: %v", id, name, errs)
+			t.Fatalf("TaskName(%q) = %q is not a valid name: %v", id, name, errs)
 		}
-		if name != kube.ObjectName(id) {
-			t.Fatalf("ObjectName(%q) is not deterministic", id)
+		if name != agentv1.TaskName(id) {
+			t.Fatalf("TaskName(%q) is not deterministic", id)
 		}
 		if len(validation.IsDNS1123Subdomain(id)) == 0 && name != id {
 			t.Fatalf("valid id %q renamed to %q", id, name)

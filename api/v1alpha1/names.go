@@ -1,4 +1,4 @@
-package kube
+package v1alpha1
 
 import (
 	"crypto/sha256"
@@ -6,20 +6,19 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
-
-	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
 // hashLen is the number of hex digits of the id's SHA-256 appended to a derived name.
 const hashLen = 10
 
-// ObjectName returns the Kubernetes object name of the Task with the orchestrator's task id
-// id. An id that is already a valid object name (a lowercase RFC 1123 subdomain: a-z, 0-9, '-'
-// and '.', at most 253 characters) is its own name. Any other id is lowercased, every run of
+// TaskName returns the name of the Task with the orchestrator's task id id, in both store
+// modes: the one derivation of a name from an id, made once at intake (and by whoever looks a
+// Task up by its id). An id that is already a valid object name (a lowercase RFC 1123
+// subdomain: a-z, 0-9, '-' and '.', at most 253 characters) is its own name. Any other id is lowercased, every run of
 // other characters becomes one '-', and a short hash of the whole id is appended, so that ids
 // differing only in case or punctuation get different names ("Task_7" becomes
-// "task-7-<hash>"). ObjectName of the empty id is the empty name.
-func ObjectName(id string) string {
+// "task-7-<hash>"). TaskName of the empty id is the empty name.
+func TaskName(id string) string {
 	if id == "" || len(validation.IsDNS1123Subdomain(id)) == 0 {
 		return id
 	}
@@ -46,6 +45,3 @@ func ObjectName(id string) string {
 	}
 	return base + "-" + hash
 }
-
-// taskID is the orchestrator's id of a stored object: its task-id annotation, else its name.
-func taskID(obj *agentv1.Task) string { return obj.TaskID() }
