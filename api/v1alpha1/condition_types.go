@@ -1,20 +1,19 @@
 package v1alpha1
 
 // Condition types of a Task. A Task carries at most one condition of each type.
+//
+// Conditions explain; they never decide. Whether a Task is final is its phase
+// (TaskPhase.IsFinal), whether its reports were delivered is status.report: each has that one
+// source of truth, and no condition restates it.
 const (
-	// ConditionReady is True once the Task finished successfully, False once it failed, and
-	// Unknown while it is pending or running.
+	// ConditionReady is True once the Task finished successfully, False once it failed (its
+	// reason says why: one of the Reason constants), and Unknown while it is pending or
+	// running.
 	ConditionReady = "Ready"
-
-	// ConditionReconciling is True while the Task is accepted but not finished.
-	ConditionReconciling = "Reconciling"
 
 	// ConditionStalled is True when the Task can never succeed as specified (bad payload,
 	// refused command or path, unsupported type). It is never retried.
 	ConditionStalled = "Stalled"
-
-	// ConditionReported is True once the orchestrator accepted the Task's final status.
-	ConditionReported = "Reported"
 
 	// Deployment-like conditions of the Compose tasks (DOCKER_RELOAD, COMPOSE_ROLLBACK), set
 	// from what the executor reports while it runs.
@@ -55,12 +54,6 @@ const (
 	ReasonInterrupted = "Interrupted"
 	// ReasonPanicked: the executor panicked; the agent recovered.
 	ReasonPanicked = "Panicked"
-	// ReasonAccepted: the orchestrator accepted the report.
-	ReasonAccepted = "Accepted"
-	// ReasonRejected: the orchestrator refused the report for good (409 or 404).
-	ReasonRejected = "Rejected"
-	// ReasonAwaitingDelivery: the report is not delivered yet.
-	ReasonAwaitingDelivery = "AwaitingDelivery"
 )
 
 // Event types recorded in TaskStatus.Events.

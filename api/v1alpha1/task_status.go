@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"unicode/utf8"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -23,7 +25,6 @@ func (s *TaskStatus) AddEvent(now metav1.Time, typ, message string) {
 func (s *TaskStatus) MarkPending(now metav1.Time, generation int64) {
 	s.Phase = TaskPending
 	s.ObservedGeneration = generation
-	s.setCondition(generation, ConditionReconciling, metav1.ConditionTrue, ReasonPending, "Waiting for a worker")
 	s.setCondition(generation, ConditionReady, metav1.ConditionUnknown, ReasonPending, "Waiting for a worker")
 	s.AddEvent(now, EventAccepted, "Task accepted")
 }
@@ -33,7 +34,6 @@ func (s *TaskStatus) MarkRunning(now metav1.Time, generation int64) {
 	s.Phase = TaskRunning
 	s.ObservedGeneration = generation
 	s.StartTime = &now
-	s.setCondition(generation, ConditionReconciling, metav1.ConditionTrue, ReasonProgressing, "Executor running")
 	s.setCondition(generation, ConditionReady, metav1.ConditionUnknown, ReasonProgressing, "Executor running")
 	s.AddEvent(now, EventStarted, "Execution started")
 }
@@ -51,9 +51,7 @@ func (s *TaskStatus) MarkSucceeded(now metav1.Time, generation int64) {
 // Task can never succeed as specified.
 func (s *TaskStatus) MarkFailed(now metav1.Time, generation int64, reason, message string) {
 	s.finish(now, generation, TaskFailed)
-	if len(message) > MaxErrorLength {
-		message = message[:MaxErrorLength]
-	}
+	message = truncateUTF8(message, MaxErrorLength)
 	s.Error = message
 	s.setCondition(generation, ConditionReady, metav1.ConditionFalse, reason, message)
 	if reason == ReasonInvalidSpec || reason == ReasonUnsupportedType {
@@ -69,8 +67,6 @@ func (s *TaskStatus) finish(now metav1.Time, generation int64, phase TaskPhase) 
 		s.StartTime = &now
 	}
 	s.CompletionTime = &now
-	s.setCondition(generation, ConditionReconciling, metav1.ConditionFalse, string(phase), "Task finished")
-	s.setCondition(generation, ConditionReported, metav1.ConditionFalse, ReasonAwaitingDelivery, "Final status not delivered yet")
 }
 
 // MarkReported records the orchestrator's answer to the final report: accepted, or refused for
@@ -83,10 +79,18 @@ func (s *TaskStatus) MarkReported(now metav1.Time, rejected bool, message string
 	s.Report.LastError = ""
 	if rejected {
 		s.Report.LastError = message
-		s.setCondition(s.ObservedGeneration, ConditionReported, metav1.ConditionFalse, ReasonRejected, message)
-		return
 	}
-	s.setCondition(s.ObservedGeneration, ConditionReported, metav1.ConditionTrue, ReasonAccepted, "Final status delivered")
+}
+
+// truncateUTF8 shortens s to at most n bytes without cutting a UTF-8 sequence.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func (s *TaskStatus) setCondition(generation int64, typ string, status metav1.ConditionStatus, reason, message string) {

@@ -106,7 +106,8 @@ type TaskEvent struct {
 	Message string `json:"message,omitempty"`
 }
 
-// ReportState tracks what the orchestrator has accepted of a Task's reports.
+// ReportState tracks what the orchestrator has accepted of a Task's reports: the one source of
+// truth for whether a Task is reported.
 type ReportState struct {
 	// RunningReported is true once the RUNNING report was accepted, or skipped because the final
 	// report superseded it.
@@ -118,9 +119,6 @@ type ReportState struct {
 	// Rejected is true when the orchestrator refused the final report for good (409 or 404).
 	// +optional
 	Rejected bool `json:"rejected,omitempty"`
-	// Attempts counts delivery attempts of the current report.
-	// +optional
-	Attempts int32 `json:"attempts,omitempty"`
 	// LastError is the last delivery error, if any.
 	// +optional
 	LastError string `json:"lastError,omitempty"`
@@ -131,11 +129,15 @@ type ReportState struct {
 
 // TaskStatus is what the agent observed and did.
 type TaskStatus struct {
-	// Phase is the coarse state: Pending, Running, Succeeded or Failed.
+	// Phase is the coarse state: Pending (or empty, before the reconciler initialized the
+	// status), Running, Succeeded or Failed; the one source of truth for whether the Task is
+	// final.
 	// +optional
 	Phase TaskPhase `json:"phase,omitempty"`
 
-	// Conditions hold the detailed state: Ready, Reconciling, Stalled and Reported.
+	// Conditions explain the state: Ready (with the reason of the outcome) and Stalled, and
+	// the Compose tasks' Progressing, Available and RolledBack. Whether the Task is final is
+	// Phase, whether it is reported is Report.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -215,8 +217,9 @@ type Task struct {
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	// Spec is the orchestrator's request.
+	// Spec is the orchestrator's request; it never changes once the Task exists.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable"
 	Spec TaskSpec `json:"spec"`
 
 	// Status is the agent's progress on it.

@@ -191,3 +191,36 @@ func TestCRDPrinterColumns(t *testing.T) {
 		t.Errorf("row (-want +got):\n%s", diff)
 	}
 }
+
+// TestCRDSpecIsImmutable: the API server refuses any change of a Task's spec (the CEL rule
+// self == oldSelf); its metadata may still change.
+func TestCRDSpecIsImmutable(t *testing.T) {
+	t.Parallel()
+	env := kubetest.Get(t)
+	ctx := t.Context()
+	obj := storetest.NewTask("frozen")
+	obj.Namespace = env.Namespace(t)
+	if err := env.Client.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(*agentv1.Task)
+	}{
+		{"type", func(o *agentv1.Task) { o.Spec.Type = agentv1.TypeShell }},
+		{"task id", func(o *agentv1.Task) { o.Spec.TaskID = "other" }},
+		{"payload", func(o *agentv1.Task) { o.Spec.Payload = &runtime.RawExtension{Raw: []byte(`{"m":2}`)} }},
+		{"timeout", func(o *agentv1.Task) { o.Spec.Timeout = &metav1.Duration{Duration: time.Second} }},
+	}
+	for _, tc := range tests {
+		changed := obj.DeepCopy()
+		tc.mutate(changed)
+		if err := env.Client.Update(ctx, changed); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec is immutable") {
+			t.Errorf("change of the %s: got %v, want Invalid: spec is immutable", tc.name, err)
+		}
+	}
+	obj.Labels["a"] = "c"
+	if err := env.Client.Update(ctx, obj); err != nil {
+		t.Fatalf("metadata change: %v", err)
+	}
+}
