@@ -114,6 +114,9 @@ func TestProgressWithoutFeature(t *testing.T) {
 	if hub.Offer(name, progress.Batch{Output: []progress.Chunk{{Stream: "stdout", Data: "x"}}}) {
 		t.Error("a disabled hub took a batch")
 	}
+	// The acknowledgement first: a Task finished before it went out is reported by its final
+	// report alone, which this test is not about.
+	waitUntil(t, "the RUNNING acknowledgement", func() bool { st, _ := orch.Task(id); return st.Reports >= 1 })
 	finish(t, mem, name, true)
 	st := waitFinal(t, orch, id)
 	if running := st.Reports - st.FinalReports - st.Duplicates; running != 1 || st.Progress.Reports != 0 {
