@@ -32,10 +32,12 @@ const flushTimeout = 10 * time.Second
 
 // agent is the wired-up process: the store, the controllers and the sync side.
 type agent struct {
-	cfg     *config.Config
-	log     logr.Logger
-	store   store.Store
-	journal *journal.Journal
+	cfg   *config.Config
+	log   logr.Logger
+	store store.Store
+	// notifier tells of every change of store.
+	notifier store.Notifier
+	journal  *journal.Journal
 	// dlv remembers the final reports the orchestrator accepted, for AGENT_TASK_DEDUP_WINDOW:
 	// the journal (durably), or in memory in cluster mode.
 	dlv      store.Delivered
@@ -168,7 +170,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	}
 	gate.Store(trust)
 	registry := controllers.NewRegistry()
-	a := &agent{cfg: cfg, log: log, store: mem, journal: jnl, dlv: jnl, registry: registry, progress: progress.NewHub(), trust: trust}
+	a := &agent{cfg: cfg, log: log, store: mem, notifier: mem, journal: jnl, dlv: jnl, registry: registry, progress: progress.NewHub(), trust: trust}
 	a.metrics = newAgentMetrics(a, execs)
 	a.metrics.register(journalWrites)
 	runner, err := controllers.NewRunner(controllers.Options{
@@ -338,42 +340,19 @@ func (a *agent) drain(undelivered string) {
 	}
 }
 
-// waitIdle waits until no Task is unfinished, or d passes.
+// waitIdle waits until no Task is unfinished, or d passes (controllers.WaitIdle: driven by
+// the store's notifications).
 func (a *agent) waitIdle(d time.Duration) {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if a.unfinished() == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	controllers.WaitIdle(ctx, a.store, a.notifier)
 }
 
-func (a *agent) unfinished() int {
-	list, err := a.store.List(context.Background())
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for i := range list.Items {
-		if !list.Items[i].Status.Phase.IsFinal() {
-			n++
-		}
-	}
-	return n
-}
+func (a *agent) unfinished() int { return controllers.Unfinished(context.Background(), a.store) }
 
 // cancelPending fails the Tasks that never started.
 func (a *agent) cancelPending() {
-	list, err := a.store.List(context.Background())
-	if err != nil {
-		return
-	}
-	for i := range list.Items {
-		if t := &list.Items[i]; !t.Status.Phase.IsFinal() {
-			_, _ = controllers.Cancel(context.Background(), a.store, a.registry, t.Name, controllers.ErrShuttingDown)
-		}
-	}
+	controllers.CancelPending(context.Background(), a.store, a.registry, controllers.ErrShuttingDown)
 }
 
 // durable says whether Tasks can be made durable now: nil when they can (always, in cluster

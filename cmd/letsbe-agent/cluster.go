@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -103,7 +104,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	}
 	gate.Store(trust)
 	registry := controllers.NewRegistry()
-	a := &agent{cfg: cfg, log: log, store: st, registry: registry, progress: progress.NewHub(), trust: trust,
+	a := &agent{cfg: cfg, log: log, store: st, notifier: st, registry: registry, progress: progress.NewHub(), trust: trust,
 		dlv: memory.NewDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow})}
 	a.standby = func() bool {
 		select {
@@ -134,10 +135,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	if err := controllers.SetupWithManager(mgr, opts); err != nil {
 		return nil, err
 	}
-	types := make([]string, 0, len(execs))
-	for typ := range execs {
-		types = append(types, typ)
-	}
+	types := sortedTypes(execs)
 	// The Syncer is built now, on every replica, and runs on the leader only; it reads the
 	// identity in AGENT_STATE_DIR (shared by the replicas) again when it starts, so a new
 	// leader speaks for the same agent as the last one.
@@ -145,7 +143,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 		return nil, err
 	}
 	trust.agentID = a.syncer.AgentID
-	if err := mgr.Add(leaderOnly(func(ctx context.Context) error {
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { // leader only, as every Runnable that does not say otherwise
 		log.Info("Leading: taking over the tasks in the cluster, polling the orchestrator", "namespace", cfg.Namespace)
 		return a.syncer.Run(ctx)
 	})); err != nil {
@@ -158,12 +156,6 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 	}
 	return &clusterAgent{agent: a, mgr: mgr}, nil
 }
-
-// leaderOnly is a manager Runnable that runs on the leader only.
-type leaderOnly func(ctx context.Context) error
-
-func (f leaderOnly) Start(ctx context.Context) error { return f(ctx) }
-func (leaderOnly) NeedLeaderElection() bool          { return true }
 
 // run runs the manager until ctx ends. Then the leader drains as in memory mode (no new tasks,
 // running ones get the grace period, the rest are cancelled, final reports are flushed) and the
