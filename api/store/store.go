@@ -11,15 +11,18 @@ import (
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
-// Store is what reconcilers and the sync side need of a Task store. Memory implements it; a
-// cluster-backed implementation can sit behind the same interface.
+// Store is what reconcilers and the sync side need of a Task store: memory.Store on plain
+// servers, kube.Store on an API server; storetest.Run holds both to this contract.
 //
 // Objects passed in are never retained, and objects returned are the caller's to change.
 type Store interface {
 	// Get returns the named Task, or a NotFound error.
 	Get(ctx context.Context, name string) (*agentv1.Task, error)
 	// Create stores a new Task and fills in its server-set metadata (resourceVersion, uid,
-	// generation, creationTimestamp). AlreadyExists if the name is taken.
+	// generation, creationTimestamp). AlreadyExists if the name is taken. Tasks are created
+	// without status (intake names them agentv1.TaskName of their id) and their reconciler
+	// initializes it; a status given here is not part of the contract (the API server drops
+	// it, the memory store keeps it for its tests and the journal's restore).
 	Create(ctx context.Context, task *agentv1.Task) error
 	// UpdateStatus replaces the Task's status only. The task's resourceVersion must match the
 	// stored one (Conflict otherwise); on success it is updated to the new one.
