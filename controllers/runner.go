@@ -32,6 +32,10 @@ type Options struct {
 	Executors map[string]executors.Executor
 	// MaxConcurrentReconciles is the number of workers per task type.
 	MaxConcurrentReconciles int
+	// MaxConcurrentTasks, when above zero, is the one limit on Tasks executing at once, across
+	// every type (AGENT_MAX_CONCURRENT_TASKS), whoever created them: a worker waits for a
+	// free slot before it looks at a Task.
+	MaxConcurrentTasks int
 	// MaxTimeout caps every Task's timeout.
 	MaxTimeout time.Duration
 	// Logger is the controllers' logger; it must be set (a zero logger would drop errors).
@@ -104,12 +108,18 @@ type kind struct {
 // kinds returns the controllers of both modes: one per task type, and one that fails the
 // Tasks of every other type.
 func (opts *Options) kinds() []kind {
+	var slots chan struct{} // shared by every type's reconciler
+	if opts.MaxConcurrentTasks > 0 {
+		slots = make(chan struct{}, opts.MaxConcurrentTasks)
+	}
 	var ks []kind
 	for _, typ := range opts.types() {
+		r := opts.reconciler(typ)
+		r.Slots = slots
 		ks = append(ks, kind{
 			name:       controllerName(typ),
 			handles:    func(t string) bool { return t == typ },
-			reconciler: opts.reconciler(typ),
+			reconciler: r,
 			workers:    max(opts.MaxConcurrentReconciles, 1),
 		})
 	}

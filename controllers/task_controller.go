@@ -50,6 +50,9 @@ type TaskReconciler struct {
 	Store store.Store
 	// Registry tracks running Tasks for cancellation; shared by all reconcilers.
 	Registry *Registry
+	// Slots, when set, bounds the Tasks executing at once across every reconciler sharing it
+	// (Options.MaxConcurrentTasks): each reconcile holds one slot.
+	Slots chan struct{}
 	// MaxTimeout caps every Task's timeout, and applies when a Task has none.
 	MaxTimeout time.Duration
 	// Now returns the current time; time.Now when nil.
@@ -76,6 +79,16 @@ type TaskReconciler struct {
 func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	log := ctrl.LoggerFrom(ctx).WithValues("task", req.Name, "type", r.Type)
 	ctx = ctrl.LoggerInto(ctx, log)
+	if r.Slots != nil {
+		// Before reading the Task: what it says (a cancellation, its expiry) is read after the
+		// wait.
+		select {
+		case r.Slots <- struct{}{}:
+			defer func() { <-r.Slots }()
+		case <-ctx.Done():
+			return reconcile.Result{}, ctx.Err()
+		}
+	}
 
 	task, err := r.Store.Get(ctx, req.Name)
 	if apierrors.IsNotFound(err) {

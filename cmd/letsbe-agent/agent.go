@@ -178,6 +178,7 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 		Notifier:                mem,
 		Executors:               execs,
 		MaxConcurrentReconciles: cfg.MaxConcurrentTasks,
+		MaxConcurrentTasks:      cfg.MaxConcurrentTasks,
 		MaxTimeout:              cfg.TaskTimeout,
 		Logger:                  log.WithName("controllers"),
 		Registry:                registry,

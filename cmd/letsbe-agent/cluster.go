@@ -125,6 +125,7 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 		Notifier:                st,
 		Executors:               execs,
 		MaxConcurrentReconciles: cfg.MaxConcurrentTasks,
+		MaxConcurrentTasks:      cfg.MaxConcurrentTasks,
 		MaxTimeout:              cfg.TaskTimeout,
 		Registry:                registry,
 		Observe:                 a.metrics.observeTask,
