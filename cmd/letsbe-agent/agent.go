@@ -130,7 +130,16 @@ func buildExecutors(cfg *config.Config, composePolicy func() executors.ComposePo
 	}, nil
 }
 
-func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
+// parts are what both store modes build the same way before their store exists: the
+// executors, the task types (sorted, derived once), the trust gate and the process key.
+type parts struct {
+	execs      map[string]executors.Executor
+	types      []string
+	trust      *trustGate
+	processKey []byte
+}
+
+func newParts(cfg *config.Config, log logr.Logger) (*parts, error) {
 	logging.RouteLogrus(log.WithName("compose"))
 	var gate atomic.Pointer[trustGate] // set below, before any task runs
 	execs, err := buildExecutors(cfg, composePolicyOf(&gate))
@@ -143,11 +152,63 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if err := checkStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	journalWrites := newJournalWriteHistogram()
 	processKey, err := loadProcessKey(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
+	types := sortedTypes(execs)
+	trust, err := newTrustGate(cfg, types, log.WithName("trust"))
+	if err != nil {
+		return nil, err
+	}
+	gate.Store(trust)
+	return &parts{execs: execs, types: types, trust: trust, processKey: processKey}, nil
+}
+
+// newAgentOn builds the agent over the Tasks of st, in either mode: jnl is the journal behind
+// st (nil in cluster mode), dlv remembers the accepted final reports.
+func newAgentOn(cfg *config.Config, log logr.Logger, p *parts, st store.Store, n store.Notifier, jnl *journal.Journal, dlv store.Delivered) (*agent, error) {
+	a := &agent{cfg: cfg, log: log, store: st, notifier: n, journal: jnl, dlv: dlv,
+		registry: controllers.NewRegistry(), progress: progress.NewHub(), trust: p.trust}
+	a.metrics = newAgentMetrics(a, p.execs)
+	if jnl == nil {
+		// No journal: its metrics would only ever say 0.
+		a.metrics.unregisterJournal()
+	}
+	syncer, err := a.newSyncer(st, n, p.types)
+	if err != nil {
+		return nil, err
+	}
+	a.syncer = syncer
+	p.trust.agentID = syncer.AgentID
+	a.gc = &controllers.TaskCollector{Store: st, Notifier: n, Retention: cfg.TaskRetention, Logger: log.WithName("collector")}
+	return a, nil
+}
+
+// controllerOptions configure the reconcilers, the same in both modes.
+func (a *agent) controllerOptions(p *parts) controllers.Options {
+	return controllers.Options{
+		Store:                   a.store,
+		Notifier:                a.notifier,
+		Executors:               p.execs,
+		MaxConcurrentReconciles: a.cfg.MaxConcurrentTasks,
+		MaxConcurrentTasks:      a.cfg.MaxConcurrentTasks,
+		MaxTimeout:              a.cfg.TaskTimeout,
+		Logger:                  a.log.WithName("controllers"),
+		Registry:                a.registry,
+		Observe:                 a.metrics.observeTask,
+		Progress:                a.progressOptions(),
+		Admit:                   a.trust.admit,
+		ProcessKey:              p.processKey,
+	}
+}
+
+func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
+	p, err := newParts(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	journalWrites := newJournalWriteHistogram()
 	jnl, err := journal.Open(cfg.StateDir, log.WithName("journal"),
 		journal.WithDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow}),
 		journal.WithWriteObserver(func(elapsed time.Duration, _ error) { journalWrites.Observe(elapsed.Seconds()) }))
@@ -163,40 +224,16 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if restored > 0 {
 		log.Info("Restored unfinished or unreported tasks from the journal", "tasks", restored)
 	}
-	trust, err := newTrustGate(cfg, sortedTypes(execs), log.WithName("trust"))
+	a, err := newAgentOn(cfg, log, p, mem, mem, jnl, jnl)
 	if err != nil {
 		_ = jnl.Close()
 		return nil, err
 	}
-	gate.Store(trust)
-	registry := controllers.NewRegistry()
-	a := &agent{cfg: cfg, log: log, store: mem, notifier: mem, journal: jnl, dlv: jnl, registry: registry, progress: progress.NewHub(), trust: trust}
-	a.metrics = newAgentMetrics(a, execs)
 	a.metrics.register(journalWrites)
-	runner, err := controllers.NewRunner(controllers.Options{
-		Store:                   mem,
-		Notifier:                mem,
-		Executors:               execs,
-		MaxConcurrentReconciles: cfg.MaxConcurrentTasks,
-		MaxConcurrentTasks:      cfg.MaxConcurrentTasks,
-		MaxTimeout:              cfg.TaskTimeout,
-		Logger:                  log.WithName("controllers"),
-		Registry:                registry,
-		Observe:                 a.metrics.observeTask,
-		Progress:                a.progressOptions(),
-		Admit:                   trust.admit,
-		ProcessKey:              processKey,
-	})
-	if err != nil {
+	if a.runner, err = controllers.NewRunner(a.controllerOptions(p)); err != nil {
+		_ = jnl.Close()
 		return nil, err
 	}
-	syncer, err := a.newSyncer(mem, mem, runner.Types())
-	if err != nil {
-		return nil, err
-	}
-	trust.agentID = syncer.AgentID
-	a.runner, a.syncer = runner, syncer
-	a.gc = &controllers.TaskCollector{Store: mem, Notifier: mem, Retention: cfg.TaskRetention, Logger: log.WithName("collector")}
 	return a, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -14,16 +13,13 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/letsbe/sysadmin-agent/api/progress"
 	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/api/store/kube"
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	"github.com/letsbe/sysadmin-agent/config"
 	"github.com/letsbe/sysadmin-agent/controllers"
-	"github.com/letsbe/sysadmin-agent/internal/logging"
 )
 
 // leaseName names the Lease the replicas of cluster mode compete for.
@@ -48,16 +44,7 @@ func runCluster(ctx context.Context, cfg *config.Config, log logr.Logger) error 
 }
 
 func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (*clusterAgent, error) {
-	logging.RouteLogrus(log.WithName("compose"))
-	var gate atomic.Pointer[trustGate] // set below, before any task runs
-	execs, err := buildExecutors(cfg, composePolicyOf(&gate))
-	if err != nil {
-		return nil, err
-	}
-	if err := checkStateDir(cfg.StateDir); err != nil {
-		return nil, err
-	}
-	processKey, err := loadProcessKey(cfg.StateDir)
+	p, err := newParts(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -98,14 +85,10 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 		return nil, err
 	}
 
-	trust, err := newTrustGate(cfg, sortedTypes(execs), log.WithName("trust"))
+	a, err := newAgentOn(cfg, log, p, st, st, nil, memory.NewDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow}))
 	if err != nil {
 		return nil, err
 	}
-	gate.Store(trust)
-	registry := controllers.NewRegistry()
-	a := &agent{cfg: cfg, log: log, store: st, notifier: st, registry: registry, progress: progress.NewHub(), trust: trust,
-		dlv: memory.NewDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow})}
 	a.standby = func() bool {
 		select {
 		case <-mgr.Elected():
@@ -114,45 +97,19 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 			return true
 		}
 	}
-	a.metrics = newAgentMetrics(a, execs)
-	// No journal in this mode: its metrics would only ever say 0.
-	metrics.Registry.Unregister(a.metrics.journalDepth)
-	metrics.Registry.Unregister(a.metrics.journalErrors)
-	metrics.Registry.Unregister(a.metrics.journalHealthy)
-
-	opts := controllers.Options{
-		Store:                   st,
-		Notifier:                st,
-		Executors:               execs,
-		MaxConcurrentReconciles: cfg.MaxConcurrentTasks,
-		MaxConcurrentTasks:      cfg.MaxConcurrentTasks,
-		MaxTimeout:              cfg.TaskTimeout,
-		Registry:                registry,
-		Observe:                 a.metrics.observeTask,
-		Progress:                a.progressOptions(),
-		Admit:                   trust.admit,
-		ProcessKey:              processKey,
-	}
-	if err := controllers.SetupWithManager(mgr, opts); err != nil {
+	if err := controllers.SetupWithManager(mgr, a.controllerOptions(p)); err != nil {
 		return nil, err
 	}
-	types := sortedTypes(execs)
-	// The Syncer is built now, on every replica, and runs on the leader only; it reads the
-	// identity in AGENT_STATE_DIR (shared by the replicas) again when it starts, so a new
-	// leader speaks for the same agent as the last one.
-	if a.syncer, err = a.newSyncer(st, st, types); err != nil {
-		return nil, err
-	}
-	trust.agentID = a.syncer.AgentID
+	// The Syncer is built on every replica and runs on the leader only; it reads the identity
+	// in AGENT_STATE_DIR (shared by the replicas) again when it starts, so a new leader speaks
+	// for the same agent as the last one.
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { // leader only, as every Runnable that does not say otherwise
 		log.Info("Leading: taking over the tasks in the cluster, polling the orchestrator", "namespace", cfg.Namespace)
 		return a.syncer.Run(ctx)
 	})); err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(&controllers.TaskCollector{
-		Store: st, Notifier: st, Retention: cfg.TaskRetention, Logger: log.WithName("collector"),
-	}); err != nil {
+	if err := mgr.Add(a.gc); err != nil {
 		return nil, err
 	}
 	return &clusterAgent{agent: a, mgr: mgr}, nil

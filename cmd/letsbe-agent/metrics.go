@@ -40,6 +40,13 @@ type agentMetrics struct {
 	log            logr.Logger
 }
 
+// unregisterJournal drops the journal's metrics (cluster mode has no journal).
+func (m *agentMetrics) unregisterJournal() {
+	metrics.Registry.Unregister(m.journalDepth)
+	metrics.Registry.Unregister(m.journalErrors)
+	metrics.Registry.Unregister(m.journalHealthy)
+}
+
 // newAgentMetrics registers the metrics; the gauges read a live agent.
 func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetrics {
 	m := &agentMetrics{
