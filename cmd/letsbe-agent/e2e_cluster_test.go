@@ -183,6 +183,12 @@ func testClusterSameReportsAsMemoryMode(t *testing.T) {
 		{"shell-bad-payload", "SHELL", `{"cmd":42}`},
 		{"shell-exit", "SHELL", `{"cmd":"false"}`},
 		{"shell-timeout", "SHELL", `{"cmd":"sleep 30","timeout_seconds":1}`},
+		// Refused by AGENT_POLICY right before it would run (the reconcilers' Admit gate).
+		{"shell-policy", "SHELL", `{"cmd":"echo goodbye cluster"}`},
+	}
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte("shell:\n  commands: [echo hello *, false, sleep *]\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	run := func(o *orchestrator) (map[string]string, map[string]report) {
 		ids := map[string]string{}
@@ -197,9 +203,9 @@ func testClusterSameReportsAsMemoryMode(t *testing.T) {
 	}
 
 	memOrch := startOrchestrator(t, orchestratortest.Options{IssueAgentTokens: true})
-	mem := startAgent(t, memOrch, "")
+	mem := startAgent(t, memOrch, "", "AGENT_POLICY="+policy)
 	o := startOrchestrator(t, orchestratortest.Options{IssueAgentTokens: true})
-	a := c.startAgent(t, o, "")
+	a := c.startAgent(t, o, "", "AGENT_POLICY="+policy)
 
 	type result struct {
 		ids     map[string]string
@@ -212,7 +218,8 @@ func testClusterSameReportsAsMemoryMode(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("final reports, memory mode (-) and cluster mode (+):\n%s", diff)
 	}
-	if got["echo"].Status != "COMPLETED" || got["shell-exit"].Error != "exit status 1" || !strings.Contains(got["unknown-type"].Error, "unsupported task type") {
+	if got["echo"].Status != "COMPLETED" || got["shell-exit"].Error != "exit status 1" || !strings.Contains(got["unknown-type"].Error, "unsupported task type") ||
+		!strings.HasPrefix(got["shell-policy"].Error, "policy.shell: ") {
 		t.Errorf("unexpected reports: %+v", got)
 	}
 
