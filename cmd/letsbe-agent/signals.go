@@ -51,7 +51,9 @@ func runReloaders() {
 // reloaded (the trusted task keys, the policy) and never stops the agent. SIGPIPE is caught so
 // that a closed log pipe (stderr of a crashed supervisor, a `| head`) never kills the agent:
 // writes to it fail instead, and the agent carries on. Caught signals go back to their default
-// in the programs the agent starts.
+// in the programs the agent starts. controller-runtime's SetupSignalHandler does the same for
+// SIGTERM and SIGINT only (a second one exits too), so it cannot serve here: SIGQUIT must drain
+// rather than dump goroutines, and SIGHUP and SIGPIPE need handling in the same place.
 func signalContext(log interface{ Info(string, ...any) }) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopCh := make(chan os.Signal, 2)
