@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/executors"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 // TestControllersUnderAManager: the reconcilers registered with a controller-runtime manager
@@ -92,17 +94,12 @@ func TestControllersUnderAManager(t *testing.T) {
 	if err := st.UpdateStatus(t.Context(), reported); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		_, err := st.Get(t.Context(), agentv1.TaskName("Before_Start"))
-		if apierrors.IsNotFound(err) {
-			break
+	testpoll.UntilNil(t, time.Minute, "the reported task to be collected", func() error {
+		if _, err := st.Get(t.Context(), agentv1.TaskName("Before_Start")); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get: %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the reported task was not collected: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, err := st.Get(t.Context(), agentv1.TaskName("After_Start")); err != nil {
 		t.Errorf("the unreported task: %v, want it kept", err)
 	}

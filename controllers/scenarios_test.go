@@ -20,6 +20,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
 	"github.com/letsbe/sysadmin-agent/executors"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 // The reconciler scenarios run, unchanged, against every store: the in-memory one of plain
@@ -248,10 +249,7 @@ func scenarioManyTasks(t *testing.T, st controllertest.Store) {
 		}
 	}
 	// Observe runs right after the final status write, which the test may see first.
-	deadline := time.Now().Add(time.Minute)
-	for h.observed.Load() < n && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testpoll.Until(t, time.Minute, fmt.Sprintf("%d Observe calls", n), func() bool { return h.observed.Load() >= n })
 	if got := h.observed.Load(); got != n {
 		t.Fatalf("Observe called %d times, want %d", got, n)
 	}
@@ -270,10 +268,7 @@ func scenarioUnsupportedType(t *testing.T, st controllertest.Store) {
 			t.Errorf("%s reason = %q, want %q", typ, c.Reason, want)
 		}
 	}
-	deadline := time.Now().Add(time.Minute)
-	for h.observed.Load() < 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testpoll.Until(t, time.Minute, "the Observe call", func() bool { return h.observed.Load() >= 1 })
 	if got := h.observed.Load(); got != 1 {
 		t.Fatalf("Observe called %d times, want 1", got)
 	}

@@ -9,9 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 // dockerEngine is the Docker engine of the tests, prepared by hack/docker-engine.sh.
@@ -204,24 +204,7 @@ func (p *engineProject) deploy(t *testing.T, payload map[string]any) (*DockerRel
 // page fetches the service's page on its loopback port, waiting for it.
 func (p *engineProject) page(t *testing.T) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var last error
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p.port))
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return strings.TrimSpace(string(body))
-			}
-			last = fmt.Errorf("status %d", resp.StatusCode)
-		} else {
-			last = err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("page on 127.0.0.1:%d: %v", p.port, last)
-	return ""
+	return testpoll.Page(t, 30*time.Second, fmt.Sprintf("http://127.0.0.1:%d/", p.port))
 }
 
 // containerIDs lists the project's containers.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 // prSetChildSubreaper is PR_SET_CHILD_SUBREAPER from <linux/prctl.h>.
@@ -31,21 +33,16 @@ func TestMain(m *testing.M) {
 // It polls because the kernel delivers signals and re-parents asynchronously.
 func waitGroupGone(t *testing.T, pgid int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testpoll.UntilNil(t, 10*time.Second, fmt.Sprintf("process group %d to be gone", pgid), func() error {
 		for _, pid := range groupMembers(pgid) {
 			var ws syscall.WaitStatus
 			_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
 		}
-		err := syscall.Kill(-pgid, 0)
-		if errors.Is(err, syscall.ESRCH) {
-			return
+		if err := syscall.Kill(-pgid, 0); !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("members %v left (kill: %v)", groupMembers(pgid), err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process group %d still has members %v (kill: %v)", pgid, groupMembers(pgid), err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // groupMembers lists the pids whose process group is pgid.

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -138,10 +139,10 @@ func TestDeliveredTaskOfferedAgainGetsTheSameReport(t *testing.T) {
 	s := newTestSyncer(t, hs.URL, t.TempDir(), mem, func(o *orchestratorsync.Options) { o.Delivered = delivered })
 	runSyncer(t, s)
 	id := orch.Enqueue("ECHO", []byte(`{"html":"<b>&</b>"}`), 0)
-	waitUntil(t, "the task", func() bool { _, err := mem.Get(t.Context(), id); return err == nil })
+	testpoll.Until(t, waitTimeout, "the task", func() bool { _, err := mem.Get(t.Context(), id); return err == nil })
 	finish(t, mem, id, true)
 	waitOrch(t, orch, id, "the final report", func(st orchestratortest.TaskState) bool { return st.IsFinal() })
-	waitUntil(t, "the delivery recorded", func() bool { _, ok := delivered.LookupDelivered(id); return ok })
+	testpoll.Until(t, waitTimeout, "the delivery recorded", func() bool { _, ok := delivered.LookupDelivered(id); return ok })
 	if err := mem.Delete(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,14 @@ package orchestratorsync_test
 import (
 	"context"
 	"errors"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr/testr"
 
@@ -66,21 +68,10 @@ func TestIntakeStopsWhileNotDurable(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitUntil := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-
 	// A creation that fails: reported FAILED, not stored.
 	full.Store(true)
 	id := orch.Enqueue(agentv1.TypeEcho, []byte(`{}`), 0)
-	waitUntil("the unpersisted task's final report", func() bool { st, _ := orch.Task(id); return st.IsFinal() })
+	testpoll.Until(t, waitTimeout, "the unpersisted task's final report", func() bool { st, _ := orch.Task(id); return st.IsFinal() })
 	st, _ := orch.Task(id)
 	if want := "agent cannot persist tasks: " + errFull.Error(); st.Status != orchestratortest.StatusFailed || st.Error != want {
 		t.Errorf("task %s: %s %q, want FAILED %q", id, st.Status, st.Error, want)
@@ -91,10 +82,10 @@ func TestIntakeStopsWhileNotDurable(t *testing.T) {
 
 	// Not durable: no polls while heartbeats go on.
 	unhealthy.Store(true)
-	waitUntil("a poll ending", func() bool { return orch.Stats().LongPollsWaiting == 0 })
+	testpoll.Until(t, waitTimeout, "a poll ending", func() bool { return orch.Stats().LongPollsWaiting == 0 })
 	before := orch.Stats()
 	waiting := orch.Enqueue(agentv1.TypeEcho, []byte(`{}`), 0)
-	waitUntil("heartbeats", func() bool { return orch.Stats().Heartbeat >= before.Heartbeat+5 })
+	testpoll.Until(t, waitTimeout, "heartbeats", func() bool { return orch.Stats().Heartbeat >= before.Heartbeat+5 })
 	if got := orch.Stats().NextTask - before.NextTask; got > 1 { // at most one already under way
 		t.Errorf("%d polls while the store could not persist tasks", got)
 	}
@@ -105,8 +96,8 @@ func TestIntakeStopsWhileNotDurable(t *testing.T) {
 	// Durable again: the waiting task is taken and stored.
 	full.Store(false)
 	unhealthy.Store(false)
-	waitUntil("the waiting task taken", func() bool { st, _ := orch.Task(waiting); return st.Status != orchestratortest.StatusPending })
+	testpoll.Until(t, waitTimeout, "the waiting task taken", func() bool { st, _ := orch.Task(waiting); return st.Status != orchestratortest.StatusPending })
 	if st, _ := orch.Task(waiting); !st.IsFinal() {
-		waitUntil("the task stored", func() bool { _, err := mem.Get(t.Context(), waiting); return err == nil })
+		testpoll.Until(t, waitTimeout, "the task stored", func() bool { _, err := mem.Get(t.Context(), waiting); return err == nil })
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr/funcr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -145,10 +147,10 @@ func TestHostileIntervalsCancelListsTokensAndIDs(t *testing.T) {
 	go func() { defer close(done); _ = s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	waitUntil(t, "the long id reported and two heartbeats", func() bool {
+	testpoll.Until(t, waitTimeout, "the long id reported and two heartbeats", func() bool {
 		return h.get(func(h *hostileOrch) bool { return len(h.reports[longID]) > 0 && h.heartbeats >= 2 })
 	})
-	waitUntil(t, "t-after taken", func() bool { _, err := mem.Get(context.Background(), "t-after"); return err == nil })
+	testpoll.Until(t, waitTimeout, "t-after taken", func() bool { _, err := mem.Get(context.Background(), "t-after"); return err == nil })
 
 	if d := s.HeartbeatInterval(); d != time.Second {
 		t.Errorf("heartbeat interval %s, want the 1s minimum", d)

@@ -16,6 +16,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/executors"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 // patchLog records the final reports a hostile orchestrator saw, and answers them with refuse
@@ -107,9 +108,9 @@ func TestHostile413HalvesTheReportUntilItFits(t *testing.T) {
 		return 0
 	}))
 	id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
-	waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+	testpoll.Until(t, waitTimeout, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
 	finishWithResult(t, f.mem, id, bigOutput())
-	waitUntil(t, "final accepted", func() bool { s, _ := f.orch.Task(id); return s.IsFinal() })
+	testpoll.Until(t, waitTimeout, "final accepted", func() bool { s, _ := f.orch.Task(id); return s.IsFinal() })
 
 	finals, codes := p.snapshot()
 	// 512Ki, then at most half of the last size each time: 256Ki, 128Ki, 64Ki, 32Ki, 16Ki.
@@ -142,9 +143,9 @@ func TestHostile400GetsTheMinimalReportOnce(t *testing.T) {
 		return 0
 	}))
 	id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
-	waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+	testpoll.Until(t, waitTimeout, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
 	finishWithResult(t, f.mem, id, map[string]any{"stdout": "fine", "exit_code": 0})
-	waitUntil(t, "final accepted", func() bool {
+	testpoll.Until(t, waitTimeout, "final accepted", func() bool {
 		task, _ := f.mem.Get(context.Background(), id)
 		return task.Status.Report.FinalReported
 	})
@@ -172,9 +173,9 @@ func TestHostileRefusingEverythingAbandonsTheReportLoudly(t *testing.T) {
 			var p patchLog
 			f := startSyncer(t, 1, p.wrap(func(hostileReport) int { return code }))
 			id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
-			waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+			testpoll.Until(t, waitTimeout, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
 			finishWithResult(t, f.mem, id, bigOutput())
-			waitUntil(t, "abandoned", func() bool {
+			testpoll.Until(t, waitTimeout, "abandoned", func() bool {
 				task, _ := f.mem.Get(context.Background(), id)
 				return f.syncer.ReportsAbandoned() == 1 && task.Status.Report.FinalReported
 			})
@@ -195,7 +196,7 @@ func TestHostileRefusingEverythingAbandonsTheReportLoudly(t *testing.T) {
 			}
 			// Nothing more is sent: three more heartbeats go by without a PATCH.
 			beats := f.orch.Agents()[0].Heartbeats
-			waitUntil(t, "heartbeats", func() bool { return f.orch.Agents()[0].Heartbeats >= beats+3 })
+			testpoll.Until(t, waitTimeout, "heartbeats", func() bool { return f.orch.Agents()[0].Heartbeats >= beats+3 })
 			if again, _ := p.snapshot(); len(again) != len(finals) {
 				t.Errorf("%d more PATCHes after abandoning", len(again)-len(finals))
 			}

@@ -2,16 +2,19 @@ package orchestratorsync_test
 
 import (
 	"context"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr/testr"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -64,25 +67,24 @@ func TestPollerTakesTasksWhileTheStoreIsWriting(t *testing.T) {
 	for range 4 {
 		ids = append(ids, orch.Enqueue(agentv1.TypeEcho, []byte(`{}`), 0))
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for assigned(orch, ids) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 3 tasks taken while the first one's write hangs", assigned(orch, ids))
+	testpoll.UntilNil(t, waitTimeout, "3 tasks taken while the first one's write hangs", func() error {
+		if n := assigned(orch, ids); n < 3 {
+			return fmt.Errorf("%d of 3 taken", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	openGate()
 	for _, id := range ids[:3] {
-		for {
+		testpoll.UntilNil(t, waitTimeout, "task "+id+" stored Pending", func() error {
 			task, err := mem.Get(t.Context(), id)
-			if err == nil && task.Status.Phase.IsPending() {
-				break
+			if err != nil {
+				return err
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("task %s not stored Pending: %v", id, err)
+			if !task.Status.Phase.IsPending() {
+				return fmt.Errorf("phase %q", task.Status.Phase)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	// Three slots, three unfinished tasks: the fourth stays with the orchestrator.
 	if st, _ := orch.Task(ids[3]); st.Status != orchestratortest.StatusPending {

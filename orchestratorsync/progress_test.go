@@ -2,11 +2,12 @@ package orchestratorsync_test
 
 import (
 	"context"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr/testr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +16,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -57,7 +59,7 @@ func startProgressSyncer(t *testing.T, feature bool) (*orchestratortest.Server, 
 func runningTask(t *testing.T, orch *orchestratortest.Server, mem *memory.Store) (id, name string) {
 	t.Helper()
 	id = orch.Enqueue("ECHO", []byte(`{}`), 0)
-	waitUntil(t, "the task in the store", func() bool { return mem.Len() == 1 })
+	testpoll.Until(t, waitTimeout, "the task in the store", func() bool { return mem.Len() == 1 })
 	list, err := mem.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +91,7 @@ func TestProgressReports(t *testing.T) {
 		if !hub.Offer(name, b) {
 			t.Fatalf("batch %d refused", i)
 		}
-		waitUntil(t, "the batch at the orchestrator", func() bool {
+		testpoll.Until(t, waitTimeout, "the batch at the orchestrator", func() bool {
 			st, _ := orch.Task(id)
 			return st.Progress.Reports == i+1
 		})
@@ -116,7 +118,7 @@ func TestProgressWithoutFeature(t *testing.T) {
 	}
 	// The acknowledgement first: a Task finished before it went out is reported by its final
 	// report alone, which this test is not about.
-	waitUntil(t, "the RUNNING acknowledgement", func() bool { st, _ := orch.Task(id); return st.Reports >= 1 })
+	testpoll.Until(t, waitTimeout, "the RUNNING acknowledgement", func() bool { st, _ := orch.Task(id); return st.Reports >= 1 })
 	finish(t, mem, name, true)
 	st := waitFinal(t, orch, id)
 	if running := st.Reports - st.FinalReports - st.Duplicates; running != 1 || st.Progress.Reports != 0 {

@@ -2,7 +2,6 @@ package orchestratorsync_test
 
 import (
 	"context"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr/testr"
 
@@ -94,9 +96,9 @@ func TestRegistrationStateNeverWaitsForTheOrchestrator(t *testing.T) {
 			t.Cleanup(hs.Close)
 			s := newTestSyncer(t, hs.URL, t.TempDir(), memory.New())
 			runSyncer(t, s)
-			waitUntil(t, "a registration attempt", func() bool { return registers.Load() > 0 })
+			testpoll.Until(t, waitTimeout, "a registration attempt", func() bool { return registers.Load() > 0 })
 			if tc.reason != "" {
-				waitUntil(t, "the registration error", func() bool {
+				testpoll.Until(t, waitTimeout, "the registration error", func() bool {
 					_, msg := s.Registration()
 					return strings.Contains(msg, tc.reason)
 				})
@@ -132,15 +134,15 @@ func TestRegistrationIsSingleFlight(t *testing.T) {
 		o.MaxConcurrentTasks = 4
 	})
 	runSyncer(t, s)
-	waitUntil(t, "registration", func() bool { ok, _ := s.Registration(); return ok })
+	testpoll.Until(t, waitTimeout, "registration", func() bool { ok, _ := s.Registration(); return ok })
 	for round := 1; round <= 3; round++ {
 		before := orch.Stats().Register
 		orch.RevokeTokens()
 		// Every loop meets the revoked token (heartbeats within 50ms, polls within a second,
 		// and the task's report); once the agent works again, one registration was made.
-		waitUntil(t, "the re-registration", func() bool { return orch.Stats().Register > before })
+		testpoll.Until(t, waitTimeout, "the re-registration", func() bool { return orch.Stats().Register > before })
 		id := orch.Enqueue("ECHO", nil, 0)
-		waitUntil(t, "the task after the revocation", func() bool { _, err := mem.Get(t.Context(), id); return err == nil })
+		testpoll.Until(t, waitTimeout, "the task after the revocation", func() bool { _, err := mem.Get(t.Context(), id); return err == nil })
 		finish(t, mem, id, true)
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		_, err := orch.WaitTask(ctx, id, func(st orchestratortest.TaskState) bool { return st.IsFinal() })
@@ -149,7 +151,7 @@ func TestRegistrationIsSingleFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 		hb := orch.Stats().Heartbeat
-		waitUntil(t, "heartbeats", func() bool { return orch.Stats().Heartbeat > hb+2 })
+		testpoll.Until(t, waitTimeout, "heartbeats", func() bool { return orch.Stats().Heartbeat > hb+2 })
 		if got := orch.Stats().Register - before; got != 1 {
 			t.Errorf("round %d: %d registrations after one revocation, want 1", round, got)
 		}
@@ -176,9 +178,9 @@ func TestReportRefusedForeverDoesNotRunHot(t *testing.T) {
 	s := newTestSyncer(t, hs.URL, t.TempDir(), mem)
 	runSyncer(t, s)
 	id := orch.Enqueue("ECHO", nil, 0)
-	waitUntil(t, "the task", func() bool { _, err := mem.Get(t.Context(), id); return err == nil })
+	testpoll.Until(t, waitTimeout, "the task", func() bool { _, err := mem.Get(t.Context(), id); return err == nil })
 	finish(t, mem, id, true)
-	waitUntil(t, "six re-registrations", func() bool { return orch.Stats().Register >= 7 })
+	testpoll.Until(t, waitTimeout, "six re-registrations", func() bool { return orch.Stats().Register >= 7 })
 	regs, reps := int64(orch.Stats().Register), reports.Load()
 	if reps > 2*regs+2 {
 		t.Errorf("%d reports for %d registrations: the 401 loop is not bound to the re-registration back-off", reps, regs)
@@ -197,11 +199,11 @@ func TestIdentityThatCannotBeSavedIsNotUsed(t *testing.T) {
 	}
 	s := newTestSyncer(t, hs.URL, dir, memory.New())
 	runSyncer(t, s)
-	waitUntil(t, "a failed registration", func() bool {
+	testpoll.Until(t, waitTimeout, "a failed registration", func() bool {
 		_, msg := s.Registration()
 		return strings.Contains(msg, "cannot keep that identity")
 	})
-	waitUntil(t, "a retried registration", func() bool { return orch.Stats().Register >= 3 })
+	testpoll.Until(t, waitTimeout, "a retried registration", func() bool { return orch.Stats().Register >= 3 })
 	st := orch.Stats()
 	if st.Heartbeat != 0 || st.NextTask != 0 || st.Report != 0 {
 		t.Errorf("the agent used an identity it could not save: %+v", st)
@@ -225,7 +227,7 @@ func TestDamagedIdentityIsMovedAsideAndTheHeldTasksIDIsPresented(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = first.Run(ctx) })
 	id := orch.Enqueue("ECHO", nil, 0)
-	waitUntil(t, "the task", func() bool { _, err := mem.Get(t.Context(), id); return err == nil })
+	testpoll.Until(t, waitTimeout, "the task", func() bool { _, err := mem.Get(t.Context(), id); return err == nil })
 	cancel()
 	wg.Wait()
 	agentID := first.AgentID()
@@ -243,7 +245,7 @@ func TestDamagedIdentityIsMovedAsideAndTheHeldTasksIDIsPresented(t *testing.T) {
 	}
 	second := newTestSyncer(t, hs.URL, dir, mem)
 	runSyncer(t, second)
-	waitUntil(t, "registration", func() bool { ok, _ := second.Registration(); return ok })
+	testpoll.Until(t, waitTimeout, "registration", func() bool { ok, _ := second.Registration(); return ok })
 	if got := second.AgentID(); got != agentID {
 		t.Fatalf("re-registered as %q, want the held task's agent id %q", got, agentID)
 	}

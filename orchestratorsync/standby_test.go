@@ -2,10 +2,12 @@ package orchestratorsync_test
 
 import (
 	"context"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr/testr"
 
@@ -61,7 +63,7 @@ func TestSyncerBuiltBeforeTheIdentityWasSaved(t *testing.T) {
 	if got := standby.AgentID(); got != first {
 		t.Fatalf("the standby registered as %s, want the leader's agent %s", got, first)
 	}
-	waitUntil(t, "a heartbeat with the leader's saved token", func() bool {
+	testpoll.Until(t, waitTimeout, "a heartbeat with the leader's saved token", func() bool {
 		ags := orch.Agents()
 		return len(ags) == 1 && ags[0].Registrations == 2 && ags[0].Heartbeats >= 2
 	})

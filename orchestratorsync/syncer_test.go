@@ -19,6 +19,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
@@ -69,16 +70,8 @@ func startSyncer(t *testing.T, maxTasks int, wrap func(http.Handler) http.Handle
 	return f
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitTimeout bounds every wait of these tests for the syncer or the orchestrator.
+const waitTimeout = 20 * time.Second
 
 // finish moves a local Task to a final phase, as a reconciler would.
 func finish(t *testing.T, s store.Store, name string, ok bool) {
@@ -105,9 +98,9 @@ func TestPollerNeverTakesMoreThanItsSlots(t *testing.T) {
 	for range 5 {
 		ids = append(ids, f.orch.Enqueue("ECHO", []byte(`{}`), 0))
 	}
-	waitUntil(t, "two tasks taken", func() bool { return f.mem.Len() == 2 })
+	testpoll.Until(t, waitTimeout, "two tasks taken", func() bool { return f.mem.Len() == 2 })
 	// Heartbeats go on; no third task arrives while both slots are held.
-	waitUntil(t, "a few heartbeats", func() bool { a := f.orch.Agents(); return len(a) == 1 && a[0].Heartbeats >= 3 })
+	testpoll.Until(t, waitTimeout, "a few heartbeats", func() bool { a := f.orch.Agents(); return len(a) == 1 && a[0].Heartbeats >= 3 })
 	if n := f.mem.Len(); n != 2 {
 		t.Fatalf("holding %d tasks with 2 slots", n)
 	}
@@ -116,8 +109,8 @@ func TestPollerNeverTakesMoreThanItsSlots(t *testing.T) {
 	}
 	// Finishing one frees one slot: exactly one more is taken.
 	finish(t, f.mem, ids[0], true)
-	waitUntil(t, "a third task", func() bool { return f.mem.Len() == 3 })
-	waitUntil(t, "the final report", func() bool { s, _ := f.orch.Task(ids[0]); return s.Status == "COMPLETED" })
+	testpoll.Until(t, waitTimeout, "a third task", func() bool { return f.mem.Len() == 3 })
+	testpoll.Until(t, waitTimeout, "the final report", func() bool { s, _ := f.orch.Task(ids[0]); return s.Status == "COMPLETED" })
 	if n := f.mem.Len(); n != 3 {
 		t.Fatalf("holding %d tasks, want 3", n)
 	}
@@ -130,7 +123,7 @@ func TestUnsupportedTypeIsStoredForItsReconciler(t *testing.T) {
 	t.Parallel()
 	f := startSyncer(t, 1, nil)
 	id := f.orch.Enqueue("REBOOT", []byte(`{}`), 0)
-	waitUntil(t, "the task stored", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+	testpoll.Until(t, waitTimeout, "the task stored", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
 	_, err := store.MutateStatus(context.Background(), f.mem, id, func(task *agentv1.Task) bool {
 		now := metav1.Now()
 		task.Status.MarkPending(now, 1)
@@ -140,14 +133,14 @@ func TestUnsupportedTypeIsStoredForItsReconciler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "FAILED report", func() bool { s, _ := f.orch.Task(id); return s.Status == "FAILED" })
+	testpoll.Until(t, waitTimeout, "FAILED report", func() bool { s, _ := f.orch.Task(id); return s.Status == "FAILED" })
 	s, _ := f.orch.Task(id)
 	if s.Error != `unsupported task type "REBOOT"` {
 		t.Fatalf("error %q", s.Error)
 	}
 	// The slot came back: the next task is taken.
 	id2 := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
-	waitUntil(t, "next task taken", func() bool { _, err := f.mem.Get(context.Background(), id2); return err == nil })
+	testpoll.Until(t, waitTimeout, "next task taken", func() bool { _, err := f.mem.Get(context.Background(), id2); return err == nil })
 }
 
 func TestReporterStopsOn409And404(t *testing.T) {
@@ -169,9 +162,9 @@ func TestReporterStopsOn409And404(t *testing.T) {
 	for _, code := range []int32{409, 404} {
 		refuse.Store(code)
 		id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
-		waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+		testpoll.Until(t, waitTimeout, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
 		finish(t, f.mem, id, true)
-		waitUntil(t, "the refusal recorded", func() bool {
+		testpoll.Until(t, waitTimeout, "the refusal recorded", func() bool {
 			task, err := f.mem.Get(context.Background(), id)
 			return err == nil && task.Status.Report.FinalReported && task.Status.Report.Rejected
 		})
@@ -218,7 +211,7 @@ func TestRunningReportIsSupersededAndFinalRetried(t *testing.T) {
 		})
 	})
 	id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
-	waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+	testpoll.Until(t, waitTimeout, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
 	_, err := store.MutateStatus(context.Background(), f.mem, id, func(task *agentv1.Task) bool {
 		task.Status.MarkRunning(metav1.Now(), 1)
 		return true
@@ -227,13 +220,13 @@ func TestRunningReportIsSupersededAndFinalRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	// RUNNING (the acknowledgement) is retried with backoff until the final report supersedes it.
-	waitUntil(t, "RUNNING retried", func() bool {
+	testpoll.Until(t, waitTimeout, "RUNNING retried", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(statuses) >= 3
 	})
 	finish(t, f.mem, id, false)
-	waitUntil(t, "final delivered", func() bool {
+	testpoll.Until(t, waitTimeout, "final delivered", func() bool {
 		task, _ := f.mem.Get(context.Background(), id)
 		return task.Status.Report.FinalReported
 	})
@@ -261,9 +254,9 @@ func TestLoopsSurviveAPanic(t *testing.T) {
 		}
 	})
 	// The heartbeat loop panics on its first beat, is restarted, and beats on; work goes on.
-	waitUntil(t, "heartbeats after the panic", func() bool { a := f.orch.Agents(); return len(a) == 1 && a[0].Heartbeats >= 2 })
+	testpoll.Until(t, waitTimeout, "heartbeats after the panic", func() bool { a := f.orch.Agents(); return len(a) == 1 && a[0].Heartbeats >= 2 })
 	id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
-	waitUntil(t, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+	testpoll.Until(t, waitTimeout, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
 	finish(t, f.mem, id, true)
-	waitUntil(t, "final report", func() bool { s, _ := f.orch.Task(id); return s.Status == "COMPLETED" })
+	testpoll.Until(t, waitTimeout, "final report", func() bool { s, _ := f.orch.Task(id); return s.Status == "COMPLETED" })
 }

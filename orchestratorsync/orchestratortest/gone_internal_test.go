@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 // TestTaskNeverHandedToAGoneLongPoll forces the race a real deployment hits now and then: a
@@ -22,13 +24,7 @@ func TestTaskNeverHandedToAGoneLongPoll(t *testing.T) {
 		rec := httptest.NewRecorder()
 		done := make(chan struct{})
 		go func() { defer close(done); s.ServeHTTP(rec, req) }()
-		deadline := time.Now().Add(20 * time.Second)
-		for s.n.waiting.Load() != 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("the long poll did not park")
-			}
-			time.Sleep(time.Millisecond)
-		}
+		testpoll.Until(t, 20*time.Second, "the long poll to park", func() bool { return s.n.waiting.Load() == 1 })
 		// The client goes away as the task that wakes its poll comes, in either order.
 		s.mu.Lock()
 		var id string

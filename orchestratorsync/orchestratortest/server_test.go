@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -325,13 +327,12 @@ func TestNextIsFIFOAndEmptyIs204(t *testing.T) {
 // waitForWaiting blocks until n long polls are parked in the server.
 func waitForWaiting(t *testing.T, s *orchestratortest.Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Stats().LongPollsWaiting != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("LongPollsWaiting = %d, want %d", s.Stats().LongPollsWaiting, n)
+	testpoll.UntilNil(t, 10*time.Second, fmt.Sprintf("%d long polls waiting", n), func() error {
+		if got := s.Stats().LongPollsWaiting; got != n {
+			return fmt.Errorf("LongPollsWaiting = %d", got)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestLongPollWakesOnEnqueue(t *testing.T) {
