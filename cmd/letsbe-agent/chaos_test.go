@@ -3,7 +3,6 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,9 +17,7 @@ func startFaultyOrchestrator(t *testing.T, opts orchestratortest.Options, faults
 	t.Helper()
 	srv := orchestratortest.New(opts)
 	f := orchestratortest.NewFaulty(srv, faults)
-	hs := httptest.NewServer(f)
-	t.Cleanup(hs.Close)
-	return &orchestrator{Server: srv, URL: hs.URL}, f
+	return serveOrchestrator(t, srv, f), f
 }
 
 // checkExactlyOnce asserts every task has exactly one accepted final status.
@@ -56,6 +53,7 @@ func TestE2EChaosFaultyOrchestrator(t *testing.T) {
 	}
 	// Halfway, the credential is revoked; the agent must re-register and go on.
 	o.waitFinal(t, ids[n/2])
+	registrations := o.Stats().Register
 	o.RevokeTokens()
 	for i, id := range ids {
 		st := o.waitFinal(t, id)
@@ -68,8 +66,15 @@ func TestE2EChaosFaultyOrchestrator(t *testing.T) {
 	stats := o.Stats()
 	t.Logf("chaos: %d tasks, %d requests, %d faults injected (%d errors, %d resets before, %d resets after handling, %d slow), 0 final statuses lost, %d identical duplicate finals seen by the orchestrator, %d registrations",
 		n, fs.Requests, fs.Total(), fs.Errors, fs.ResetsBefore, fs.ResetsAfter, fs.Slow, dups, stats.Register)
-	if !a.alive() {
+	if !a.Alive() {
 		t.Fatal("agent died")
+	}
+	// The scenario happened: faults were injected, and the revoked agent registered again.
+	if fs.Total() == 0 {
+		t.Error("no fault injected: the scenario did not run")
+	}
+	if stats.Register <= registrations {
+		t.Errorf("%d registrations before the revocation, %d at the end: the agent never registered again", registrations, stats.Register)
 	}
 }
 
@@ -86,6 +91,9 @@ func TestE2EOutageThenRecovery(t *testing.T) {
 	f.SetOutage(true)
 	// The task finishes during the outage: wait for the agent to say so itself.
 	eventually(t, "the task done during the outage", func() bool { return localPhase(t, a, id) == "Succeeded" })
+	if st, _ := o.Task(id); st.IsFinal() {
+		t.Fatalf("the final report got through before the outage (%s): the scenario did not run", st.Status)
+	}
 	f.SetOutage(false)
 	st := o.waitFinal(t, id)
 	if st.Status != "COMPLETED" {
@@ -104,8 +112,8 @@ func TestE2EKillDuringRunningTask(t *testing.T) {
 	eventually(t, "RUNNING report", func() bool { st, _ := o.Task(id); return st.Status == orchestratortest.StatusRunning })
 	// The process group is recorded durably right after the command starts (a crash in the
 	// millisecond before that leaves the command unowned).
-	eventually(t, "the process group recorded", func() bool { return strings.Contains(a.out.String(), `"msg":"Process group recorded"`) })
-	a.kill()
+	eventually(t, "the process group recorded", func() bool { return strings.Contains(a.Output(), `"msg":"Process group recorded"`) })
+	a.Kill()
 	t.Cleanup(func() { killStray(t, "sleep "+marker) })
 	if !processRunning("sleep " + marker) {
 		t.Fatal("the task's command died with the agent; the test needs it to outlive it")
@@ -143,9 +151,9 @@ func TestE2EKillWithUndeliveredFinalReport(t *testing.T) {
 	eventually(t, "RUNNING report", func() bool { st, _ := o.Task(id); return st.Status == orchestratortest.StatusRunning })
 	f.SetOutage(true)
 	eventually(t, "task done locally", func() bool {
-		return strings.Contains(a.out.String(), `"msg":"Report not delivered; retrying","task":"`+id+`","status":"COMPLETED"`)
+		return strings.Contains(a.Output(), `"msg":"Report not delivered; retrying","task":"`+id+`","status":"COMPLETED"`)
 	})
-	a.kill()
+	a.Kill()
 	f.SetOutage(false)
 	startAgent(t, o, state, "AGENT_BACKOFF_BASE=20ms")
 	st := o.waitFinal(t, id)
@@ -161,7 +169,7 @@ func TestE2EDrainOnSIGTERM(t *testing.T) {
 	a := startAgent(t, o, "", "AGENT_SHUTDOWN_GRACE=20s")
 	short := o.enqueue(t, "SHELL", `{"cmd":"sleep 1"}`)
 	eventually(t, "RUNNING", func() bool { st, _ := o.Task(short); return st.Status == orchestratortest.StatusRunning })
-	a.term()
+	a.Term()
 	eventually(t, "DRAINING heartbeat", func() bool {
 		ags := o.Agents()
 		return len(ags) == 1 && ags[0].LastStatus == "DRAINING"

@@ -3,44 +3,34 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/letsbe/sysadmin-agent/internal/agenttest"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 // startDev runs `letsbe-agent dev` on a free port with the ticker helper allowed, and returns
 // the dashboard's URL.
 func startDev(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command(agentBinary, "dev", "--listen", "127.0.0.1:0")
-	cmd.Env = []string{
-		"PATH=" + helperDir + string(os.PathListSeparator) + os.Getenv("PATH"),
-		"HOME=" + t.TempDir(), "AGENT_HTTP_ADDR=127.0.0.1:0",
-		"AGENT_STATE_DIR=" + filepath.Join(t.TempDir(), "state"),
-		"AGENT_ALLOWED_COMMANDS=echo,ticker",
-		"AGENT_HEARTBEAT_INTERVAL=200ms", // cancellation travels with the heartbeat
-		"AGENT_PROGRESS_INTERVAL=200ms",
-	}
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &agentProc{t: t, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("dev output:\n%s", out.String())
-		}
+	p := runAgent(t, agenttest.Options{
+		Binary: agentBinary, Args: []string{"dev", "--listen", "127.0.0.1:0"},
+		StateDir: filepath.Join(t.TempDir(), "state"), Home: t.TempDir(),
+		Env: []string{
+			"PATH=" + helperDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+			"AGENT_ALLOWED_COMMANDS=echo,ticker",
+			"AGENT_HEARTBEAT_INTERVAL=200ms", // cancellation travels with the heartbeat
+			"AGENT_PROGRESS_INTERVAL=200ms",
+		},
 	})
 	var url string
 	eventually(t, "the development orchestrator", func() bool {
@@ -114,12 +104,14 @@ func js[T any](p *dashboardPage, expr string) T {
 // waitFor evaluates a condition in the page until it holds, failing the test after a minute.
 func (p *dashboardPage) waitFor(what, cond string) {
 	p.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !js[bool](p, cond) {
-		if time.Now().After(deadline) {
-			p.fail("timed out waiting for %s", what)
+	err := testpoll.Wait(p.ctx, time.Minute, func() error {
+		if !js[bool](p, cond) {
+			return errors.New("not yet")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		p.fail("timed out waiting for %s", what)
 	}
 }
 
@@ -214,15 +206,12 @@ func TestE2EDashboardThousandTasks(t *testing.T) {
 		}
 		return l, len(b)
 	}
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		l, _ := list("COMPLETED")
-		if l.Matched == n {
-			break
+	testpoll.UntilNil(t, 3*time.Minute, fmt.Sprintf("%d tasks completed", n), func() error {
+		if l, _ := list("COMPLETED"); l.Matched != n {
+			return fmt.Errorf("%d completed", l.Matched)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d tasks completed", l.Matched, n)
-		}
-	}
+		return nil
+	})
 	l, size := list("")
 	if l.Total != n || l.Matched != n || len(l.Tasks) != 200 {
 		t.Fatalf("list: total %d, matched %d, %d shown; want %d, %d, 200", l.Total, l.Matched, len(l.Tasks), n, n)

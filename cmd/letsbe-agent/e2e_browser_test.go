@@ -175,7 +175,7 @@ func TestE2EPlaywright(t *testing.T) {
 		}
 	}
 	a.logLines()
-	if strings.Contains(a.out.String(), e2ePassword) {
+	if strings.Contains(a.Output(), e2ePassword) {
 		t.Error("the secret appears in the agent's log")
 	}
 }

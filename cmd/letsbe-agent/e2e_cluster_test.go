@@ -110,11 +110,11 @@ func (c *cluster) leaseHolder(t *testing.T) string {
 }
 
 func (p *agentProc) leads() bool {
-	return strings.Contains(p.out.String(), `"msg":"Leading: taking over the tasks in the cluster`)
+	return strings.Contains(p.Output(), `"msg":"Leading: taking over the tasks in the cluster`)
 }
 
 func (p *agentProc) registered() bool {
-	return strings.Contains(p.out.String(), `"msg":"Registered with the orchestrator"`)
+	return strings.Contains(p.Output(), `"msg":"Registered with the orchestrator"`)
 }
 
 // waitReady waits until /readyz answers 200, as a standby or as the leader.
@@ -250,7 +250,7 @@ func testClusterSameReportsAsMemoryMode(t *testing.T) {
 		t.Errorf("the Lease is still held by %q after SIGTERM, want it released", holder)
 	}
 	a.logLines() // every line JSON
-	if out := a.out.String(); strings.Contains(out, orchestratortest.DefaultEnrollmentToken) {
+	if out := a.Output(); strings.Contains(out, orchestratortest.DefaultEnrollmentToken) {
 		t.Error("the enrollment token appears in the logs")
 	}
 }
@@ -311,7 +311,7 @@ func testClusterFailoverAndHandover(t *testing.T) {
 	if ags := o.Agents(); len(ags) != 1 || ags[0].Registrations != 1 {
 		t.Fatalf("agents %+v, want one registered once (by the leader only)", ags)
 	}
-	leader.kill()
+	leader.Kill()
 	killed := time.Now()
 	killStray(t, "sleep "+marker)
 	f.SetOutage(false)
@@ -347,7 +347,7 @@ func testClusterFailoverAndHandover(t *testing.T) {
 	a3 := c.startAgent(t, o, state, env...)
 	a3.waitReady(t, true)
 	termed := time.Now()
-	standby.term()
+	standby.Term()
 	eventually(t, "the new standby leads", a3.leads)
 	led := time.Since(termed)
 	if code := standby.stop(); code != 0 {

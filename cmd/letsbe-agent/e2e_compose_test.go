@@ -8,9 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -120,22 +119,7 @@ func (s *composeStack) write(t *testing.T, image, healthURL string) {
 
 func (s *composeStack) page(t *testing.T) string {
 	t.Helper()
-	var last string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", s.port))
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		_ = resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return strings.TrimSpace(string(body))
-		}
-		last = resp.Status
-	}
-	t.Fatalf("page on 127.0.0.1:%d: %s", s.port, last)
-	return ""
+	return testpoll.Page(t, 30*time.Second, fmt.Sprintf("http://127.0.0.1:%d/", s.port))
 }
 
 type reloadResult struct {
@@ -230,7 +214,7 @@ func TestE2EComposeKillDuringRollback(t *testing.T) {
 		b, _ := os.ReadFile(s.path)
 		return bytes.Equal(b, good)
 	})
-	a.kill()
+	a.Kill()
 
 	startAgent(t, o, state, s.agentEnvironment...)
 	st := o.waitFinal(t, id)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -165,13 +166,11 @@ func TestE2EFullDisk(t *testing.T) {
 	eventually(t, "not ready", func() bool { code, _ := readyz(); return code == 503 })
 	// Once the poller says it takes nothing (no poll in flight), a task enqueued stays queued.
 	// A long poll under way ends first: up to its 25 s wait.
-	for deadline := time.Now().Add(2 * time.Minute); a.countLog("Taking no new tasks: the agent cannot persist them") < 2; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for intake to stop again")
-		}
-	}
+	testpoll.Until(t, 2*time.Minute, "intake to stop again", func() bool {
+		return a.countLog("Taking no new tasks: the agent cannot persist them") >= 2
+	})
 	queued, queuedPath := write(larger)
-	a.kill()
+	a.Kill()
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)

@@ -2,22 +2,21 @@ package main_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
+	"github.com/letsbe/sysadmin-agent/internal/agenttest"
 	"github.com/letsbe/sysadmin-agent/internal/testdirs"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -60,17 +59,19 @@ func TestMain(m *testing.M) {
 }
 
 // orchestrator is the reference orchestrator served on loopback.
-type orchestrator struct {
-	*orchestratortest.Server
-	URL string
-}
+type orchestrator struct{ *agenttest.Orchestrator }
 
 func startOrchestrator(t *testing.T, opts orchestratortest.Options) *orchestrator {
 	t.Helper()
-	srv := orchestratortest.New(opts)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	return &orchestrator{Server: srv, URL: hs.URL}
+	return serveOrchestrator(t, orchestratortest.New(opts), nil)
+}
+
+// serveOrchestrator serves srv through handler (srv itself when nil) until the test ends.
+func serveOrchestrator(t *testing.T, srv *orchestratortest.Server, handler http.Handler) *orchestrator {
+	t.Helper()
+	o := agenttest.Serve(srv, handler)
+	t.Cleanup(o.Close)
+	return &orchestrator{o}
 }
 
 // waitTask waits until the orchestrator holds a final status for id.
@@ -98,142 +99,81 @@ func (o *orchestrator) enqueue(t *testing.T, typ, payload string) string {
 	return o.Enqueue(typ, raw, 0)
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// waitTimeout bounds every wait of the end-to-end tests for the agent or the orchestrator.
+const waitTimeout = 30 * time.Second
+
+// eventually waits for cond, up to waitTimeout.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testpoll.Until(t, waitTimeout, what, cond)
 }
 
-// syncBuffer collects a process's output safely.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// agentProc is a running letsbe-agent.
+// agentProc is a running letsbe-agent of one test.
 type agentProc struct {
+	*agenttest.Agent
 	t        *testing.T
-	cmd      *exec.Cmd
-	out      *syncBuffer
-	done     chan struct{}
-	exitCode int
 	stateDir string
-	termOnce sync.Once
 }
 
-// term sends SIGTERM once (a second one would make the agent exit at once).
-func (p *agentProc) term() {
-	p.termOnce.Do(func() { _ = p.cmd.Process.Signal(syscall.SIGTERM) })
-}
-
-// startAgent runs the binary with a clean environment plus env ("K=V").
+// startAgent runs the binary against o with a clean environment plus env ("K=V"): short
+// heartbeat and poll intervals, debug logs, the listener on a pre-picked loopback port.
 func startAgent(t *testing.T, o *orchestrator, stateDir string, env ...string) *agentProc {
 	t.Helper()
 	if stateDir == "" {
 		stateDir = filepath.Join(t.TempDir(), "state")
 	}
-	cmd := exec.Command(agentBinary)
-	cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + t.TempDir(),
-		"ORCHESTRATOR_URL=" + o.URL,
-		"AGENT_TOKEN=" + orchestratortest.DefaultEnrollmentToken,
-		"AGENT_STATE_DIR=" + stateDir,
-		"AGENT_HEARTBEAT_INTERVAL=200ms",
-		"AGENT_POLL_INTERVAL=50ms",
-		"AGENT_ALLOWED_COMMANDS=echo,sleep,false,true,uname",
-		"AGENT_LOG_LEVEL=debug",
-		"AGENT_HTTP_ADDR=127.0.0.1:0",
-	}, env...)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	return runAgent(t, agenttest.Options{
+		Binary: agentBinary, OrchestratorURL: o.URL, StateDir: stateDir, Home: t.TempDir(),
+		Env: append([]string{
+			"AGENT_HEARTBEAT_INTERVAL=200ms",
+			"AGENT_POLL_INTERVAL=50ms",
+			"AGENT_ALLOWED_COMMANDS=echo,sleep,false,true,uname",
+			"AGENT_LOG_LEVEL=debug",
+		}, env...),
+	})
+}
+
+// runAgent starts the agent as opts says; at the end of the test it stops it, and shows its
+// output if the test failed.
+func runAgent(t *testing.T, opts agenttest.Options) *agentProc {
+	t.Helper()
+	a, err := agenttest.Start(opts)
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := &agentProc{t: t, cmd: cmd, out: out, done: make(chan struct{}), stateDir: stateDir}
-	go func() {
-		_ = cmd.Wait()
-		p.exitCode = cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
+	p := &agentProc{Agent: a, t: t, stateDir: opts.StateDir}
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("agent output:\n%s", out.String())
+			t.Logf("agent output:\n%s", a.Output())
 		}
 	})
 	return p
 }
 
-func (p *agentProc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
 // stop sends SIGTERM and waits for the exit; it returns the exit code.
 func (p *agentProc) stop() int {
-	if p.alive() {
-		p.term()
+	code, err := p.Stop(60 * time.Second)
+	if err != nil {
+		p.t.Error(err)
 	}
-	select {
-	case <-p.done:
-	case <-time.After(60 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		p.t.Errorf("agent did not stop within 60s of SIGTERM")
-	}
-	return p.exitCode
-}
-
-// kill sends SIGKILL and waits.
-func (p *agentProc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
+	return code
 }
 
 // httpAddr waits for the agent's local listener and returns its address.
 func (p *agentProc) httpAddr() string {
 	p.t.Helper()
-	var addr string
-	eventually(p.t, "the HTTP listener", func() bool {
-		for _, l := range p.logLines() {
-			if l["msg"] == "Serving metrics and health" {
-				addr, _ = l["addr"].(string)
-				return true
-			}
-		}
-		return false
-	})
-	return addr
+	if err := p.WaitListening(p.t.Context(), waitTimeout); err != nil {
+		p.t.Fatal(err)
+	}
+	return p.HTTPAddr
 }
 
 // logLines returns the agent's output, failing the test on any line that is not JSON.
 func (p *agentProc) logLines() []map[string]any {
 	p.t.Helper()
 	var lines []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+	sc := bufio.NewScanner(strings.NewReader(p.Output()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var m map[string]any

@@ -305,7 +305,7 @@ func TestE2EHostTasks(t *testing.T) {
 		}
 	}
 	a.stop()
-	if strings.Contains(a.out.String(), secret) {
+	if strings.Contains(a.Output(), secret) {
 		t.Errorf("the agent's log shows a .env value")
 	}
 }

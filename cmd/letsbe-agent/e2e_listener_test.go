@@ -29,7 +29,7 @@ func TestE2ELocalListenerPortTaken(t *testing.T) {
 		t.Fatalf("task without a local listener: %s %q", st.Status, st.Error)
 	}
 	eventually(t, "the listener error logged", func() bool {
-		return strings.Contains(a.out.String(), "Cannot listen on AGENT_HTTP_ADDR")
+		return strings.Contains(a.Output(), "Cannot listen on AGENT_HTTP_ADDR")
 	})
 	status := exec.CommandContext(t.Context(), agentBinary, "status", "--http-addr", addr)
 	status.Env = []string{"PATH=" + os.Getenv("PATH"), "AGENT_STATE_DIR=" + stateDir}
@@ -39,7 +39,7 @@ func TestE2ELocalListenerPortTaken(t *testing.T) {
 	}
 	blocker.Close()
 	eventually(t, "the listener bound after the retry", func() bool {
-		return strings.Contains(a.out.String(), `"afterRetry":true`)
+		return strings.Contains(a.Output(), `"afterRetry":true`)
 	})
 	eventually(t, "/healthz", func() bool {
 		resp, err := http.Get("http://" + addr + "/healthz")

@@ -203,7 +203,7 @@ func TestE2EEndpointsAnswerWhileNotRegistered(t *testing.T) {
 			if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "NOT READY (not registered with the orchestrator yet: ") {
 				t.Errorf("status: exit %d\n%s", code, out)
 			}
-			if strings.Contains(string(out), wrongToken) || strings.Contains(a.out.String(), wrongToken) {
+			if strings.Contains(string(out), wrongToken) || strings.Contains(a.Output(), wrongToken) {
 				t.Error("the token shows in the status output or the log")
 			}
 			// The orchestrator comes back: the agent registers and gets ready.

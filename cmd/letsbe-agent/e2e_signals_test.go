@@ -24,21 +24,21 @@ func TestE2ESIGQUITDrainsLikeSIGTERM(t *testing.T) {
 		st, _ := o.Task(id)
 		return st.Status == orchestratortest.StatusRunning
 	})
-	if err := agent.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+	if err := agent.Signal(syscall.SIGQUIT); err != nil {
 		t.Fatal(err)
 	}
 	if st := o.waitFinal(t, id); st.Status != orchestratortest.StatusCompleted {
 		t.Errorf("task running at SIGQUIT: %s %q, want COMPLETED (drained)", st.Status, st.Error)
 	}
 	select {
-	case <-agent.done:
+	case <-agent.Done():
 	case <-time.After(60 * time.Second):
 		t.Fatal("the agent did not stop after SIGQUIT")
 	}
-	if agent.exitCode != 0 {
-		t.Errorf("exit code after SIGQUIT %d, want 0", agent.exitCode)
+	if code := agent.ExitCode(); code != 0 {
+		t.Errorf("exit code after SIGQUIT %d, want 0", code)
 	}
-	if out := agent.out.String(); !strings.Contains(out, `"signal":"quit"`) || strings.Contains(out, "goroutine ") {
+	if out := agent.Output(); !strings.Contains(out, `"signal":"quit"`) || strings.Contains(out, "goroutine ") {
 		t.Errorf("want a drain logged for signal quit and no goroutine dump; output:\n%s", out)
 	}
 }

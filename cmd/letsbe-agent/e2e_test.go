@@ -96,7 +96,7 @@ func TestE2EEchoShellAndBadInput(t *testing.T) {
 		t.Errorf("failed shell result = %s", failed.Result)
 	}
 
-	if !a.alive() {
+	if !a.Alive() {
 		t.Fatal("agent exited after bad input")
 	}
 	if code := a.stop(); code != 0 {
@@ -104,7 +104,7 @@ func TestE2EEchoShellAndBadInput(t *testing.T) {
 	}
 	// Logs: every line JSON, never a token.
 	a.logLines()
-	out := a.out.String()
+	out := a.Output()
 	if strings.Contains(out, orchestratortest.DefaultEnrollmentToken) {
 		t.Error("the enrollment token appears in the logs")
 	}

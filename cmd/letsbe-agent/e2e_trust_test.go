@@ -204,7 +204,7 @@ func TestE2ESignedTasksHostile(t *testing.T) {
 	// Rotation by file change: the new key only.
 	writeJWKS(t, keys, h.signers["rotated"])
 	eventually(t, "the keys reloaded", func() bool {
-		return strings.Contains(agent.out.String(), h.signers["rotated"].KID())
+		return strings.Contains(agent.Output(), h.signers["rotated"].KID())
 	})
 	rotated := h.enqueueAs(t, "rotated", "FILE_WRITE", write("rotated"))
 	old := h.enqueueAs(t, "signed", "FILE_WRITE", write("old-key"))
@@ -219,17 +219,17 @@ func TestE2ESignedTasksHostile(t *testing.T) {
 	if err := os.WriteFile(keys, []byte("{broken"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := agent.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := agent.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the failed reload logged", func() bool {
-		return strings.Contains(agent.out.String(), "keeping the keys in force")
+		return strings.Contains(agent.Output(), "keeping the keys in force")
 	})
 	still := h.enqueueAs(t, "rotated", "FILE_WRITE", write("after-broken-file"))
 	if st := h.waitFinal(t, still); st.Status != "COMPLETED" {
 		t.Errorf("task after a broken key file: %s %q, want COMPLETED with the keys in force", st.Status, st.Error)
 	}
-	if !agent.alive() {
+	if !agent.Alive() {
 		t.Fatal("the agent exited on SIGHUP")
 	}
 

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/agenttest"
 	"github.com/letsbe/sysadmin-agent/internal/testdirs"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -106,25 +108,18 @@ func (s *notifySocket) count(line string) int {
 
 func startNotifyAgent(t *testing.T, bin string, o *orchestrator, sock *notifySocket, env ...string) *agentProc {
 	t.Helper()
-	cmd := exec.Command(bin)
-	cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
-		"ORCHESTRATOR_URL=" + o.URL, "AGENT_TOKEN=" + orchestratortest.DefaultEnrollmentToken,
-		"AGENT_STATE_DIR=" + filepath.Join(t.TempDir(), "state"), "AGENT_HTTP_ADDR=",
-		"AGENT_HEARTBEAT_INTERVAL=100ms", "AGENT_POLL_INTERVAL=50ms", "AGENT_SHUTDOWN_GRACE=0s",
-		"NOTIFY_SOCKET=" + sock.path,
-	}, env...)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &agentProc{t: t, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); p.exitCode = cmd.ProcessState.ExitCode(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
+	p := runAgent(t, agenttest.Options{
+		Binary: bin, OrchestratorURL: o.URL, StateDir: filepath.Join(t.TempDir(), "state"), Home: t.TempDir(),
+		Env: append([]string{
+			"AGENT_HTTP_ADDR=",
+			"AGENT_HEARTBEAT_INTERVAL=100ms", "AGENT_POLL_INTERVAL=50ms", "AGENT_SHUTDOWN_GRACE=0s",
+			"NOTIFY_SOCKET=" + sock.path,
+		}, env...),
+	})
+	t.Cleanup(func() { // before runAgent's: kill, not drain
+		p.Kill()
 		if t.Failed() {
-			t.Logf("notifications: %q\nagent output:\n%s", sock.lines(), out.String())
+			t.Logf("notifications: %q", sock.lines())
 		}
 	})
 	return p
@@ -143,7 +138,7 @@ func TestSystemdNotifyReadyStatusWatchdogStopping(t *testing.T) {
 	}
 	eventually(t, "STATUS=registered", func() bool { return sock.count("STATUS=registered as a-1, running 0 tasks") > 0 })
 	eventually(t, "watchdog pings", func() bool { return sock.count("WATCHDOG=1") >= 3 })
-	a.term()
+	a.Term()
 	eventually(t, "STOPPING=1", func() bool { return sock.count("STOPPING=1") == 1 })
 	eventually(t, "STATUS=draining", func() bool { return sock.count("STATUS=draining: 0 tasks running") > 0 })
 	if code := a.stop(); code != 0 {
@@ -156,7 +151,7 @@ func TestSystemdReadyWithoutOrchestrator(t *testing.T) {
 	t.Parallel()
 	bin := buildDebugBinary(t)
 	sock := newNotifySocket(t)
-	startNotifyAgent(t, bin, &orchestrator{URL: "http://127.0.0.1:1"}, sock, "LETSBE_DEBUG_READY_TIMEOUT=200ms")
+	startNotifyAgent(t, bin, &orchestrator{&agenttest.Orchestrator{URL: "http://127.0.0.1:1"}}, sock, "LETSBE_DEBUG_READY_TIMEOUT=200ms")
 	eventually(t, "READY=1", func() bool { return sock.count("READY=1") == 1 })
 	eventually(t, "STATUS=waiting", func() bool { return sock.count("STATUS=waiting for the orchestrator: not registered yet") > 0 })
 }
@@ -176,13 +171,8 @@ func TestSystemdWatchdogStopsWhenWedged(t *testing.T) {
 		t.Fatal(err)
 	}
 	const stuck = "STATUS=stuck, not feeding the watchdog: no request to the orchestrator*"
-	deadline := time.Now().Add(90 * time.Second) // the limit is two heartbeats plus a 15s request timeout
-	for sock.count(stuck) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for the agent to report itself stuck three times")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// The limit is two heartbeats plus a 15s request timeout.
+	testpoll.Until(t, 90*time.Second, "the agent to report itself stuck three times", func() bool { return sock.count(stuck) >= 3 })
 	lines := sock.lines()
 	first := -1
 	for i, l := range lines {

@@ -70,7 +70,7 @@ func TestE2ERestartChaosNeverRunsTwice(t *testing.T) {
 			}
 		}
 		if round%2 == 0 {
-			a.kill()
+			a.Kill()
 			kills++
 		} else {
 			a.stop()
@@ -106,6 +106,9 @@ func TestE2ERestartChaosNeverRunsTwice(t *testing.T) {
 	if completedRecorders == 0 {
 		t.Error("no recording task completed: the scenario did not run")
 	}
+	if queuedAtStop == 0 {
+		t.Error("every stop found all tasks final: no stop came mid-work, the scenario did not run")
+	}
 	// Every start polled with a boot_id of its own.
 	if ags := o.Agents(); len(ags) != 1 || ags[0].Boots != rounds+1 {
 		t.Errorf("agents %+v: want one agent with %d boots", ags, rounds+1)
@@ -130,9 +133,9 @@ func TestE2ESIGTERMCancelsTheLongPollFirst(t *testing.T) {
 		st, _ := o.Task(id)
 		return st.Status == orchestratortest.StatusRunning && o.Stats().LongPollsWaiting == 1
 	})
-	a.term()
-	eventually(t, "the long poll given up", func() bool { return o.Stats().LongPollsWaiting == 0 || !a.alive() })
-	if !a.alive() {
+	a.Term()
+	eventually(t, "the long poll given up", func() bool { return o.Stats().LongPollsWaiting == 0 || !a.Alive() })
+	if !a.Alive() {
 		t.Fatal("the agent stopped before its drain; the test needs it draining")
 	}
 	later := o.enqueue(t, "ECHO", `{}`)
@@ -143,5 +146,5 @@ func TestE2ESIGTERMCancelsTheLongPollFirst(t *testing.T) {
 	if st, _ := o.Task(later); st.Status != orchestratortest.StatusPending {
 		t.Errorf("a task was handed out during the drain: %+v", st)
 	}
-	a.kill()
+	a.Kill()
 }

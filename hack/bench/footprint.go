@@ -58,7 +58,7 @@ func (a *idleAgent) close() {
 // process: see agentProc.goroutines).
 func (a *idleAgent) measure(ctx context.Context, window time.Duration) (idleFootprint, error) {
 	res := idleFootprint{Window: window}
-	pid := a.agent.pid()
+	pid := a.agent.Pid()
 	m0, err := readMemory(pid)
 	if err != nil {
 		return res, err
@@ -129,7 +129,7 @@ func measureRetained(ctx context.Context, cfg *config, n, conc, payloadBytes int
 		return res, fmt.Errorf("%w\n%s", err, agent.logTail())
 	}
 	res.Elapsed = b.Elapsed
-	m, err := settledMemory(ctx, agent.pid())
+	m, err := settledMemory(ctx, agent.Pid())
 	if err != nil {
 		return res, err
 	}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -74,12 +76,14 @@ func measurePickup(ctx context.Context, cfg *config, longPoll bool) (pickup, err
 
 // waitParked waits until the agent's next-task request is parked in the orchestrator.
 func waitParked(ctx context.Context, o *orchestrator) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for o.Stats().LongPollsWaiting == 0 {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("agent did not park a long poll")
+	err := testpoll.Wait(ctx, 10*time.Second, func() error {
+		if o.Stats().LongPollsWaiting == 0 {
+			return errors.New("no long poll parked")
 		}
-		time.Sleep(200 * time.Microsecond)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("agent did not park a long poll: %w", err)
 	}
 	return nil
 }

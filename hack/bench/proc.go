@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/agenttest"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 	"github.com/prometheus/procfs"
 )
@@ -26,29 +24,19 @@ import (
 const userHZ = 100
 
 // orchestrator is the reference orchestrator served in-process on loopback.
-type orchestrator struct {
-	*orchestratortest.Server
-	hs *httptest.Server
-}
+type orchestrator = agenttest.Orchestrator
 
 func startOrchestrator(opts orchestratortest.Options) *orchestrator {
-	srv := orchestratortest.New(opts)
-	return &orchestrator{Server: srv, hs: httptest.NewServer(srv)}
+	return agenttest.Serve(orchestratortest.New(opts), nil)
 }
 
-func (o *orchestrator) URL() string { return o.hs.URL }
-func (o *orchestrator) Close()      { o.hs.Close() }
-
-// agentProc is a running letsbe-agent.
-type agentProc struct {
-	cmd      *exec.Cmd
-	logPath  string
-	httpAddr string
-	done     chan struct{}
-}
+// agentProc is a running letsbe-agent, its output also in agent.log of its work directory.
+type agentProc struct{ *agenttest.Agent }
 
 // startAgent runs the binary against o with a clean environment plus env ("K=V") and
-// cfg.agentEnv, its state and log (agent.log) in the work directory name.
+// cfg.agentEnv, its state and log (agent.log) in the work directory name. Its listener is
+// on a pre-picked loopback port, never the default one: several agents run at once, next to
+// other engineers' tests.
 func startAgent(cfg *config, o *orchestrator, name string, env ...string) (*agentProc, error) {
 	stateDir := cfg.stateDir(name)
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
@@ -59,93 +47,33 @@ func startAgent(cfg *config, o *orchestrator, name string, env ...string) (*agen
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close()
-	httpAddr, err := freeAddr()
+	a, err := agenttest.Start(agenttest.Options{
+		Binary: cfg.agentBin, OrchestratorURL: o.URL,
+		StateDir: filepath.Join(stateDir, "state"), Home: stateDir,
+		Env: append([]string{
+			"AGENT_ALLOWED_COMMANDS=true",
+			"AGENT_LOG_LEVEL=info",
+			"GOTRACEBACK=all",
+		}, append(env, cfg.agentEnv...)...),
+		Output: logFile,
+	})
 	if err != nil {
+		logFile.Close()
 		return nil, err
 	}
-	cmd := exec.Command(cfg.agentBin)
-	cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + stateDir,
-		"ORCHESTRATOR_URL=" + o.URL(),
-		"AGENT_TOKEN=" + orchestratortest.DefaultEnrollmentToken,
-		"AGENT_STATE_DIR=" + filepath.Join(stateDir, "state"),
-		"AGENT_ALLOWED_COMMANDS=true",
-		"AGENT_LOG_LEVEL=info",
-		// Never the default port: several agents run at once, next to other engineers' tests.
-		"AGENT_HTTP_ADDR=" + httpAddr,
-		"GOTRACEBACK=all",
-	}, append(env, cfg.agentEnv...)...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start agent: %w", err)
-	}
-	p := &agentProc{cmd: cmd, logPath: logPath, httpAddr: httpAddr, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *agentProc) pid() int { return p.cmd.Process.Pid }
-
-func (p *agentProc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	go func() { <-a.Done(); logFile.Close() }()
+	return &agentProc{a}, nil
 }
 
 // stop sends SIGTERM and waits (SIGKILL after 30 s).
-func (p *agentProc) stop() {
-	if !p.alive() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *agentProc) stop() { _, _ = p.Stop(30 * time.Second) }
 
 // logTail returns the end of the agent's log, for error messages.
-func (p *agentProc) logTail() string {
-	b, _ := os.ReadFile(p.logPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
+func (p *agentProc) logTail() string { return p.OutputTail(4000) }
 
 // waitReady waits until the agent registered with o and its poller asked for work.
 func (p *agentProc) waitReady(o *orchestrator, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if !p.alive() {
-			return fmt.Errorf("agent exited during start-up:\n%s", p.logTail())
-		}
-		if len(o.Agents()) > 0 && o.Stats().NextTask > 0 {
-			return nil
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return fmt.Errorf("agent not ready after %s:\n%s", timeout, p.logTail())
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr, nil
+	return p.WaitRegistered(context.Background(), o.Server, timeout)
 }
 
 // memory is a process's resident set from /proc/PID/status, in bytes.
@@ -205,22 +133,18 @@ func cpuOf(fs procfs.FS, pid int) (time.Duration, error) {
 // goroutines counts the agent's goroutines: go_goroutines from its metrics listener when it
 // has one, else from the stack dump of SIGQUIT (which ends the process). It says which.
 func (p *agentProc) goroutines() (int, string, error) {
-	if n, err := scrapeGoroutines(p.httpAddr); err == nil {
+	if n, err := scrapeGoroutines(p.HTTPAddr); err == nil {
 		return n, "go_goroutines of /metrics", nil
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+	if err := p.Signal(syscall.SIGQUIT); err != nil {
 		return 0, "", err
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(10 * time.Second):
 		return 0, "", errors.New("agent did not exit on SIGQUIT")
 	}
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return 0, "", err
-	}
-	n := countGoroutines(b)
+	n := countGoroutines([]byte(p.Output()))
 	if n == 0 {
 		return 0, "", errors.New("no goroutine dump in the agent's output after SIGQUIT")
 	}

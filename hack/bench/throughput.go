@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -112,13 +112,15 @@ func startBaseline(o *orchestrator, conc int) (*baseline, error) {
 		})
 	}
 	// Wait until every worker is parked, as the agent is when a batch starts.
-	deadline := time.Now().Add(10 * time.Second)
-	for o.Stats().LongPollsWaiting < conc {
-		if time.Now().After(deadline) {
-			b.stop()
-			return nil, errors.New("baseline workers did not start polling")
+	err = testpoll.Wait(ctx, 10*time.Second, func() error {
+		if n := o.Stats().LongPollsWaiting; n < conc {
+			return fmt.Errorf("%d of %d parked", n, conc)
 		}
-		time.Sleep(time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		b.stop()
+		return nil, fmt.Errorf("baseline workers did not start polling: %w", err)
 	}
 	return b, nil
 }
@@ -186,7 +188,7 @@ func (b *baseline) call(ctx context.Context, method, path string, body []byte) (
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, b.o.URL()+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, b.o.URL+path, rd)
 	if err != nil {
 		return nil, err
 	}
