@@ -89,7 +89,9 @@ func Start(opts Options) (*Agent, error) {
 			addr = v
 		}
 	}
-	cmd := exec.Command(opts.Binary, opts.Args...)
+	// The agent's life is Term, Stop and Kill, not a context's: a cancelled context would
+	// SIGKILL it where a test wants to see its drain.
+	cmd := exec.Command(opts.Binary, opts.Args...) //nolint:noctx // see above
 	cmd.Env = env
 	out := &Output{}
 	var w io.Writer = out
@@ -221,7 +223,8 @@ var errExited = errors.New("the agent exited")
 
 // FreeLoopbackAddr returns 127.0.0.1:PORT with a port that was free a moment ago.
 func FreeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
