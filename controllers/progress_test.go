@@ -11,6 +11,7 @@ import (
 
 	"github.com/letsbe/sysadmin-agent/api/progress"
 	"github.com/letsbe/sysadmin-agent/executors"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 // collect takes batches of task from hub until done reports true of what was received, and
@@ -162,16 +163,13 @@ func TestTaskProgressDisabledHub(t *testing.T) {
 	p := executors.ProgressFrom(ctx).(*taskProgress)
 	p.Output(executors.StreamStdout, []byte("dropped\n"))
 	// Wait until the flusher dropped it (offsets still count it).
-	for {
+	testpoll.Until(t, 10*time.Second, "the flusher to drop the output", func() bool {
 		p.mu.Lock()
 		off := p.streams[0].offset
 		p.mu.Unlock()
-		if off == int64(len("dropped\n")) {
-			break
-		}
 		p.signal()
-		time.Sleep(time.Millisecond)
-	}
+		return off == int64(len("dropped\n"))
+	})
 	hub.SetEnabled(true)
 	p.Output(executors.StreamStdout, []byte("kept\n"))
 	<-hub.Ready()

@@ -1,6 +1,7 @@
 package executors
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -60,11 +61,11 @@ func groupMembers(pgid int) []int {
 // killAndReap kills a process that escaped its group and reaps it.
 func killAndReap(pid int) {
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for range 500 {
+	_ = testpoll.Wait(context.Background(), 5*time.Second, func() error {
 		var ws syscall.WaitStatus
 		if got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); got == pid || err != nil {
-			return
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.New("not reaped yet")
+	})
 }
