@@ -2,7 +2,6 @@ package orchestratorsync_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
+	"github.com/letsbe/sysadmin-agent/internal/agenttest"
 	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
@@ -40,17 +40,6 @@ func (d *mapDelivered) LookupDelivered(id string) ([]byte, bool) {
 	defer d.mu.Unlock()
 	b, ok := d.m[id]
 	return bytes.Clone(b), ok
-}
-
-func waitOrch(t *testing.T, orch *orchestratortest.Server, id, what string, pred func(orchestratortest.TaskState) bool) orchestratortest.TaskState {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	st, err := orch.WaitTask(ctx, id, pred)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return st
 }
 
 // TestHeldTaskOfferedAgainIsAcknowledgedNotRunTwice: the RUNNING acknowledgement is lost
@@ -81,7 +70,7 @@ func TestHeldTaskOfferedAgainIsAcknowledgedNotRunTwice(t *testing.T) {
 	id := orch.Enqueue("ECHO", nil, 0)
 	// The reporter's own retry of RUNNING is an hour away: only the answer to the second
 	// offer can acknowledge the task in time.
-	st := waitOrch(t, orch, id, "the acknowledgement", func(st orchestratortest.TaskState) bool {
+	st := agenttest.WaitTask(t, orch, id, "the acknowledgement", waitTimeout, func(st orchestratortest.TaskState) bool {
 		return st.Acknowledged && st.Status == orchestratortest.StatusRunning
 	})
 	if st.Offers < 2 {
@@ -92,7 +81,7 @@ func TestHeldTaskOfferedAgainIsAcknowledgedNotRunTwice(t *testing.T) {
 		t.Fatalf("store holds %d tasks (%v), want 1", len(list.Items), err)
 	}
 	finish(t, mem, id, true)
-	st = waitOrch(t, orch, id, "the final report", func(st orchestratortest.TaskState) bool { return st.IsFinal() })
+	st = agenttest.WaitTask(t, orch, id, "the final report", waitTimeout, func(st orchestratortest.TaskState) bool { return st.IsFinal() })
 	if st.FinalReports != 1 {
 		t.Errorf("final reports = %d, want 1", st.FinalReports)
 	}
@@ -141,14 +130,14 @@ func TestDeliveredTaskOfferedAgainGetsTheSameReport(t *testing.T) {
 	id := orch.Enqueue("ECHO", []byte(`{"html":"<b>&</b>"}`), 0)
 	testpoll.Until(t, waitTimeout, "the task", func() bool { _, err := mem.Get(t.Context(), id); return err == nil })
 	finish(t, mem, id, true)
-	waitOrch(t, orch, id, "the final report", func(st orchestratortest.TaskState) bool { return st.IsFinal() })
+	agenttest.WaitTask(t, orch, id, "the final report", waitTimeout, func(st orchestratortest.TaskState) bool { return st.IsFinal() })
 	testpoll.Until(t, waitTimeout, "the delivery recorded", func() bool { _, ok := delivered.LookupDelivered(id); return ok })
 	if err := mem.Delete(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
 
 	replay.Store(true)
-	st := waitOrch(t, orch, id, "the repeated final report", func(st orchestratortest.TaskState) bool { return st.Duplicates >= 1 })
+	st := agenttest.WaitTask(t, orch, id, "the repeated final report", waitTimeout, func(st orchestratortest.TaskState) bool { return st.Duplicates >= 1 })
 	if st.FinalReports != 1 || st.DifferingDuplicates != 0 || st.Status != orchestratortest.StatusCompleted {
 		t.Errorf("after the repeat: %+v; want one final and a byte-identical repeat", st)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/internal/agenttest"
 	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
@@ -97,7 +98,7 @@ func TestProgressReports(t *testing.T) {
 		})
 	}
 	finish(t, mem, name, true)
-	st := waitFinal(t, orch, id)
+	st := agenttest.WaitTask(t, orch, id, "the final report", waitTimeout, orchestratortest.TaskState.IsFinal)
 	if st.Progress.Stdout != "hello\nworld\n" || st.Progress.Stderr != "warn\n" || st.Progress.Gaps != 0 {
 		t.Errorf("progress at the orchestrator = %+v", st.Progress)
 	}
@@ -120,22 +121,11 @@ func TestProgressWithoutFeature(t *testing.T) {
 	// report alone, which this test is not about.
 	testpoll.Until(t, waitTimeout, "the RUNNING acknowledgement", func() bool { st, _ := orch.Task(id); return st.Reports >= 1 })
 	finish(t, mem, name, true)
-	st := waitFinal(t, orch, id)
+	st := agenttest.WaitTask(t, orch, id, "the final report", waitTimeout, orchestratortest.TaskState.IsFinal)
 	if running := st.Reports - st.FinalReports - st.Duplicates; running != 1 || st.Progress.Reports != 0 {
 		t.Errorf("%d RUNNING reports (%d with progress), want exactly 1 and none", running, st.Progress.Reports)
 	}
 	if !slices.ContainsFunc(st.Events, func(e orchestratortest.Event) bool { return e.Type == agentv1.EventSucceeded }) {
 		t.Errorf("final events = %+v", st.Events)
 	}
-}
-
-func waitFinal(t *testing.T, orch *orchestratortest.Server, id string) orchestratortest.TaskState {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	st, err := orch.WaitTask(ctx, id, orchestratortest.TaskState.IsFinal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
 }

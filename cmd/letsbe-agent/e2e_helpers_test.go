@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -77,17 +76,7 @@ func serveOrchestrator(t *testing.T, srv *orchestratortest.Server, handler http.
 // waitTask waits until the orchestrator holds a final status for id.
 func (o *orchestrator) waitFinal(t *testing.T, id string) orchestratortest.TaskState {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	st, err := o.WaitTask(ctx, id, func(s orchestratortest.TaskState) bool {
-		return s.Status == orchestratortest.StatusCompleted || s.Status == orchestratortest.StatusFailed
-	})
-	if err != nil {
-		got, _ := o.Task(id)
-		got.Payload = nil // may be megabytes
-		t.Fatalf("task %s: no final status: %v (state %+v)", id, err, got)
-	}
-	return st
+	return agenttest.WaitTask(t, o.Server, id, "a final status", 60*time.Second, orchestratortest.TaskState.IsFinal)
 }
 
 func (o *orchestrator) enqueue(t *testing.T, typ, payload string) string {

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/letsbe/sysadmin-agent/internal/agenttest"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -83,13 +83,9 @@ func TestE2EProgress(t *testing.T) {
 // the file the ticker waits for.
 func waitStreamed(t *testing.T, o *orchestrator, id, want, done string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	if _, err := o.WaitTask(ctx, id, func(st orchestratortest.TaskState) bool {
+	agenttest.WaitTask(t, o.Server, id, "progress with "+want, time.Minute, func(st orchestratortest.TaskState) bool {
 		return strings.Contains(st.Progress.Stdout, want) || st.IsFinal()
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if err := os.WriteFile(done, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/internal/agenthttp"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -195,18 +196,7 @@ func TestListenRetries(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go agenthttp.Serve(ctx, ln, agenthttp.Handler(sources()), logr.Discard())
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the listener never bound %s after it was freed: %v", addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testpoll.Page(t, 30*time.Second, "http://"+addr+"/healthz") // bound once the port is freed
 	if _, err := os.Stat(filepath.Join(dir, "http-listener.json")); !os.IsNotExist(err) {
 		t.Errorf("the listener state is still recorded after binding: %v", err)
 	}

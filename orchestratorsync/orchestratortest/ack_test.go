@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/agenttest"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -53,17 +54,6 @@ func rawReport(t *testing.T, e *env, taskID, body string) int {
 	return resp.StatusCode
 }
 
-func waitState(t *testing.T, e *env, id string, what string, pred func(orchestratortest.TaskState) bool) orchestratortest.TaskState {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	st, err := e.srv.WaitTask(ctx, id, pred)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return st
-}
-
 func TestRegisterAnnouncesTheAckTimeout(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -100,7 +90,7 @@ func TestUnacknowledgedTaskIsOfferedAgain(t *testing.T) {
 	if code, body, err := rawNext(ctx, e, agent, "b1", 0); err != nil || code != 200 || !strings.Contains(body, `"id":"`+lost+`"`) {
 		t.Fatalf("first offer: %d %s %v", code, body, err)
 	}
-	waitState(t, e, lost, "re-queue", func(st orchestratortest.TaskState) bool {
+	agenttest.WaitTask(t, e.srv, lost, "re-queue", 20*time.Second, func(st orchestratortest.TaskState) bool {
 		return st.Status == orchestratortest.StatusPending && st.Requeues == 1
 	})
 	if code, body, err := rawNext(ctx, e, agent, "b1", 0); err != nil || code != 200 || !strings.Contains(body, `"id":"`+lost+`"`) {
@@ -118,7 +108,7 @@ func TestUnacknowledgedTaskIsOfferedAgain(t *testing.T) {
 	if code, _, err := rawNext(ctx, e, agent, "b1", 0); err != nil || code != 200 {
 		t.Fatalf("offer: %d %v", code, err)
 	}
-	waitState(t, e, late, "re-queue", func(st orchestratortest.TaskState) bool { return st.Requeues == 1 })
+	agenttest.WaitTask(t, e.srv, late, "re-queue", 20*time.Second, func(st orchestratortest.TaskState) bool { return st.Requeues == 1 })
 	if code := rawReport(t, e, late, `{"agent_id":"`+agent+`","status":"COMPLETED","result":{"ok":true}}`); code != 200 {
 		t.Fatalf("late final: %d", code)
 	}
