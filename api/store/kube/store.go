@@ -11,8 +11,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -142,25 +144,23 @@ func (s *Store) UpdateStatus(ctx context.Context, task *agentv1.Task) error {
 }
 
 func (s *Store) updateStatusUnconditionally(ctx context.Context, task *agentv1.Task) error {
-	for range maxConflictRetries {
+	// Re-read and write again at once on Conflict: the status is ours to write whole.
+	err := retry.RetryOnConflict(wait.Backoff{Steps: maxConflictRetries}, func() error {
 		cur, err := s.Get(ctx, task.Name)
 		if err != nil {
 			return err
 		}
 		task.Status.DeepCopyInto(&cur.Status)
-		err = s.c.Status().Update(ctx, cur)
-		if err == nil {
-			task.ResourceVersion = cur.ResourceVersion
-			return nil
-		}
-		if !apierrors.IsConflict(err) {
+		if err := s.c.Status().Update(ctx, cur); err != nil {
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+		task.ResourceVersion = cur.ResourceVersion
+		return nil
+	})
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("update status of task %s: still conflicting after %d attempts", task.Name, maxConflictRetries)
 	}
-	return fmt.Errorf("update status of task %s: still conflicting after %d attempts", task.Name, maxConflictRetries)
+	return err
 }
 
 // List implements store.Store: the Tasks of the namespace, ordered by name.
