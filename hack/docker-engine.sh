@@ -152,6 +152,8 @@ if ! answers; then
 	fi
 	rm -f "$sock"
 	log "starting dockerd on $sock"
+	# 9>&- below: dockerd (and the containerd it starts) must not inherit the lock, or every
+	# later run of this script would wait on it for as long as the engine lives.
 	setsid nohup dockerd \
 		--config-file "$engine/daemon.json" \
 		--data-root "$engine/data" \
@@ -164,7 +166,7 @@ if ! answers; then
 		--userland-proxy=true \
 		--default-address-pool base=10.213.0.0/16,size=24 \
 		--log-level warn \
-		>"$engine/dockerd.log" 2>&1 </dev/null &
+		>"$engine/dockerd.log" 2>&1 </dev/null 9>&- &
 	for _ in $(seq 300); do
 		answers && break
 		sleep 0.2
