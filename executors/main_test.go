@@ -63,8 +63,12 @@ func killAndReap(pid int) {
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	_ = testpoll.Wait(context.Background(), 5*time.Second, func() error {
 		var ws syscall.WaitStatus
-		if got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); got == pid || err != nil {
+		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		switch {
+		case got == pid, errors.Is(err, syscall.ECHILD): // reaped, or not this process's child
 			return nil
+		case err != nil:
+			return err
 		}
 		return errors.New("not reaped yet")
 	})
