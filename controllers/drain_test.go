@@ -11,6 +11,7 @@ import (
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 // countingStore counts List calls.
@@ -36,9 +37,7 @@ func TestWaitIdleFollowsNotifications(t *testing.T) {
 
 	done := make(chan bool, 1)
 	go func() { done <- controllers.WaitIdle(t.Context(), counting, mem) }()
-	for counting.lists.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testpoll.Until(t, 10*time.Second, "WaitIdle's first List", func() bool { return counting.lists.Load() > 0 })
 	// Nothing changes: WaitIdle must not list again while it waits.
 	select {
 	case <-done:
