@@ -1,8 +1,6 @@
 package config_test
 
 import (
-	"bytes"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -110,17 +108,7 @@ func checkBinding(t *testing.T, binding *rbacv1.RoleBinding, role *rbacv1.Role, 
 // in cluster mode that still meets every check of the base Deployment.
 func TestKustomizeBuildClusterMode(t *testing.T) {
 	t.Parallel()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skipf("Skipping kubectl kustomize: %v (the manifests are still decoded by TestK8sClusterManifests)", err)
-	}
-	cmd := exec.CommandContext(t.Context(), kubectl, "kustomize", filepath.Join(repoRoot, k8sClusterDir))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kubectl kustomize: %v\n%s", err, stderr.String())
-	}
+	out := kustomizeBuild(t, k8sClusterDir, "TestK8sClusterManifests")
 	var (
 		dep     *appsv1.Deployment
 		cm      *corev1.ConfigMap

@@ -195,18 +195,7 @@ func TestK8sManifests(t *testing.T) {
 // Deployment, the namespace applied, the CRD included unchanged.
 func TestKustomizeBuild(t *testing.T) {
 	t.Parallel()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skipf("Skipping kubectl kustomize: %v (the manifests are still decoded by TestK8sManifests)", err)
-	}
-	cmd := exec.CommandContext(t.Context(), kubectl, "kustomize", filepath.Join(repoRoot, k8sDir))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kubectl kustomize: %v\n%s", err, stderr.String())
-	}
-	objs := decodeAll(t, "kubectl kustomize output", out)
+	objs := decodeAll(t, "kubectl kustomize output", kustomizeBuild(t, k8sDir, "TestK8sManifests"))
 
 	var (
 		dep *appsv1.Deployment
@@ -262,6 +251,24 @@ func TestKustomizeBuild(t *testing.T) {
 	if diff := cmp.Diff(generated, crd); diff != "" {
 		t.Errorf("CRD after kustomize (-generated +built):\n%s", diff)
 	}
+}
+
+// kustomizeBuild builds the kustomization in dir with kubectl kustomize, as `kubectl apply -k`
+// does; without kubectl the test is skipped, naming the test that still decodes the manifests.
+func kustomizeBuild(t *testing.T, dir, decodedBy string) []byte {
+	t.Helper()
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skipf("Skipping kubectl kustomize: %v (the manifests are still decoded by %s)", err, decodedBy)
+	}
+	cmd := exec.CommandContext(t.Context(), kubectl, "kustomize", filepath.Join(repoRoot, dir))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v\n%s", err, stderr.String())
+	}
+	return out
 }
 
 // deploymentShape is what differs between the agent's Deployments: one agent (config/k8s) or
