@@ -55,22 +55,7 @@ type dashboardPage struct {
 // openDashboard starts a browser on the dashboard at url, closed at the end of the test.
 func openDashboard(t *testing.T, url string) *dashboardPage {
 	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-sandbox", os.Geteuid() == 0),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	// The first action allocates the browser, for as long as this context lives.
-	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
-	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	ctx, _, _ := headlessChromium(t, 2*time.Minute)
 	p := &dashboardPage{t: t, ctx: ctx, url: url}
 	if err := chromedp.Do(ctx, chromedp.Navigate(url+"/"), chromedp.WaitVisible(`#enqueue`)); err != nil {
 		t.Fatalf("open the dashboard: %v", err)

@@ -29,15 +29,14 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-func TestE2EDevDashboardInChromium(t *testing.T) {
-	t.Parallel()
-	browser := chromiumPath(t)
-
-	url := startDev(t)
-
-	profile := t.TempDir()
+// headlessChromium starts a headless Chromium with a profile directory of its own (skipping
+// the test as chromiumPath does); the context it returns, bounded by timeout, drives it. The
+// browser starts with the first action and is closed by closeBrowser or at the end of the test.
+func headlessChromium(t *testing.T, timeout time.Duration) (ctx context.Context, profile string, closeBrowser func()) {
+	t.Helper()
+	profile = t.TempDir()
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser),
+		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.UserDataDir(profile),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("disable-gpu", true),
@@ -48,11 +47,17 @@ func TestE2EDevDashboardInChromium(t *testing.T) {
 		chromedp.Flag("no-sandbox", os.Geteuid() == 0),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(bctx, timeout)
+	closeBrowser = func() { cancel(); cancelBrowser(); cancelAlloc() }
+	t.Cleanup(closeBrowser)
+	return ctx, profile, closeBrowser
+}
+
+func TestE2EDevDashboardInChromium(t *testing.T) {
+	t.Parallel()
+	ctx, profile, closeBrowser := headlessChromium(t, 60*time.Second)
+	url := startDev(t)
 
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(url+"/"),
@@ -76,8 +81,7 @@ func TestE2EDevDashboardInChromium(t *testing.T) {
 	if status != "COMPLETED" || !strings.Contains(output, "from the dashboard") {
 		t.Fatalf("row: status %q output %q", status, output)
 	}
-	cancelBrowser()
-	cancelAlloc()
+	closeBrowser()
 	// No Chromium with this test's profile survives.
 	eventually(t, "Chromium to exit", func() bool { return len(processesMentioning(profile)) == 0 })
 }

@@ -1,12 +1,10 @@
 package main_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +40,7 @@ Promise.all([
 // under a foreign Host (DNS rebinding) is refused too.
 func TestE2EDevOrchestratorRefusesCrossOrigin(t *testing.T) {
 	t.Parallel()
-	browser := chromiumPath(t)
+	ctx, _, _ := headlessChromium(t, 60*time.Second)
 	devURL := startDev(t)
 	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -50,23 +48,6 @@ func TestE2EDevOrchestratorRefusesCrossOrigin(t *testing.T) {
 	}))
 	t.Cleanup(attacker.Close)
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-sandbox", os.Geteuid() == 0),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-	defer cancel()
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(attacker.URL+"/"),
 		chromedp.Poll[chromedp.Void](`document.title.startsWith("settled")`, chromedp.WithPollingTimeout(30*time.Second)),
