@@ -2,58 +2,17 @@ package main_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/testfs"
 	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
-
-// mountTmpfs mounts a tmpfs of size (mount's syntax: "16m") on a new directory; the test is
-// skipped, loudly, where mounting is not permitted.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("SKIPPED: the full-disk test needs a small file system to fill: cannot mount a tmpfs (run as root where mount is permitted): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file into dir until its file system is full and returns the file's path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill %s: %v", dir, err)
-			}
-			return path
-		}
-	}
-}
 
 const notDurable = "agent cannot persist tasks: "
 
@@ -76,7 +35,7 @@ func (p *agentProc) countLog(msg string) int {
 // report, the running one as interrupted).
 func TestE2EFullDisk(t *testing.T) {
 	t.Parallel()
-	stateFS := mountTmpfs(t, "16m")
+	stateFS := testfs.MountTmpfs(t, "16m")
 	stateDir := filepath.Join(stateFS, "state")
 	root := t.TempDir()
 	o := startOrchestrator(t, orchestratortest.Options{})
@@ -129,7 +88,7 @@ func TestE2EFullDisk(t *testing.T) {
 	eventually(t, "ready", func() bool { code, _ := readyz(); return code == 200 })
 
 	// Full: the first task taken cannot be persisted; intake stops.
-	filler := fillDisk(t, stateFS)
+	filler := testfs.Fill(t, stateFS)
 	id, path = write(large)
 	checkRun(id, path, orchestratortest.StatusFailed)
 	eventually(t, "not ready for want of persistence", func() bool {
@@ -160,7 +119,7 @@ func TestE2EFullDisk(t *testing.T) {
 		st, _ := o.Task(running)
 		return st.Status == orchestratortest.StatusRunning
 	})
-	filler = fillDisk(t, stateFS)
+	filler = testfs.Fill(t, stateFS)
 	failing, failingPath := write(larger)
 	checkRun(failing, failingPath, orchestratortest.StatusFailed)
 	eventually(t, "not ready", func() bool { code, _ := readyz(); return code == 503 })

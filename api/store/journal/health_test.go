@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"errors"
+	"github.com/letsbe/sysadmin-agent/internal/testfs"
 	"os"
 	"strings"
 	"syscall"
@@ -81,7 +82,7 @@ func TestBatchWithABadKeyFailsOnlyIt(t *testing.T) {
 // once there is room, writing then the status changes it could not write before.
 func TestFullDiskFailsOnlyWhatDoesNotFitAndRecovers(t *testing.T) {
 	t.Parallel()
-	dir := mountTmpfs(t, "8m")
+	dir := testfs.MountTmpfs(t, "8m")
 	j, err := open(dir, testr.New(t), WithProbeInterval(10*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +94,7 @@ func TestFullDiskFailsOnlyWhatDoesNotFitAndRecovers(t *testing.T) {
 	if room.err != nil {
 		t.Fatal(room.err)
 	}
-	filler := fill(t, dir)
+	filler := testfs.Fill(t, dir)
 
 	big := added(sizedTask("big", 1<<20))
 	batch := []*pending{added(sizedTask("small-1", 100)), big, added(sizedTask("small-2", 100))}
