@@ -5,10 +5,10 @@
 // bodies, payloads and journal records) stays counted in the agent's RSS. After a few hundred
 // FILE_WRITE tasks of 800 KB that is 120 MiB of anonymous memory that no live object uses.
 // Trimmer watches the runtime's own accounting and, when the heap holds at least MinGarbage
-// bytes more than its live objects and has stopped growing (nothing is allocating much, so the
-// agent is quiet), runs one collection and returns the freed pages (debug.FreeOSMemory). On a
-// busy agent the heap keeps growing between checks and nothing is forced; on an idle one
-// nothing is found and a check costs a few runtime/metrics reads.
+// bytes more than its live objects and the agent is quiet (less than 1 MiB allocated since the
+// last check), runs one collection and returns the freed pages (debug.FreeOSMemory). A busy
+// agent allocates far more than that between checks, so nothing is forced while it works; on
+// an idle one nothing is found and a check costs a few runtime/metrics reads.
 package memtrim
 
 import (
@@ -22,15 +22,16 @@ import (
 const (
 	DefaultInterval   = 2 * time.Second
 	DefaultMinGarbage = 16 << 20
-	// quietGrowth is how much the heap may grow between two checks while the agent still
+	// quietAllocs is how much may be allocated between two checks while the agent still
 	// counts as quiet: heartbeats and polls allocate a little all the time.
-	quietGrowth = 1 << 20
+	quietAllocs = 1 << 20
 )
 
 const (
 	metricObjects = "/memory/classes/heap/objects:bytes" // live and not yet swept dead objects
 	metricFree    = "/memory/classes/heap/free:bytes"    // free, not yet returned to the system
 	metricLive    = "/gc/heap/live:bytes"                // live heap after the last collection
+	metricAllocs  = "/gc/heap/allocs:bytes"              // allocated since the process started
 )
 
 // Trimmer returns memory to the system after bursts; the zero value uses the defaults.
@@ -44,8 +45,8 @@ type Trimmer struct {
 	// objects before it.
 	OnTrim func(garbage uint64)
 
-	samples  []metrics.Sample
-	lastHeap uint64
+	samples    []metrics.Sample
+	lastAllocs uint64
 }
 
 // Run checks every Interval until ctx ends.
@@ -66,18 +67,18 @@ func (t *Trimmer) Run(ctx context.Context) {
 	}
 }
 
-// Check trims once when the heap has stopped growing and holds at least MinGarbage bytes
-// more than its live objects; it reports whether it trimmed.
+// Check trims once when the agent is quiet and the heap holds at least MinGarbage bytes more
+// than its live objects; it reports whether it trimmed.
 func (t *Trimmer) Check() bool {
 	if t.samples == nil {
-		t.samples = []metrics.Sample{{Name: metricObjects}, {Name: metricFree}, {Name: metricLive}}
+		t.samples = []metrics.Sample{{Name: metricObjects}, {Name: metricFree}, {Name: metricLive}, {Name: metricAllocs}}
 	}
 	metrics.Read(t.samples)
-	objects, free, live := value(t.samples[0]), value(t.samples[1]), value(t.samples[2])
+	objects, free, live, allocs := value(t.samples[0]), value(t.samples[1]), value(t.samples[2]), value(t.samples[3])
 	heap := objects + free
-	growing := heap > t.lastHeap+quietGrowth
-	t.lastHeap = heap
-	if growing || heap < live {
+	busy := t.lastAllocs == 0 || allocs > t.lastAllocs+quietAllocs
+	t.lastAllocs = allocs
+	if busy || heap < live {
 		return false
 	}
 	garbage := heap - live
@@ -90,7 +91,7 @@ func (t *Trimmer) Check() bool {
 	}
 	debug.FreeOSMemory()
 	metrics.Read(t.samples)
-	t.lastHeap = value(t.samples[0]) + value(t.samples[1])
+	t.lastAllocs = value(t.samples[3])
 	if t.OnTrim != nil {
 		t.OnTrim(garbage)
 	}
