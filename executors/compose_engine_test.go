@@ -1,7 +1,6 @@
 package executors
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/testengine"
 	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
@@ -32,32 +32,16 @@ var (
 	engineWhy  string
 )
 
-// testEngine returns the engine, or skips the test loudly: from LETSBE_TEST_DOCKER_* (set by
-// .ci/run), else from `hack/docker-engine.sh --cached` (an engine prepared earlier).
+// testEngine returns the engine (internal/testengine) once it answers, or skips the test loudly.
 func testEngine(t testing.TB) *dockerEngine {
 	t.Helper()
 	engineOnce.Do(func() {
-		vars := map[string]string{}
-		for _, k := range []string{"LETSBE_TEST_DOCKER_CLI", "LETSBE_TEST_DOCKER_HOST", "LETSBE_TEST_DOCKER_CONFIG", "LETSBE_TEST_DOCKER_IMAGE", "LETSBE_TEST_DOCKER_IMAGE2"} {
-			vars[k] = os.Getenv(k)
+		e, err := testengine.Find("..")
+		if err != nil {
+			engineWhy = err.Error()
+			return
 		}
-		if vars["LETSBE_TEST_DOCKER_HOST"] == "" {
-			out, err := exec.Command("bash", filepath.Join("..", "hack", "docker-engine.sh"), "--cached").Output()
-			if err != nil {
-				engineWhy = "LETSBE_TEST_DOCKER_HOST is not set and hack/docker-engine.sh --cached found no engine (run hack/docker-engine.sh as root, or .ci/run)"
-				return
-			}
-			sc := bufio.NewScanner(bytes.NewReader(out))
-			for sc.Scan() {
-				if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-					vars[k] = v
-				}
-			}
-		}
-		engine = &dockerEngine{cli: vars["LETSBE_TEST_DOCKER_CLI"], host: vars["LETSBE_TEST_DOCKER_HOST"], config: vars["LETSBE_TEST_DOCKER_CONFIG"], image1: vars["LETSBE_TEST_DOCKER_IMAGE"], image2: vars["LETSBE_TEST_DOCKER_IMAGE2"]}
-		if engine.cli == "" {
-			engine.cli = "docker"
-		}
+		engine = &dockerEngine{cli: e.CLI, host: e.Host, config: e.Config, image1: e.Image1, image2: e.Image2}
 		if out, err := engine.cmd(context.Background(), "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
 			engineWhy = fmt.Sprintf("the Docker engine at %s does not answer: %v: %s", engine.host, err, out)
 			engine = nil

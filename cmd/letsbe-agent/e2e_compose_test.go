@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -16,35 +15,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/testengine"
 	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
-// composeEngine is the Docker engine prepared by hack/docker-engine.sh: LETSBE_TEST_DOCKER_*
-// (set by .ci/run), else what `hack/docker-engine.sh --cached` prints. Without one the test
-// skips loudly.
+// composeEngine is the Docker engine prepared by hack/docker-engine.sh (internal/testengine),
+// as LETSBE_TEST_DOCKER_* variables. Without one the test skips loudly.
 func composeEngine(t *testing.T) map[string]string {
 	t.Helper()
-	vars := map[string]string{}
-	for _, k := range []string{"LETSBE_TEST_DOCKER_CLI", "LETSBE_TEST_DOCKER_HOST", "LETSBE_TEST_DOCKER_CONFIG", "LETSBE_TEST_DOCKER_IMAGE", "LETSBE_TEST_DOCKER_IMAGE2"} {
-		vars[k] = os.Getenv(k)
+	e, err := testengine.Find(filepath.Join("..", ".."))
+	if err != nil {
+		t.Skipf("\n!!!!!!!!\n!!!!!!!! SKIP: no Docker engine for the compose e2e tests: %v\n!!!!!!!!", err)
 	}
-	if vars["LETSBE_TEST_DOCKER_HOST"] == "" {
-		out, err := exec.Command("bash", filepath.Join("..", "..", "hack", "docker-engine.sh"), "--cached").Output()
-		if err != nil {
-			t.Skip("\n!!!!!!!!\n!!!!!!!! SKIP: no Docker engine for the compose e2e tests: LETSBE_TEST_DOCKER_HOST is not set and hack/docker-engine.sh --cached found none (run it as root, or .ci/run)\n!!!!!!!!")
-		}
-		sc := bufio.NewScanner(bytes.NewReader(out))
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-				vars[k] = v
-			}
-		}
+	return map[string]string{
+		"LETSBE_TEST_DOCKER_CLI": e.CLI, "LETSBE_TEST_DOCKER_HOST": e.Host, "LETSBE_TEST_DOCKER_CONFIG": e.Config,
+		"LETSBE_TEST_DOCKER_IMAGE": e.Image1, "LETSBE_TEST_DOCKER_IMAGE2": e.Image2,
 	}
-	if vars["LETSBE_TEST_DOCKER_CLI"] == "" {
-		vars["LETSBE_TEST_DOCKER_CLI"] = "docker"
-	}
-	return vars
 }
 
 // composeStack is one project directory in a file root of its own, with a loopback port.
