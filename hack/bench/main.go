@@ -1,9 +1,12 @@
 // Command bench measures the agent as the operator sees it: end-to-end throughput of the real
 // stripped binary against the reference orchestrator (served in-process on loopback) next to a
-// bare HTTP client doing the same protocol, pickup latency, footprint, the SHELL executor's
-// overhead, and the Go micro-benchmarks of the store and reconcile pipeline (read from the raw
-// `go test -bench` output). It prints one markdown table, compared with the targets of issue 6,
-// and writes it with the machine facts and the details to docs/benchmarks.md.
+// bare HTTP client doing the same protocol and a durable reference (the same client keeping the
+// agent's delivery guarantee with an fdatasync'd, group-committed log), the agent's CPU time and
+// allocations per task, its throughput against an orchestrator that answers every request late,
+// pickup latency, footprint, the SHELL executor's overhead, and the Go micro-benchmarks of the
+// store and reconcile pipeline (read from the raw `go test -bench` output). It prints one
+// markdown table, compared with the targets of issues 6 and 16, and writes it with the machine
+// facts and the details to docs/benchmarks.md.
 //
 //	go run ./hack/bench -agent bin/letsbe-agent -gobench bin/bench-raw.txt -out docs/benchmarks.md
 //
@@ -42,13 +45,15 @@ type config struct {
 	retainConc   int
 	retainBytes  int
 	shellRuns    int
-	agentEnv     []string // extra environment for every agent (experiments, profiling)
-	keep         bool     // keep the work directory (agent logs and state)
+	latency      time.Duration // added to every request of the slow orchestrator
+	latencyTasks int           // tasks of its batch at concurrency 1 (more at higher ones)
+	agentEnv     []string      // extra environment for every agent (experiments, profiling)
+	keep         bool          // keep the work directory (agent logs and state)
 	only         map[string]bool
 }
 
 // sections are the measurements, in the order they run.
-var sections = []string{"idle", "throughput", "pickup", "retained", "shell", "progress"}
+var sections = []string{"idle", "throughput", "latency", "pickup", "retained", "shell", "progress"}
 
 // wants reports whether section runs (all do unless -only names some).
 func (c *config) wants(section string) bool { return len(c.only) == 0 || c.only[section] }
@@ -90,6 +95,8 @@ func run() error {
 	flag.IntVar(&cfg.retainTasks, "retain", 10000, "ECHO tasks run before measuring retained memory")
 	flag.IntVar(&cfg.retainConc, "retain-concurrency", 16, "AGENT_MAX_CONCURRENT_TASKS for the retained-memory run")
 	flag.IntVar(&cfg.retainBytes, "retain-payload", 0, "bytes of each task of the retained-memory run: FILE_WRITEs of that size (0: small ECHO tasks)")
+	flag.DurationVar(&cfg.latency, "latency", 20*time.Millisecond, "latency the slow orchestrator adds to every request")
+	flag.IntVar(&cfg.latencyTasks, "latency-tasks", 200, "ECHO tasks of the slow-orchestrator run at concurrency 1 (conc/2 times as many at conc)")
 	flag.IntVar(&cfg.shellRuns, "shell-runs", 300, "runs of each of SHELL true and exec true")
 	flag.StringVar(&agentEnv, "agent-env", "", "extra environment for every agent, K=V separated by spaces (experiments)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory with the agents' logs and state")
@@ -150,7 +157,11 @@ func run() error {
 		if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(cfg.out, []byte(res.document(cfg, table)), 0o644); err != nil {
+		doc := res.document(cfg, table)
+		if old, err := os.ReadFile(cfg.out); err == nil {
+			doc += handWritten(string(old))
+		}
+		if err := os.WriteFile(cfg.out, []byte(doc), 0o644); err != nil {
 			return err
 		}
 		progress("Wrote %s", cfg.out)
@@ -174,6 +185,13 @@ func measureAll(ctx context.Context, cfg *config, res *results) error {
 			return fmt.Errorf("throughput at %d: %w", conc, err)
 		}
 		res.Throughput = append(res.Throughput, tp)
+	}
+
+	if cfg.wants("latency") {
+		progress("Throughput with %s added to every orchestrator request, concurrency 1 and %d", cfg.latency, targetTargetConc)
+		if res.Slow, err = measureSlowOrchestrator(ctx, cfg); err != nil {
+			return fmt.Errorf("slow orchestrator: %w", err)
+		}
 	}
 
 	// The idle window runs next to the pickup measurements, which keep their own agent nearly
@@ -263,4 +281,18 @@ func buildAgent(out string) error {
 		return fmt.Errorf("build letsbe-agent: %w", err)
 	}
 	return nil
+}
+
+// handMeasured heads the part of docs/benchmarks.md written by hand (measurements of single
+// sides while a change is made, with their load averages); a run keeps it, after what it writes.
+const handMeasured = "## Measured by hand"
+
+// handWritten returns the part of an earlier document from its handMeasured heading to the end,
+// or "".
+func handWritten(doc string) string {
+	i := strings.Index(doc, "\n"+handMeasured+"\n")
+	if i < 0 {
+		return ""
+	}
+	return doc[i:]
 }

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/procfs"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
 // fakeProc returns a /proc holding one process, 4242, whose file name has the content given.
@@ -222,6 +226,147 @@ func TestStatistics(t *testing.T) {
 	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -4200: "-4,200"} {
 		if got := thousands(in); got != want {
 			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestGroupLog(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tasks.log")
+	l, err := openGroupLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, perWorker = 8, 25
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var rec []byte
+			for i := range perWorker {
+				id := fmt.Sprintf("t-%d-%d", w, i)
+				rec = takenRecord(rec[:0], id, []byte("{\n \"message\": \"a \\\"quoted\\\" line\"\n}"))
+				if err := l.appendRecord(rec); err != nil {
+					t.Error(err)
+					return
+				}
+				rec = finalRecord(rec[:0], id, "COMPLETED")
+				if err := l.appendRecord(rec); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := l.close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, commits := l.records.Load(), l.commits.Load(); got != 2*workers*perWorker || commits < 1 || commits > got {
+		t.Fatalf("records %d (want %d), commits %d", got, 2*workers*perWorker, commits)
+	}
+	taken, final, err := logState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(taken) != workers*perWorker || len(final) != workers*perWorker {
+		t.Fatalf("taken %d, final %d, want %d each", len(taken), len(final), workers*perWorker)
+	}
+	for id, st := range final {
+		if st != "COMPLETED" {
+			t.Fatalf("task %s: final %q", id, st)
+		}
+	}
+}
+
+func TestLogStateRefusesFinalBeforeTaken(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tasks.log")
+	if err := os.WriteFile(path, finalRecord(nil, "t-1", "COMPLETED"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := logState(path); err == nil {
+		t.Fatal("logState accepted a final record without a taken one")
+	}
+}
+
+// TestDurableReference runs the durable reference against the reference orchestrator: every
+// task completes, and the log holds it taken and finished.
+func TestDurableReference(t *testing.T) {
+	t.Parallel()
+	o := startOrchestrator(orchestratortest.Options{})
+	defer o.Close()
+	path := filepath.Join(t.TempDir(), "tasks.log")
+	wal, err := openGroupLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := startBaseline(o, 4, wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := runBatch(t.Context(), o, 40, time.Minute)
+	ref.stop()
+	if cerr := wal.close(); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil {
+		t.Fatalf("%v (%v)", err, ref.failed())
+	}
+	if b.Tasks != 40 || b.Requests.Report != 80 { // next-task requests parked before the batch are not counted
+		t.Fatalf("batch %+v", b)
+	}
+	taken, final, err := logState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(taken) != 40 || len(final) != 40 {
+		t.Fatalf("log: %d taken, %d final, want 40 each", len(taken), len(final))
+	}
+}
+
+func TestMetricValue(t *testing.T) {
+	t.Parallel()
+	text := []byte("# HELP go_memstats_mallocs_total Total number of heap objects allocated.\n" +
+		"# TYPE go_memstats_mallocs_total counter\ngo_memstats_mallocs_total_extra 7\n" +
+		"go_memstats_mallocs_total 1.234567e+06\ngo_goroutines 42 1700000000\n")
+	tests := []struct {
+		name    string
+		want    float64
+		wantErr bool
+	}{
+		{name: "go_memstats_mallocs_total", want: 1234567},
+		{name: "go_goroutines", want: 42},
+		{name: "go_threads", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := metricValue(text, tt.name)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("metricValue(%s) = %v, %v; want %v (error %v)", tt.name, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestCostPerTask(t *testing.T) {
+	t.Parallel()
+	cpu, allocs := costPerTask([]batch{{Tasks: 100, CPU: 30 * time.Millisecond, Mallocs: 20000}, {Tasks: 300, CPU: 50 * time.Millisecond, Mallocs: 60000}})
+	if cpu != 200*time.Microsecond || allocs != 200 {
+		t.Fatalf("costPerTask = %v, %v; want 200µs, 200", cpu, allocs)
+	}
+	if cpu, allocs := costPerTask(nil); cpu != 0 || allocs != 0 {
+		t.Fatalf("costPerTask(nil) = %v, %v", cpu, allocs)
+	}
+}
+
+func TestHandWritten(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{in: "# Benchmarks\n\n## Results\n", want: ""},
+		{in: "# Benchmarks\n\n## Results\n\n## Measured by hand\n\nstep 1\n", want: "\n## Measured by hand\n\nstep 1\n"},
+		{in: "## Measured by hands\n", want: ""},
+	}
+	for _, tt := range tests {
+		if got := handWritten(tt.in); got != tt.want {
+			t.Errorf("handWritten(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

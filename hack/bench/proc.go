@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,9 +176,14 @@ func countGoroutines(dump []byte) int {
 	return n
 }
 
-var goGoroutines = regexp.MustCompile(`(?m)^go_goroutines (\d+)`)
-
+// scrapeGoroutines returns go_goroutines of the agent's /metrics.
 func scrapeGoroutines(addr string) (int, error) {
+	v, err := scrapeMetric(addr, "go_goroutines")
+	return int(v), err
+}
+
+// scrapeMetric returns the value of the unlabelled metric name from the agent's /metrics.
+func scrapeMetric(addr, name string) (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
@@ -198,9 +202,21 @@ func scrapeGoroutines(addr string) (int, error) {
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
-	m := goGoroutines.FindSubmatch(b)
-	if m == nil {
-		return 0, errors.New("no go_goroutines in /metrics")
+	return metricValue(b, name)
+}
+
+// metricValue finds the sample of the unlabelled metric name in a Prometheus text exposition.
+func metricValue(text []byte, name string) (float64, error) {
+	for line := range strings.Lines(string(text)) {
+		rest, ok := strings.CutPrefix(line, name+" ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest) // value, then an optional timestamp
+		if len(f) == 0 {
+			break
+		}
+		return strconv.ParseFloat(f[0], 64)
 	}
-	return strconv.Atoi(string(m[1]))
+	return 0, fmt.Errorf("no %s in /metrics", name)
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,6 +27,11 @@ type batch struct {
 	Tasks    int
 	Elapsed  time.Duration // first enqueue to the last final report
 	Requests requests      // orchestrator requests during the batch
+	// CPU and Mallocs are the agent process's user+system CPU time (/proc/PID/stat) and heap
+	// allocations (go_memstats_mallocs_total of its /metrics) over the batch; agent batches
+	// only.
+	CPU     time.Duration
+	Mallocs float64
 }
 
 func (b batch) rate() float64 { return float64(b.Tasks) / b.Elapsed.Seconds() }
@@ -75,22 +82,34 @@ func runBatch(ctx context.Context, o *orchestrator, n int, timeout time.Duration
 
 // baseline is a bare Go HTTP client doing the minimum the protocol needs per task (next,
 // RUNNING, final) with conc workers: the physical limit for this protocol on this machine.
+// With a log it is the durable reference: an agent with the agent's delivery guarantee and
+// nothing else. Each worker then makes the task durable (a record in the append-only log,
+// fdatasync'd with group commit) before it runs it and acknowledges it (RUNNING), and the final
+// status durable before it reports it. The two differ only by the log, so the agent's ratio to
+// the reference is what the agent spends beyond the guarantee, its ratio to the bare client
+// what it spends in all.
 type baseline struct {
 	o       *orchestrator
 	agentID string
 	hc      *http.Client
 	conc    int
+	wal     *groupLog // nil: the bare client
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	err     atomic.Pointer[error]
 }
 
-// startBaseline registers and starts conc workers, each parked in a long poll until tasks come.
-func startBaseline(o *orchestrator, conc int) (*baseline, error) {
+// startBaseline registers and starts conc workers, each parked in a long poll until tasks
+// come; with wal, they are the durable reference.
+func startBaseline(o *orchestrator, conc int, wal *groupLog) (*baseline, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = conc + 2
-	b := &baseline{o: o, hc: &http.Client{Transport: tr}, conc: conc}
-	body := []byte(`{"hostname":"bench-baseline","version":"bench","os":"linux","arch":"amd64","capabilities":["ECHO"]}`)
+	b := &baseline{o: o, hc: &http.Client{Transport: tr}, conc: conc, wal: wal}
+	host := "bench-baseline"
+	if wal != nil {
+		host = "bench-reference"
+	}
+	body := []byte(`{"hostname":"` + host + `","version":"bench","os":"linux","arch":"amd64","capabilities":["ECHO"]}`)
 	resp, err := b.call(context.Background(), http.MethodPost, "/agents/register", body)
 	if err != nil {
 		return nil, err
@@ -144,6 +163,7 @@ func (b *baseline) work(ctx context.Context) error {
 		Payload json.RawMessage `json:"payload"`
 	}
 	buf := make([]byte, 0, 512)
+	var rec []byte // log records (appendRecord copies them)
 	for ctx.Err() == nil {
 		body, err := b.call(ctx, http.MethodGet, next, nil)
 		if err != nil {
@@ -155,6 +175,12 @@ func (b *baseline) work(ctx context.Context) error {
 		task.ID, task.Payload = "", nil
 		if err := json.Unmarshal(body, &task); err != nil {
 			return fmt.Errorf("decode task: %w", err)
+		}
+		if b.wal != nil {
+			rec = takenRecord(rec[:0], task.ID, task.Payload)
+			if err := b.wal.appendRecord(rec); err != nil {
+				return fmt.Errorf("log task %s: %w", task.ID, err)
+			}
 		}
 		started := time.Now().UTC().Format(time.RFC3339)
 		ep := "/tasks/" + url.PathEscape(task.ID)
@@ -175,6 +201,12 @@ func (b *baseline) work(ctx context.Context) error {
 		buf = append(buf, `","finished_at":"`...)
 		buf = time.Now().UTC().AppendFormat(buf, time.RFC3339)
 		buf = append(buf, `"}`...)
+		if b.wal != nil {
+			rec = finalRecord(rec[:0], task.ID, "COMPLETED")
+			if err := b.wal.appendRecord(rec); err != nil {
+				return fmt.Errorf("log the end of task %s: %w", task.ID, err)
+			}
+		}
 		if _, err := b.call(ctx, http.MethodPatch, ep, buf); err != nil {
 			return err
 		}
@@ -213,8 +245,8 @@ func (b *baseline) call(ctx context.Context, method, path string, body []byte) (
 
 // throughput is the result for one concurrency.
 type throughput struct {
-	Conc            int
-	Agent, Baseline []batch
+	Conc                       int
+	Agent, Baseline, Reference []batch
 }
 
 func medianRate(bs []batch) float64 {
@@ -242,8 +274,49 @@ func perTask(bs []batch) (next, report, total float64) {
 	return float64(r.Next) / float64(n), float64(r.Report) / float64(n), float64(r.total()) / float64(n)
 }
 
-// measureThroughput runs the agent and the baseline at conc, each against its own orchestrator,
-// alternating their batches so that both see the same machine noise.
+// costPerTask returns the agent's CPU time and allocations per task over the batches.
+func costPerTask(bs []batch) (cpu time.Duration, mallocs float64) {
+	var n int
+	for _, b := range bs {
+		n += b.Tasks
+		cpu += b.CPU
+		mallocs += b.Mallocs
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return cpu / time.Duration(n), mallocs / float64(n)
+}
+
+// agentBatch is runBatch for the agent, with the agent's CPU time and allocations over it.
+func agentBatch(ctx context.Context, o *orchestrator, agent *agentProc, n int, timeout time.Duration) (batch, error) {
+	cpu0, err := readCPU(agent.Pid())
+	if err != nil {
+		return batch{}, err
+	}
+	m0, err := scrapeMetric(agent.HTTPAddr, "go_memstats_mallocs_total")
+	if err != nil {
+		return batch{}, err
+	}
+	b, err := runBatch(ctx, o, n, timeout)
+	if err != nil {
+		return b, err
+	}
+	cpu1, err := readCPU(agent.Pid())
+	if err != nil {
+		return b, err
+	}
+	m1, err := scrapeMetric(agent.HTTPAddr, "go_memstats_mallocs_total")
+	if err != nil {
+		return b, err
+	}
+	b.CPU, b.Mallocs = cpu1-cpu0, m1-m0
+	return b, nil
+}
+
+// measureThroughput runs the agent, the bare client and the durable reference at conc, each
+// against its own orchestrator, alternating their batches so that all see the same machine
+// noise.
 func measureThroughput(ctx context.Context, cfg *config, conc int) (throughput, error) {
 	res := throughput{Conc: conc}
 	oa := startOrchestrator(orchestratortest.Options{})
@@ -259,11 +332,27 @@ func measureThroughput(ctx context.Context, cfg *config, conc int) (throughput, 
 	}
 	ob := startOrchestrator(orchestratortest.Options{})
 	defer ob.Close()
-	base, err := startBaseline(ob, conc)
+	base, err := startBaseline(ob, conc, nil)
 	if err != nil {
 		return res, err
 	}
 	defer base.stop()
+	or := startOrchestrator(orchestratortest.Options{})
+	defer or.Close()
+	dir := cfg.stateDir(fmt.Sprintf("reference-%d", conc))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return res, err
+	}
+	wal, err := openGroupLog(filepath.Join(dir, "tasks.log"))
+	if err != nil {
+		return res, err
+	}
+	ref, err := startBaseline(or, conc, wal)
+	if err != nil {
+		_ = wal.close()
+		return res, err
+	}
+	defer func() { ref.stop(); _ = wal.close() }()
 
 	timeout := cfg.batchTimeout()
 	if _, err := runBatch(ctx, oa, cfg.warmup, timeout); err != nil {
@@ -271,6 +360,9 @@ func measureThroughput(ctx context.Context, cfg *config, conc int) (throughput, 
 	}
 	if _, err := runBatch(ctx, ob, cfg.warmup, timeout); err != nil {
 		return res, fmt.Errorf("baseline warm-up: %w (%v)", err, base.failed())
+	}
+	if _, err := runBatch(ctx, or, cfg.warmup, timeout); err != nil {
+		return res, fmt.Errorf("durable reference warm-up: %w (%v)", err, ref.failed())
 	}
 	begin := time.Now()
 	for rep := range cfg.reps {
@@ -281,7 +373,7 @@ func measureThroughput(ctx context.Context, cfg *config, conc int) (throughput, 
 				break
 			}
 		}
-		a, err := runBatch(ctx, oa, cfg.tasks(conc), timeout)
+		a, err := agentBatch(ctx, oa, agent, cfg.tasks(conc), timeout)
 		if err != nil {
 			return res, fmt.Errorf("agent: %w\n%s", err, agent.logTail())
 		}
@@ -291,7 +383,14 @@ func measureThroughput(ctx context.Context, cfg *config, conc int) (throughput, 
 			return res, fmt.Errorf("baseline: %w (%v)", err, base.failed())
 		}
 		res.Baseline = append(res.Baseline, b)
-		progress("  concurrency %d, run %d: agent %.0f tasks/s, baseline %.0f tasks/s", conc, rep+1, a.rate(), b.rate())
+		r, err := runBatch(ctx, or, cfg.tasks(conc), timeout)
+		if err != nil {
+			return res, fmt.Errorf("durable reference: %w (%v)", err, ref.failed())
+		}
+		res.Reference = append(res.Reference, r)
+		cpu, allocs := costPerTask([]batch{a})
+		progress("  concurrency %d, run %d: agent %.0f tasks/s (%.0f µs CPU, %.0f allocations per task), bare client %.0f tasks/s, durable reference %.0f tasks/s (%d fdatasyncs for %d records so far)",
+			conc, rep+1, a.rate(), float64(cpu)/float64(time.Microsecond), allocs, b.rate(), r.rate(), wal.commits.Load(), wal.records.Load())
 	}
 	return res, nil
 }
