@@ -82,7 +82,7 @@ func TestComposeLoadingConfined(t *testing.T) {
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("the error shows a secret: %v", err)
 			}
-			if runs := fx.docker.runs(t); len(runs) > 0 {
+			if runs := fx.docker.Runs(t); len(runs) > 0 {
 				t.Errorf("docker ran: %q", runs)
 			}
 		})

@@ -11,108 +11,21 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/letsbe/sysadmin-agent/internal/fakedocker"
 )
-
-// fakeDocker is a docker executable that records its arguments, one line
-// per run with the arguments separated by \x1f, and its environment. Files
-// in its directory steer it: "stdout" is printed, "fail-<subcommand>" makes
-// that subcommand exit 3, "sleep" makes it hang.
-type fakeDocker struct {
-	dir  string // control files and records
-	bin  string // the directory holding "docker"
-	proc *Process
-}
-
-const fakeDockerScript = `#!/bin/sh
-dir=%q
-case "$1" in
-ps) [ -f "$dir/ps" ] && cat "$dir/ps"; exit 0;;
-inspect) if [ -f "$dir/inspect" ]; then cat "$dir/inspect"; else echo '[]'; fi; exit 0;;
-esac
-printf '%%s\037' "$@" >> "$dir/argv"
-printf '\n' >> "$dir/argv"
-env > "$dir/env"
-sub=
-for a in "$@"; do
-	case "$a" in pull|up) sub=$a; break;; esac
-done
-[ -f "$dir/stdout" ] && cat "$dir/stdout"
-if [ -f "$dir/fail-$sub" ]; then echo "cannot $sub: no such image" >&2; exit 3; fi
-[ -f "$dir/sleep" ] && exec sleep 30
-echo "$sub done"
-`
-
-func newFakeDocker(t *testing.T) *fakeDocker {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(fmt.Sprintf(fakeDockerScript, dir)), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return &fakeDocker{dir: dir, bin: bin, proc: testProcess(ProcessConfig{Env: []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=/root"}})}
-}
-
-// runs returns the argument lists of the runs so far.
-func (f *fakeDocker) runs(t *testing.T) [][]string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(f.dir, "argv"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var runs [][]string
-	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-		runs = append(runs, strings.Split(strings.TrimSuffix(line, "\x1f"), "\x1f"))
-	}
-	return runs
-}
-
-// running makes docker ps and inspect show one running container per service of project,
-// started long ago, without a healthcheck.
-func (f *fakeDocker) running(t *testing.T, project string, services ...string) {
-	t.Helper()
-	var ids []string
-	var infos []map[string]any
-	for _, s := range services {
-		ids = append(ids, "c-"+s)
-		infos = append(infos, map[string]any{
-			"Id": "c-" + s, "Image": "sha256:img-" + s, "RestartCount": 0,
-			"State":      map[string]any{"Status": "running", "StartedAt": "2020-01-01T00:00:00Z"},
-			"Config":     map[string]any{"Image": s + ":1", "Labels": map[string]string{"com.docker.compose.project": project, "com.docker.compose.service": s}},
-			"HostConfig": map[string]any{"RestartPolicy": map[string]any{"Name": "unless-stopped"}},
-		})
-	}
-	b, err := json.Marshal(infos)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.set(t, "ps", strings.Join(ids, "\n")+"\n")
-	f.set(t, "inspect", string(b))
-}
-
-func (f *fakeDocker) set(t *testing.T, name, content string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(f.dir, name), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // composeFixture is a file root with a project directory "app".
 type composeFixture struct {
 	root, app, outside, state string
-	docker                    *fakeDocker
+	docker                    *fakedocker.Docker
 	exec                      *DockerReload
 }
 
 func newComposeFixture(t *testing.T, files map[string]string) *composeFixture {
 	t.Helper()
 	base := t.TempDir()
-	fx := &composeFixture{root: filepath.Join(base, "root"), outside: filepath.Join(base, "outside"), state: filepath.Join(base, "state"), docker: newFakeDocker(t)}
+	fx := &composeFixture{root: filepath.Join(base, "root"), outside: filepath.Join(base, "outside"), state: filepath.Join(base, "state"), docker: fakedocker.New(t)}
 	fx.app = filepath.Join(fx.root, "app")
 	for _, d := range []string{fx.app, fx.outside} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -132,7 +45,7 @@ func newComposeFixture(t *testing.T, files map[string]string) *composeFixture {
 
 // config is the Compose executors' configuration of the fixture: a quick gate.
 func (fx *composeFixture) config() DockerReloadConfig {
-	return DockerReloadConfig{Roots: []string{fx.root}, Process: fx.docker.proc, StateDir: fx.state, Settle: 50 * time.Millisecond, Poll: 10 * time.Millisecond}
+	return DockerReloadConfig{Roots: []string{fx.root}, Process: testProcess(ProcessConfig{Env: []string{"PATH=" + fx.docker.Bin + ":/usr/bin:/bin", "HOME=/root"}}), StateDir: fx.state, Settle: 50 * time.Millisecond, Poll: 10 * time.Millisecond}
 }
 
 const composeWeb = `services:
@@ -218,7 +131,7 @@ func TestDockerReload(t *testing.T) {
 					path = filepath.Join(fx.app, name)
 				}
 			}
-			fx.docker.running(t, tt.wantRes.Project, tt.wantSvcs...)
+			fx.docker.Running(t, tt.wantRes.Project, tt.wantSvcs...)
 			got, err := fx.exec.Execute(t.Context(), json.RawMessage(fmt.Sprintf(tt.payload, path)))
 			if err != nil {
 				t.Fatal(err)
@@ -235,7 +148,7 @@ func TestDockerReload(t *testing.T) {
 			if diff := cmp.Diff(&tt.wantRes, res); diff != "" {
 				t.Errorf("result (-want +got):\n%s", diff)
 			}
-			runs := fx.docker.runs(t)
+			runs := fx.docker.Runs(t)
 			if len(runs) != len(tt.wantRuns) {
 				t.Fatalf("docker ran %d times (%q), want %d", len(runs), runs, len(tt.wantRuns))
 			}
@@ -297,7 +210,7 @@ func TestDockerReloadInvalid(t *testing.T) {
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("the error shows a secret: %v", err)
 			}
-			if runs := fx.docker.runs(t); len(runs) > 0 {
+			if runs := fx.docker.Runs(t); len(runs) > 0 {
 				t.Errorf("docker ran: %q", runs)
 			}
 		})
@@ -315,15 +228,11 @@ func TestDockerReloadAgentEnvironment(t *testing.T) {
 	}
 	// Nor docker's environment.
 	fx = newComposeFixture(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n"})
-	fx.docker.running(t, "app", "web")
+	fx.docker.Running(t, "app", "web")
 	if _, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml")})); err != nil {
 		t.Fatal(err)
 	}
-	env, err := os.ReadFile(filepath.Join(fx.docker.dir, "env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(env), "AGENT_TOKEN") {
+	if env := fx.docker.Env(t); strings.Contains(env, "AGENT_TOKEN") {
 		t.Errorf("docker got the agent's variables:\n%s", env)
 	}
 }
@@ -347,8 +256,8 @@ func TestDockerReloadDockerFails(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			fx := newComposeFixture(t, files)
-			fx.docker.set(t, "fail-"+tt.fail, "")
-			fx.docker.set(t, "stdout", "using password supersecretpassword\n")
+			fx.docker.Set(t, "fail-"+tt.fail, "")
+			fx.docker.Set(t, "stdout", "using password supersecretpassword\n")
 			res, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml"), "pull": tt.pull}))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || ExitCode(err) != tt.wantCode {
 				t.Fatalf("Execute() error = %v, want %q", err, tt.wantErr)
@@ -360,7 +269,7 @@ func TestDockerReloadDockerFails(t *testing.T) {
 			if strings.Contains(r.Process.Stdout, "supersecretpassword") || !strings.Contains(r.Process.Stdout, "using password ***") {
 				t.Errorf("stdout does not mask the .env value: %q", r.Process.Stdout)
 			}
-			if runs := fx.docker.runs(t); len(runs) != tt.wantRuns {
+			if runs := fx.docker.Runs(t); len(runs) != tt.wantRuns {
 				t.Errorf("docker ran %d times, want %d", len(runs), tt.wantRuns)
 			}
 		})
@@ -384,7 +293,7 @@ func TestDockerReloadDockerFails(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
 		fx := newComposeFixture(t, files)
-		fx.docker.set(t, "sleep", "")
+		fx.docker.Set(t, "sleep", "")
 		_, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": filepath.Join(fx.app, "compose.yaml"), "timeout_seconds": 0.2}))
 		var te *TimeoutError
 		if !errors.As(err, &te) {
@@ -440,17 +349,17 @@ func TestDockerReloadConfinement(t *testing.T) {
 			t.Errorf("%s: IsPermanent(%v) = %v, want %v", tt.name, err, IsPermanent(err), tt.permanent)
 		}
 	}
-	if runs := fx.docker.runs(t); len(runs) > 0 {
+	if runs := fx.docker.Runs(t); len(runs) > 0 {
 		t.Errorf("docker ran: %q", runs)
 	}
 	// A symbolic link that stays inside the root is followed.
-	fx.docker.running(t, "root", "web")
+	fx.docker.Running(t, "root", "web")
 	res, err := fx.exec.Execute(t.Context(), marshalPayload(t, map[string]any{"compose_path": fx.root + "/inside.yaml"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := res.(*DockerReloadResult); r.Project != "root" || len(fx.docker.runs(t)) != 1 {
-		t.Errorf("result = %+v, runs %q", r, fx.docker.runs(t))
+	if r := res.(*DockerReloadResult); r.Project != "root" || len(fx.docker.Runs(t)) != 1 {
+		t.Errorf("result = %+v, runs %q", r, fx.docker.Runs(t))
 	}
 }
 

@@ -17,46 +17,26 @@ import (
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/letsbe/sysadmin-agent/internal/fakedocker"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
-// fakeDockerE2E records each compose run's arguments (one line, \x1f-separated) and
-// environment; it fails (exit 3) when the project directory holds a file
-// named docker-fail. docker ps and inspect show one running container of service web.
-const fakeDockerE2E = `#!/bin/sh
-dir=%q
-case "$1" in
-ps) echo c1; exit 0;;
-inspect) echo '[{"Id":"c1","Image":"sha256:1","State":{"Status":"running","StartedAt":"2020-01-01T00:00:00Z"},"Config":{"Image":"nginx","Labels":{"com.docker.compose.service":"web"}}}]'; exit 0;;
-esac
-printf '%%s\037' "$@" >> "$dir/argv"
-printf '\n' >> "$dir/argv"
-env >> "$dir/env"
-pd=
-prev=
-for a in "$@"; do
-	[ "$prev" = "--project-directory" ] && pd=$a
-	prev=$a
-done
-if [ -f "$pd/docker-fail" ]; then echo "pull access denied" >&2; exit 3; fi
-echo "Container started"
-`
-
 // hostFixture is the directory tree of the host task tests.
 type hostFixture struct {
-	root, outside, docker string
+	root, outside string
+	docker        *fakedocker.Docker
 }
 
 func newHostFixture(t *testing.T) *hostFixture {
 	t.Helper()
 	base := t.TempDir()
-	fx := &hostFixture{root: filepath.Join(base, "root"), outside: filepath.Join(base, "outside"), docker: filepath.Join(base, "docker")}
-	for _, d := range []string{fx.root, fx.outside, filepath.Join(fx.docker, "bin")} {
+	fx := &hostFixture{root: filepath.Join(base, "root"), outside: filepath.Join(base, "outside"), docker: fakedocker.New(t)}
+	fx.docker.Running(t, "app", "web")
+	for _, d := range []string{fx.root, fx.outside} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, filepath.Join(fx.docker, "bin", "docker"), fmt.Sprintf(fakeDockerE2E, fx.docker), 0o755)
 	writeFile(t, filepath.Join(fx.outside, "secret"), "outside, never touched\n", 0o600)
 	if err := os.Symlink(fx.outside, filepath.Join(fx.root, "escape")); err != nil {
 		t.Fatal(err)
@@ -72,23 +52,6 @@ func writeFile(t *testing.T, path, content string, mode fs.FileMode) {
 	if err := os.WriteFile(path, []byte(content), mode); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// dockerRuns returns the argument lists the fake docker was run with.
-func (fx *hostFixture) dockerRuns(t *testing.T) [][]string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fx.docker, "argv"))
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var runs [][]string
-	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-		runs = append(runs, strings.Split(strings.TrimSuffix(line, "\x1f"), "\x1f"))
-	}
-	return runs
 }
 
 // treeDigest describes every entry under dir.
@@ -154,7 +117,7 @@ func TestE2EHostTasks(t *testing.T) {
 
 	o := startOrchestrator(t, orchestratortest.Options{})
 	a := startAgent(t, o, "",
-		"PATH="+filepath.Join(fx.docker, "bin")+":"+os.Getenv("PATH"),
+		"PATH="+fx.docker.Bin+":"+os.Getenv("PATH"),
 		"AGENT_FILE_ROOTS="+fx.root,
 		"AGENT_MAX_FILE_BYTES=4Ki",
 	)
@@ -258,7 +221,7 @@ func TestE2EHostTasks(t *testing.T) {
 	if st.Status != "COMPLETED" || string(st.Result) != fmt.Sprintf(`{"path":%q,"updated_keys":[],"removed_keys":[],"changed":false}`, app+"/.env") {
 		t.Errorf("same env update again: %s %s %s", st.Status, st.Error, st.Result)
 	}
-	runsBefore := len(fx.dockerRuns(t))
+	runsBefore := len(fx.docker.Runs(t))
 	st = o.waitFinal(t, o.enqueue(t, "DOCKER_RELOAD", payload(map[string]any{"compose_path": app + "/docker-compose.yml", "pull": true, "services": []string{"web"}})))
 	states = append(states, st)
 	if st.Status != "COMPLETED" {
@@ -276,10 +239,10 @@ func TestE2EHostTasks(t *testing.T) {
 	if err := json.Unmarshal(st.Result, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Project != "app" || len(res.Services) != 1 || res.Services[0].Name != "web" || res.Services[0].State != "running" || res.ExitCode != 0 || res.Stdout != "Container started\nContainer started\n" {
+	if res.Project != "app" || len(res.Services) != 1 || res.Services[0].Name != "web" || res.Services[0].State != "running" || res.ExitCode != 0 || res.Stdout != "pull done\nup done\n" {
 		t.Errorf("reload result = %+v", res)
 	}
-	runs := fx.dockerRuns(t)
+	runs := fx.docker.Runs(t)
 	base := []string{"compose", "--ansi", "never", "--progress", "plain", "-f", app + "/docker-compose.yml", "--project-directory", app, "-p", "app"}
 	wantRuns := [][]string{append(slices.Clone(base), "pull", "web"), append(slices.Clone(base), "up", "-d", "--remove-orphans", "web")}
 	if diff := cmp.Diff(wantRuns, runs[runsBefore:]); diff != "" {
@@ -289,7 +252,7 @@ func TestE2EHostTasks(t *testing.T) {
 	if len(runs) != 3 {
 		t.Errorf("docker ran %d times, want 3: %q", len(runs), runs)
 	}
-	if dockerEnv, _ := os.ReadFile(filepath.Join(fx.docker, "env")); bytes.Contains(dockerEnv, []byte("AGENT_")) || bytes.Contains(dockerEnv, []byte("ORCHESTRATOR_URL")) {
+	if dockerEnv := fx.docker.Env(t); strings.Contains(dockerEnv, "AGENT_") || strings.Contains(dockerEnv, "ORCHESTRATOR_URL") {
 		t.Errorf("docker got agent variables:\n%s", dockerEnv)
 	}
 
