@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -139,14 +138,7 @@ func (r *Runner) Registry() *Registry { return r.opts.Registry }
 func (r *Runner) Types() []string { return r.opts.types() }
 
 // types returns the task types of the executors, sorted.
-func (opts *Options) types() []string {
-	types := make([]string, 0, len(opts.Executors))
-	for typ := range opts.Executors {
-		types = append(types, typ)
-	}
-	slices.Sort(types)
-	return types
-}
+func (opts *Options) types() []string { return executors.Types(opts.Executors) }
 
 // reconciler returns the reconciler of one task type.
 func (opts *Options) reconciler(typ string) *TaskReconciler {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -107,4 +109,10 @@ func ExitCode(err error) int {
 		return ee.Code
 	}
 	return -1
+}
+
+// Types returns the task types of execs, sorted: the one derivation of the list the agent
+// advertises as its capabilities, admits in its policy and runs controllers for.
+func Types(execs map[string]Executor) []string {
+	return slices.Sorted(maps.Keys(execs))
 }

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr"
 
@@ -156,7 +157,7 @@ func newParts(cfg *config.Config, log logr.Logger) (*parts, error) {
 	if err != nil {
 		return nil, err
 	}
-	types := sortedTypes(execs)
+	types := executors.Types(execs)
 	trust, err := newTrustGate(cfg, types, log.WithName("trust"))
 	if err != nil {
 		return nil, err

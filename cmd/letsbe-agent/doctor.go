@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"io/fs"
 	"net"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/spf13/cobra"
 
@@ -467,7 +468,7 @@ func (d *doctor) checkPolicy(execs map[string]executors.Executor) {
 	if execs == nil {
 		return // the executors check failed: the task types are not known
 	}
-	pol, err := effectivePolicy(d.cfg, sortedTypes(execs))
+	pol, err := effectivePolicy(d.cfg, executors.Types(execs))
 	if err != nil {
 		d.fail("policy", err.Error(), "fix the file AGENT_POLICY names (docs/policy.md); the agent does not start with it")
 		return

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"strings"
 
@@ -13,6 +12,8 @@ import (
 
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/config"
+	"github.com/letsbe/sysadmin-agent/executors"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 )
 
 const policyUsage = `usage:
@@ -57,7 +58,7 @@ func runPolicy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "letsbe-agent: %v\n", err)
 		return 2
 	}
-	pol, err := effectivePolicy(cfg, sortedTypes(execs))
+	pol, err := effectivePolicy(cfg, executors.Types(execs))
 	if err != nil {
 		fmt.Fprintf(stderr, "letsbe-agent: %v\n", err)
 		return 2

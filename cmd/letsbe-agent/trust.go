@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync/atomic"
 
 	"github.com/go-logr/logr"
@@ -136,16 +135,6 @@ func (g *trustGate) reload() {
 	}
 	g.policy.Store(pol)
 	g.log.Info("Task policy reloaded", "source", pol.Source, "sha256", pol.SHA256(), "types", pol.Types)
-}
-
-// sortedTypes returns the task types of execs, sorted.
-func sortedTypes(execs map[string]executors.Executor) []string {
-	types := make([]string, 0, len(execs))
-	for typ := range execs {
-		types = append(types, typ)
-	}
-	slices.Sort(types)
-	return types
 }
 
 // checkStateDir makes sure nobody but the agent's user can change what the agent loads from
