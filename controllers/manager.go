@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -13,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
 // The permissions of cluster mode, all in the agent's namespace: its Tasks, their status, the

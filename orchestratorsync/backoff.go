@@ -1,9 +1,10 @@
 package orchestratorsync
 
 import (
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"math/rand/v2"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 )
 
 // Backoff defaults.

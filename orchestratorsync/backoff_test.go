@@ -2,10 +2,11 @@ package orchestratorsync
 
 import (
 	"errors"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 )
 
 func TestBackoffDelay(t *testing.T) {

@@ -2,8 +2,9 @@ package orchestratorsync
 
 import (
 	"context"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

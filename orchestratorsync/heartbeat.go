@@ -2,9 +2,10 @@ package orchestratorsync
 
 import (
 	"context"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"math/rand/v2"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )

@@ -2,12 +2,14 @@ package orchestratorsync
 
 import (
 	"context"
-	"github.com/go-logr/logr"
-	"github.com/letsbe/sysadmin-agent/api/store"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/letsbe/sysadmin-agent/api/store"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/letsbe/sysadmin-agent/api/progress"
 )

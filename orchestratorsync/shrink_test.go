@@ -5,10 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

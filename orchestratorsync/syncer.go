@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
-	"k8s.io/utils/clock"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr"
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
 	"github.com/letsbe/sysadmin-agent/internal/agenttest"
 	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )

@@ -14,8 +14,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 	"github.com/prometheus/procfs"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
 // e2ePassword is the secret a PLAYWRIGHT task types; it must never leave the

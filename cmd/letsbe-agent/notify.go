@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 

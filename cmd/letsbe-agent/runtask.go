@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"

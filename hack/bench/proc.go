@@ -13,9 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/letsbe/sysadmin-agent/internal/agenttest"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
-	"github.com/prometheus/procfs"
 )
 
 // userHZ is the unit of utime and stime in /proc/PID/stat: USER_HZ, 100 on every Linux ABI

@@ -1,9 +1,10 @@
 package policy
 
 import (
-	"github.com/letsbe/sysadmin-agent/executors"
 	"strings"
 	"testing"
+
+	"github.com/letsbe/sysadmin-agent/executors"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"

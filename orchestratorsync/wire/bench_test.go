@@ -2,10 +2,11 @@ package wire_test
 
 import (
 	"encoding/json"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )

@@ -3,12 +3,13 @@ package journal
 import (
 	"bytes"
 	"errors"
-	"github.com/letsbe/sysadmin-agent/internal/testfs"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/internal/testfs"
 
 	"github.com/go-logr/logr/testr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
