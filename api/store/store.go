@@ -82,6 +82,11 @@ const maxConflictRetries = 32
 // MutateStatus reads the named Task, lets mutate change it, and writes its status, retrying
 // from a fresh read when another writer got there first. When mutate returns false nothing is
 // written. It returns the Task as stored.
+//
+// The retry is written out here instead of calling client-go's retry.RetryOnConflict (which
+// api/store/kube uses for its own writes): this package keeps to api's rule of importing only
+// apimachinery, and the loop needs no backoff, as a Conflict means another writer got in
+// between this read and this write, and the next attempt starts from a fresh read at once.
 func MutateStatus(ctx context.Context, s Store, name string, mutate func(*agentv1.Task) bool) (*agentv1.Task, error) {
 	for range maxConflictRetries {
 		task, err := s.Get(ctx, name)
