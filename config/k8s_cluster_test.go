@@ -133,7 +133,7 @@ func TestKustomizeBuildClusterMode(t *testing.T) {
 		kinds = append(kinds, obj.GetObjectKind().GroupVersionKind().Kind)
 	}
 	slices.Sort(kinds)
-	want := []string{"ConfigMap", "CustomResourceDefinition", "Deployment", "Namespace", "Role", "RoleBinding", "ServiceAccount"}
+	want := []string{"ConfigMap", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment", "Namespace", "Role", "RoleBinding", "ServiceAccount"}
 	if diff := cmp.Diff(want, kinds); diff != "" {
 		t.Fatalf("kinds built (-want +got):\n%s", diff)
 	}

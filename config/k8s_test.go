@@ -170,9 +170,11 @@ func TestK8sManifests(t *testing.T) {
 			byKind[kind] = append(byKind[kind], obj)
 		}
 	}
-	crds := decodeAll(t, "crd", readRepoFile(t, "config/crd/bases/agent.letsbe.io_tasks.yaml"))
-	if crd, ok := crds[0].(*apiextensionsv1.CustomResourceDefinition); !ok || crd.Name != "tasks.agent.letsbe.io" {
-		t.Errorf("CRD = %T %v, want tasks.agent.letsbe.io", crds[0], crds[0])
+	for _, name := range []string{"tasks", "stacks"} {
+		crds := decodeAll(t, "crd", readRepoFile(t, "config/crd/bases/agent.letsbe.io_"+name+".yaml"))
+		if crd, ok := crds[0].(*apiextensionsv1.CustomResourceDefinition); !ok || crd.Name != name+".agent.letsbe.io" {
+			t.Errorf("CRD = %T %v, want %s.agent.letsbe.io", crds[0], crds[0], name)
+		}
 	}
 
 	var kinds []string
@@ -198,10 +200,10 @@ func TestKustomizeBuild(t *testing.T) {
 	objs := decodeAll(t, "kubectl kustomize output", kustomizeBuild(t, k8sDir, "TestK8sManifests"))
 
 	var (
-		dep *appsv1.Deployment
-		cm  *corev1.ConfigMap
-		sa  *corev1.ServiceAccount
-		crd *apiextensionsv1.CustomResourceDefinition
+		dep  *appsv1.Deployment
+		cm   *corev1.ConfigMap
+		sa   *corev1.ServiceAccount
+		crds = map[string]*apiextensionsv1.CustomResourceDefinition{}
 	)
 	var names []string
 	for _, obj := range objs {
@@ -213,13 +215,13 @@ func TestKustomizeBuild(t *testing.T) {
 		case *corev1.ServiceAccount:
 			sa = o
 		case *apiextensionsv1.CustomResourceDefinition:
-			crd = o
+			crds[o.Name] = o
 		}
 		kind := obj.GetObjectKind().GroupVersionKind().Kind
 		names = append(names, kind)
 	}
 	slices.Sort(names)
-	if diff := cmp.Diff([]string{"ConfigMap", "CustomResourceDefinition", "Deployment", "Namespace", "ServiceAccount"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"ConfigMap", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment", "Namespace", "ServiceAccount"}, names); diff != "" {
 		t.Fatalf("kinds built (-want +got):\n%s", diff)
 	}
 	for _, o := range []interface {
@@ -242,14 +244,21 @@ func TestKustomizeBuild(t *testing.T) {
 	}
 	checkDeployment(t, dep, cm.Data, cm.Name, &secret, sa, singleAgent)
 
-	generated := decodeAll(t, "crd", readRepoFile(t, "config/crd/bases/agent.letsbe.io_tasks.yaml"))[0].(*apiextensionsv1.CustomResourceDefinition)
-	// kustomize adds the common labels; everything else is the generated CRD unchanged.
-	if crd.Labels["app.kubernetes.io/part-of"] != "letsbe" {
-		t.Errorf("CRD labels = %v", crd.Labels)
-	}
-	crd.Labels = generated.Labels
-	if diff := cmp.Diff(generated, crd); diff != "" {
-		t.Errorf("CRD after kustomize (-generated +built):\n%s", diff)
+	for _, name := range []string{"tasks", "stacks"} {
+		generated := decodeAll(t, "crd", readRepoFile(t, "config/crd/bases/agent.letsbe.io_"+name+".yaml"))[0].(*apiextensionsv1.CustomResourceDefinition)
+		crd := crds[generated.Name]
+		if crd == nil {
+			t.Errorf("CRD %s is not in the build", generated.Name)
+			continue
+		}
+		// kustomize adds the common labels; everything else is the generated CRD unchanged.
+		if crd.Labels["app.kubernetes.io/part-of"] != "letsbe" {
+			t.Errorf("CRD %s labels = %v", crd.Name, crd.Labels)
+		}
+		crd.Labels = generated.Labels
+		if diff := cmp.Diff(generated, crd); diff != "" {
+			t.Errorf("CRD %s after kustomize (-generated +built):\n%s", crd.Name, diff)
+		}
 	}
 }
 

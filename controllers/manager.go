@@ -16,12 +16,14 @@ import (
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
-// The permissions of cluster mode, all in the agent's namespace: its Tasks, their status, the
+// The permissions of cluster mode, all in the agent's namespace: its Tasks and Stacks, their status, the
 // Lease of leader election and the Events the leader election records. `make generate` writes
 // them to config/rbac/role.yaml.
 //
 // +kubebuilder:rbac:groups=agent.letsbe.io,namespace=letsbe-system,resources=tasks,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=agent.letsbe.io,namespace=letsbe-system,resources=tasks/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=agent.letsbe.io,namespace=letsbe-system,resources=stacks,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=agent.letsbe.io,namespace=letsbe-system,resources=stacks/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=letsbe-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=letsbe-system,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,namespace=letsbe-system,resources=events,verbs=create;patch

@@ -1,13 +1,14 @@
-// Package store is the seam between the Task objects and where they live: the Store and
-// Notifier interfaces the reconcilers and the sync side depend on, Delivered (the accepted
-// final reports kept for deduplication), MutateStatus and ErrNotDurable. It holds no
+// Package store is the seam between the Task and Stack objects and where they live: the Store
+// and Notifier interfaces of Tasks the reconcilers and the sync side depend on, StackStore and
+// StackNotifier of Stacks, Delivered (the accepted final reports kept for deduplication),
+// MutateStatus, MutateStack and ErrNotDurable. It holds no
 // implementation; those are its subpackages, one tree for everything about where objects live:
 //
 //	api/store            the interfaces (this package)
-//	api/store/memory     the in-memory Store and Delivered of plain servers
+//	api/store/memory     the in-memory Store, StackStore and Delivered of plain servers
 //	api/store/journal    the bbolt write-ahead journal behind memory (memory mode's durability)
-//	api/store/kube       the Store on a Kubernetes API server (cluster mode)
-//	api/store/kube/kubetest  envtest harness: a real API server with the Task CRD, for tests
+//	api/store/kube       the Store and StackStore on a Kubernetes API server (cluster mode)
+//	api/store/kube/kubetest  envtest harness: a real API server with the CRDs, for tests
 //	api/store/storetest  the conformance suites every implementation passes
 //
 // The tree sits under api/ because the repository's top level is fixed (cmd, api, controllers,

@@ -18,7 +18,16 @@ const hashLen = 10
 // other characters becomes one '-', and a short hash of the whole id is appended, so that ids
 // differing only in case or punctuation get different names ("Task_7" becomes
 // "task-7-<hash>"). TaskName of the empty id is the empty name.
-func TaskName(id string) string {
+func TaskName(id string) string { return objectName(id, "task") }
+
+// StackName returns the name of the Stack of the Compose project project, derived as TaskName
+// derives a Task's: a project name that is a valid object name is its own (most are: Compose
+// lowercases them), any other ("my_app") is made one with a short hash of the project name
+// appended ("my-app-<hash>").
+func StackName(project string) string { return objectName(project, "stack") }
+
+// objectName derives an object name from id; fallback is the base when nothing of id is left.
+func objectName(id, fallback string) string {
 	if id == "" || len(validation.IsDNS1123Subdomain(id)) == 0 {
 		return id
 	}
@@ -41,7 +50,7 @@ func TaskName(id string) string {
 		base = strings.TrimRight(base[:max], "-")
 	}
 	if base == "" {
-		base = "task"
+		base = fallback
 	}
 	return base + "-" + hash
 }

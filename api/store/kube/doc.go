@@ -1,7 +1,10 @@
-// Package kube keeps Tasks as custom resources on a Kubernetes API server: a store.Store and
-// store.Notifier over a controller-runtime client and cache, for one namespace. It is the
+// Package kube keeps Tasks and Stacks as custom resources on a Kubernetes API server: a
+// store.Store and store.Notifier (Store), and a store.StackStore and store.StackNotifier
+// (StackStore), over a controller-runtime client and cache, for one namespace. It is the
 // store of cluster mode, where the API server (and k3s's datastore behind it) is the agent's
-// durable memory and `kubectl get tasks` shows what the agent does.
+// durable memory and `kubectl get tasks,stacks` shows what the agent does. (A Stack's spec is
+// also reconciled at start-up with the Compose executors' revision records, the durable truth
+// of the last known good revision in both modes.)
 //
 // It is a thin adapter and emulates nothing the API server does not do: Tasks are named by
 // agentv1.TaskName of their id at intake (the id itself is spec.taskID), so names go through

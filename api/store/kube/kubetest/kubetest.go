@@ -1,6 +1,6 @@
 // Package kubetest runs a test package's tests against a real Kubernetes API server
-// (controller-runtime's envtest: etcd and kube-apiserver, no cluster) with the Task CRD
-// installed. One API server serves the whole test package:
+// (controller-runtime's envtest: etcd and kube-apiserver, no cluster) with the Task and Stack
+// CRDs installed. One API server serves the whole test package:
 //
 //	func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
 //
@@ -47,7 +47,7 @@ import (
 // startTimeout bounds the API server's start; generous, for a loaded 2-core machine.
 const startTimeout = 2 * time.Minute
 
-// Env is a running API server with the Task CRD installed.
+// Env is a running API server with the Task and Stack CRDs installed.
 type Env struct {
 	// Config reaches the API server as an administrator.
 	Config *rest.Config
@@ -206,6 +206,18 @@ func (e *Env) Kubeconfig(t testing.TB, name string, groups ...string) []byte {
 // runs until the test ends.
 func (e *Env) NewStore(t testing.TB, ns string) *kube.Store {
 	t.Helper()
+	return newStore(t, e, ns, kube.New)
+}
+
+// NewStackStore returns a cluster Stack store for namespace ns over Client and a cache of its
+// own, which runs until the test ends.
+func (e *Env) NewStackStore(t testing.TB, ns string) *kube.StackStore {
+	t.Helper()
+	return newStore(t, e, ns, kube.NewStackStore)
+}
+
+func newStore[S any](t testing.TB, e *Env, ns string, newFn func(context.Context, kube.Options) (S, error)) S {
+	t.Helper()
 	c, err := cache.New(e.Config, cache.Options{
 		Scheme:            e.Scheme,
 		DefaultNamespaces: map[string]cache.Config{ns: {}},
@@ -214,7 +226,7 @@ func (e *Env) NewStore(t testing.TB, ns string) *kube.Store {
 		t.Fatalf("cache: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := kube.New(ctx, kube.Options{
+	st, err := newFn(ctx, kube.Options{
 		Client:    e.Client,
 		Informers: c,
 		Namespace: ns,
