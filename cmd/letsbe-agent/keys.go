@@ -117,7 +117,7 @@ func signTask(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--key %s: %w", *keyFile, err)
 	}
-	task, err := readInput(fs.Arg(0))
+	task, err := readTaskFile(os.Stdin, fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -135,28 +135,6 @@ func signTask(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", out)
 	return err
-}
-
-// readInput reads a file, or standard input for "-", up to 32 MiB.
-func readInput(name string) ([]byte, error) {
-	var r io.Reader = os.Stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
-	}
-	const limit = 32 << 20
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if len(b) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
-	}
-	return b, nil
 }
 
 func setMember(obj []byte, key, value string) ([]byte, error) {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -71,7 +72,7 @@ func runPolicy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s\n", b)
 		return 0
 	}
-	body, err := readInput(taskFile)
+	body, err := readTaskFile(os.Stdin, taskFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "letsbe-agent policy check: %v\n", err)
 		return 2

@@ -26,8 +26,9 @@ import (
 // runTaskToken is the enrollment token between run-task's agent and its loopback orchestrator.
 const runTaskToken = "run-task"
 
-// maxTaskFileBytes bounds the task file run-task reads.
-const maxTaskFileBytes = 8 << 20
+// maxTaskFileBytes bounds the task file run-task, keys sign and policy check read: the default
+// of AGENT_MAX_TASK_BYTES, the largest task the agent takes from an orchestrator.
+const maxTaskFileBytes = 32 << 20
 
 func newRunTaskCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -90,6 +91,7 @@ a task).`,
 	return cmd
 }
 
+// readTaskFile reads the task file name, or stdin for "-", up to maxTaskFileBytes.
 func readTaskFile(stdin io.Reader, name string) ([]byte, error) {
 	r := stdin
 	if name != "-" {
