@@ -10,6 +10,13 @@
 // beside the TaskCollector that deletes old reported Tasks. The reconcilers read and write
 // through the Task store interface, never a cluster client, and know nothing of the
 // orchestrator's wire format: reporting is the sync side's job. A process group left by an
-// interrupted Task is stopped only if this agent recorded (sealed) it. The package never runs
-// a command or touches a file itself; executors do.
+// interrupted Task is stopped only if this agent recorded (sealed) it.
+//
+// With Options.Stacks it also keeps the Stack objects: the DOCKER_RELOAD and COMPOSE_ROLLBACK
+// reconcilers make a project's last known good revision (as the executor recorded it) its
+// Stack's spec once their Task is final, SyncStacks does the same for every recorded project
+// at start-up, and the StackReconciler observes each Stack through executors.StackObserver
+// every recheck interval and right after its spec changes, writing Available, Degraded and
+// Drifted, and heals (AGENT_STACK_SELF_HEAL) within a rate limit. The package never runs a
+// command or touches a file itself; executors do.
 package controllers

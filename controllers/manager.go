@@ -34,7 +34,8 @@ import (
 // opts.Store must read from the API server, not from that cache: the reconcilers read their
 // own writes. opts.Notifier is not used. The controllers need leader election: with it
 // enabled, only the leader runs Tasks. opts.Registry is required (the sync side cancels Tasks
-// through it); opts.Logger is not used: the controllers log through mgr's logger.
+// through it); opts.Logger is not used: the controllers log through mgr's logger. With
+// opts.Stacks the Stack controller is registered too (For(&Stack{})).
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if opts.Store == nil || opts.Registry == nil {
 		return errors.New("controllers: Store and Registry are required")
@@ -52,6 +53,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("controllers: new %s controller: %w", k.name, err)
 		}
+	}
+	if opts.Stacks != nil {
+		return setupStacks(mgr, opts)
 	}
 	return nil
 }

@@ -57,6 +57,10 @@ type Options struct {
 	ProcessKey []byte
 	// SkipNameValidation allows several Runners in one process (tests).
 	SkipNameValidation bool
+	// Stacks, when set, enables the Stack objects: the Stack controller, and the deploy
+	// types' reconcilers recording each project's last known good revision as its Stack's
+	// spec (stack_controller.go).
+	Stacks *StackOptions
 }
 
 // Runner runs one controller per task type over a Store, without a cluster.
@@ -90,6 +94,13 @@ func NewRunner(opts Options) (*Runner, error) {
 		}
 		if err := c.Watch(taskSource(opts.Store, opts.Notifier, k.handles)); err != nil {
 			return nil, fmt.Errorf("controllers: watch %s tasks: %w", k.name, err)
+		}
+		r.controllers = append(r.controllers, c)
+	}
+	if opts.Stacks != nil {
+		c, err := newStackController(opts)
+		if err != nil {
+			return nil, err
 		}
 		r.controllers = append(r.controllers, c)
 	}
@@ -149,7 +160,7 @@ func (opts *Options) reconciler(typ string) *TaskReconciler {
 		Registry:   opts.Registry,
 		MaxTimeout: opts.MaxTimeout,
 		StopGrace:  opts.StopGrace,
-		Observe:    opts.Observe,
+		Observe:    opts.observeFor(typ),
 		Progress:   opts.Progress,
 		Admit:      opts.Admit,
 		ProcessKey: opts.ProcessKey,

@@ -489,6 +489,28 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 	}
 }
 
+// tryLock locks key if nobody holds it, and returns its unlock function; ok is false (and
+// nothing is locked) when the key is held.
+func (k *keyedMutex) tryLock(key string) (unlock func(), ok bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.locks[key] != nil {
+		return nil, false
+	}
+	l := &keyedLock{refs: 1}
+	l.mu.Lock()
+	k.locks[key] = l
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}, true
+}
+
 func maxBytesOrDefault(n int64) int64 {
 	if n <= 0 {
 		return DefaultMaxFileBytes

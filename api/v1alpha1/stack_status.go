@@ -12,21 +12,26 @@ import (
 const MaxStackMessageLength = 1024
 
 // SetObserved records an observation of the Stack's services at now against the spec of
-// generation: the services, the names of those not ready (degraded) and how the containers
-// differ from the last known good revision (drift), with the conditions they imply.
-func (s *StackStatus) SetObserved(now metav1.Time, generation int64, services []StackService, degraded, drift []string) {
+// generation: the services, the names of those not ready (notReady: Available is True only
+// when there is none), those of them that are degraded (stopped, exited non-zero, restarting,
+// unhealthy or missing: Degraded is True when there is one; a service still starting is not
+// ready but not degraded) and how the containers differ from the last known good revision
+// (drift), with the conditions they imply.
+func (s *StackStatus) SetObserved(now metav1.Time, generation int64, services []StackService, notReady, degraded, drift []string) {
 	s.ObservedGeneration = generation
 	s.LastChecked = &now
 	s.Services = services
 	s.DegradedServices = degraded
 	s.Drift = drift
-	if len(degraded) == 0 {
+	if len(notReady) == 0 {
 		s.setCondition(generation, StackConditionAvailable, metav1.ConditionTrue, StackReasonReady, "Every service is ready")
+	} else {
+		s.setCondition(generation, StackConditionAvailable, metav1.ConditionFalse, StackReasonServicesNotReady, "Services not ready: "+strings.Join(notReady, ", "))
+	}
+	if len(degraded) == 0 {
 		s.setCondition(generation, StackConditionDegraded, metav1.ConditionFalse, StackReasonReady, "No service is degraded")
 	} else {
-		msg := "Degraded services: " + strings.Join(degraded, ", ")
-		s.setCondition(generation, StackConditionAvailable, metav1.ConditionFalse, StackReasonServicesDegraded, msg)
-		s.setCondition(generation, StackConditionDegraded, metav1.ConditionTrue, StackReasonServicesDegraded, msg)
+		s.setCondition(generation, StackConditionDegraded, metav1.ConditionTrue, StackReasonServicesDegraded, "Degraded services: "+strings.Join(degraded, ", "))
 	}
 	if len(drift) == 0 {
 		s.setCondition(generation, StackConditionDrifted, metav1.ConditionFalse, StackReasonInSync, "The containers match the last known good revision")

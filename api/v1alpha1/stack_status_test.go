@@ -74,7 +74,7 @@ func TestStackStatusTransitions(t *testing.T) {
 	}{
 		{
 			name:      "all ready",
-			apply:     func(s *agentv1.StackStatus) { s.SetObserved(now, 2, []agentv1.StackService{web}, []string{}, nil) },
+			apply:     func(s *agentv1.StackStatus) { s.SetObserved(now, 2, []agentv1.StackService{web}, nil, nil, nil) },
 			want:      []string{"Available=True/AllServicesReady", "Degraded=False/AllServicesReady", "Drifted=False/InSync"},
 			available: true,
 			message:   "No service is degraded",
@@ -82,15 +82,23 @@ func TestStackStatusTransitions(t *testing.T) {
 		{
 			name: "degraded and drifted",
 			apply: func(s *agentv1.StackStatus) {
-				s.SetObserved(now, 2, []agentv1.StackService{db, web}, []string{"db"}, []string{"service db is exited (exit code 1)"})
+				s.SetObserved(now, 2, []agentv1.StackService{db, web}, []string{"db"}, []string{"db"}, []string{"service db is exited (exit code 1)"})
 			},
-			want:    []string{"Available=False/ServicesDegraded", "Degraded=True/ServicesDegraded", "Drifted=True/Drift"},
+			want:    []string{"Available=False/ServicesNotReady", "Degraded=True/ServicesDegraded", "Drifted=True/Drift"},
 			message: "Degraded services: db",
+		},
+		{
+			name: "starting",
+			apply: func(s *agentv1.StackStatus) {
+				s.SetObserved(now, 2, []agentv1.StackService{{Name: "web", State: "running", Health: "starting"}}, []string{"web"}, nil, nil)
+			},
+			want:    []string{"Available=False/ServicesNotReady", "Degraded=False/AllServicesReady", "Drifted=False/InSync"},
+			message: "No service is degraded",
 		},
 		{
 			name: "observation failed after a good one",
 			apply: func(s *agentv1.StackStatus) {
-				s.SetObserved(now, 2, []agentv1.StackService{web}, []string{}, nil)
+				s.SetObserved(now, 2, []agentv1.StackService{web}, nil, nil, nil)
 				s.SetObservationFailed(now, 2, "docker ps: exit status 1: Cannot connect to the Docker daemon")
 			},
 			want:    []string{"Available=Unknown/ObservationFailed", "Degraded=Unknown/ObservationFailed", "Drifted=Unknown/ObservationFailed"},
@@ -123,7 +131,7 @@ func TestStackObservationFailedKeepsServices(t *testing.T) {
 	t.Parallel()
 	now := metav1.Now()
 	var s agentv1.StackStatus
-	s.SetObserved(now, 1, []agentv1.StackService{{Name: "web", State: "running"}}, []string{}, nil)
+	s.SetObserved(now, 1, []agentv1.StackService{{Name: "web", State: "running"}}, nil, nil, nil)
 	s.SetObservationFailed(now, 1, strings.Repeat("é", agentv1.MaxStackMessageLength))
 	if len(s.Services) != 1 {
 		t.Errorf("services after a failed observation: %+v", s.Services)

@@ -9,7 +9,8 @@ import (
 const (
 	// StackConditionAvailable is True when every service of the Stack's revision is ready
 	// (running, healthy when it has a healthcheck, or a one-shot service that exited 0),
-	// False when one is not, and Unknown when the agent could not observe the project.
+	// False when one is not (degraded, or its health check still starting), and Unknown when
+	// the agent could not observe the project.
 	StackConditionAvailable = "Available"
 	// StackConditionDegraded is True when at least one service is stopped, exited non-zero,
 	// restarting, unhealthy or missing (status.degradedServices lists them), False when none
@@ -23,10 +24,13 @@ const (
 
 // Condition reasons of a Stack.
 const (
-	// StackReasonReady: every service is ready (Available True, Degraded False).
+	// StackReasonReady: every service is ready (Available True), or none is degraded
+	// (Degraded False).
 	StackReasonReady = "AllServicesReady"
-	// StackReasonServicesDegraded: some services are not ready (Available False, Degraded
-	// True).
+	// StackReasonServicesNotReady: some services are not ready (Available False): degraded,
+	// or still starting.
+	StackReasonServicesNotReady = "ServicesNotReady"
+	// StackReasonServicesDegraded: some services are degraded (Degraded True).
 	StackReasonServicesDegraded = "ServicesDegraded"
 	// StackReasonInSync: the containers match the last known good revision (Drifted False).
 	StackReasonInSync = "InSync"

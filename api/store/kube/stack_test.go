@@ -55,7 +55,7 @@ func TestStackCRDValidation(t *testing.T) {
 	}
 	st := env.NewStackStore(t, ns)
 	in := storetest.NewStack("with-status")
-	in.Status.SetObserved(metav1.Now(), 1, []agentv1.StackService{{Name: "web", State: "running"}}, []string{}, nil)
+	in.Status.SetObserved(metav1.Now(), 1, []agentv1.StackService{{Name: "web", State: "running"}}, nil, nil, nil)
 	if err := st.Create(t.Context(), in); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestStackCRDValidation(t *testing.T) {
 	}
 	// A status the reconciler writes round-trips through the schema.
 	in.Status.SetObserved(metav1.Now(), 1, []agentv1.StackService{{Name: "web", State: "exited", ExitCode: 137, Restarts: 2, Image: "busybox:1"}},
-		[]string{"web"}, []string{"service web is exited (exit code 137)"})
+		[]string{"web"}, []string{"web"}, []string{"service web is exited (exit code 137)"})
 	got.Status = in.Status
 	if err := st.UpdateStatus(t.Context(), got); err != nil {
 		t.Fatal(err)

@@ -135,7 +135,7 @@ func testStackUpdates(t *testing.T, st StackStore) {
 
 	// A status write changes the status only.
 	now := metav1.NewTime(time.Now().UTC().Truncate(time.Second))
-	a.Status.SetObserved(now, a.Generation, []agentv1.StackService{{Name: "web", State: "running"}}, []string{}, nil)
+	a.Status.SetObserved(now, a.Generation, []agentv1.StackService{{Name: "web", State: "running"}}, nil, nil, nil)
 	a.Spec.Revision = 99
 	a.Labels["a"] = "changed"
 	if err := st.UpdateStatus(ctx, a); err != nil {
