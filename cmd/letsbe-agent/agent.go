@@ -409,11 +409,25 @@ func (a *agent) unwritten(name string) bool {
 }
 
 // trimMemory returns to the system what a burst of tasks left on the heap once the agent is
-// quiet again, so that RSS after big tasks does not depend on their size (internal/memtrim).
+// quiet again, so that RSS after big tasks does not depend on their size, and takes the
+// executable's pages out of the resident set once per quiet spell (internal/memtrim).
 func (a *agent) trimMemory(ctx context.Context) {
-	t := &memtrim.Trimmer{OnTrim: func(garbage uint64) {
-		a.log.V(1).Info("Returned memory to the system after a burst of tasks", "bytes", garbage)
-	}}
+	warned := false
+	t := &memtrim.Trimmer{
+		OnTrim: func(garbage uint64) {
+			a.log.V(1).Info("Returned memory to the system after a burst of tasks", "bytes", garbage)
+		},
+		PageOut: true,
+		OnPageOut: func(advised uint64, err error) {
+			switch {
+			case err == nil:
+				a.log.V(1).Info("Paged out the executable now that the agent is quiet", "bytes", advised)
+			case !warned: // once: the kernel or the sandbox will not change while the agent runs
+				warned = true
+				a.log.V(1).Info("Cannot page out the executable; its pages stay resident", "error", err.Error())
+			}
+		},
+	}
 	t.Run(ctx)
 }
 

@@ -9,6 +9,11 @@
 // last check), runs one collection and returns the freed pages (debug.FreeOSMemory). A busy
 // agent allocates far more than that between checks, so nothing is forced while it works; on
 // an idle one nothing is found and a check costs a few runtime/metrics reads.
+//
+// With PageOut, the first quiet check after a busy spell (and after start-up, which is one)
+// also takes the pages of the agent's executable out of its resident set (PageOutExecutable):
+// once per quiet spell, so an idle agent is not made to fault its heartbeat code back in
+// again and again.
 package memtrim
 
 import (
@@ -44,9 +49,14 @@ type Trimmer struct {
 	// OnTrim, when set, is called after each trim with the bytes the heap held above its live
 	// objects before it.
 	OnTrim func(garbage uint64)
+	// PageOut makes the first quiet check after a busy spell page out the executable.
+	PageOut bool
+	// OnPageOut, when set, is called after each page-out with what PageOutExecutable returned.
+	OnPageOut func(advised uint64, err error)
 
 	samples    []metrics.Sample
 	lastAllocs uint64
+	wasBusy    bool // a check since the last page-out found the agent busy
 }
 
 // Run checks every Interval until ctx ends.
@@ -68,7 +78,8 @@ func (t *Trimmer) Run(ctx context.Context) {
 }
 
 // Check trims once when the agent is quiet and the heap holds at least MinGarbage bytes more
-// than its live objects; it reports whether it trimmed.
+// than its live objects; it reports whether it trimmed the heap. With PageOut it pages out
+// the executable when the agent has gone quiet since the last check.
 func (t *Trimmer) Check() bool {
 	if t.samples == nil {
 		t.samples = []metrics.Sample{{Name: metricObjects}, {Name: metricFree}, {Name: metricLive}, {Name: metricAllocs}}
@@ -78,7 +89,18 @@ func (t *Trimmer) Check() bool {
 	heap := objects + free
 	busy := t.lastAllocs == 0 || allocs > t.lastAllocs+quietAllocs
 	t.lastAllocs = allocs
-	if busy || heap < live {
+	if busy {
+		t.wasBusy = true
+		return false
+	}
+	if t.wasBusy && t.PageOut {
+		t.wasBusy = false
+		advised, err := PageOutExecutable()
+		if t.OnPageOut != nil {
+			t.OnPageOut(advised, err)
+		}
+	}
+	if heap < live {
 		return false
 	}
 	garbage := heap - live

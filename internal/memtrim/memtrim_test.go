@@ -1,9 +1,13 @@
 package memtrim
 
 import (
+	"errors"
 	"runtime"
 	"runtime/metrics"
+	"syscall"
 	"testing"
+
+	"github.com/prometheus/procfs"
 )
 
 var sink [][]byte
@@ -43,5 +47,59 @@ func TestTrimAfterBurst(t *testing.T) {
 	}
 	if tr.Check() {
 		t.Error("trimmed again with nothing new to trim")
+	}
+}
+
+// rssFile is this process's file-backed resident memory (RssFile of /proc/self/status).
+func rssFile(t *testing.T) uint64 {
+	t.Helper()
+	p, err := procfs.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.NewStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.RssFile
+}
+
+// TestPageOutOnceQuiet runs the trimmer as the agent does: the first quiet check after a busy
+// spell takes the test binary's pages out of the resident set (it is far larger than what the
+// test runs while it checks), and later quiet checks leave them alone.
+func TestPageOutOnceQuiet(t *testing.T) {
+	// Not parallel: it measures this process's resident set.
+	var pageOuts int
+	var advised uint64
+	tr := &Trimmer{PageOut: true, OnPageOut: func(n uint64, err error) {
+		pageOuts++
+		advised = n
+		if errors.Is(err, syscall.EINVAL) {
+			t.Skipf("this kernel has no MADV_PAGEOUT: %v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}}
+	tr.Check() // the first check counts as busy: it only learns how much was allocated
+	if pageOuts != 0 {
+		t.Fatal("paged out while busy")
+	}
+	before := rssFile(t)
+	tr.Check()
+	after := rssFile(t)
+	if pageOuts != 1 || advised == 0 {
+		t.Fatalf("page-outs %d (%d bytes advised), want 1 on the first quiet check", pageOuts, advised)
+	}
+	t.Logf("RssFile %d bytes before the page-out, %d after", before, after)
+	if before < 3<<20 {
+		t.Skipf("only %d bytes resident before: nothing to show", before)
+	}
+	if after+1<<20 > before {
+		t.Errorf("RssFile %d bytes before the page-out, %d after: want at least 1 MiB less", before, after)
+	}
+	tr.Check()
+	if pageOuts != 1 {
+		t.Errorf("paged out again on a second quiet check (%d page-outs)", pageOuts)
 	}
 }
