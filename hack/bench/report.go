@@ -294,13 +294,14 @@ own orchestrator after a short warm-up; a batch of %d ECHO tasks at concurrency 
 ones (conc/2 times as many). One request at a time caps intake at one task per round trip, so
 the ratio shows whether the agent polls with as many requests in flight as it has free slots.
 
-| concurrency | tasks | tasks/s | next-task requests/task | reports/task |
-| --- | --- | --- | --- | --- |
+| concurrency | tasks | tasks/s | next-task requests/task | reports/task | agent CPU µs/task |
+| --- | --- | --- | --- | --- | --- |
 `, ms(r.Slow.Latency), cfg.latencyTasks)
 		for _, run := range r.Slow.Runs {
 			bt := run.Batch
-			fmt.Fprintf(&b, "| %d | %s | %s | %.2f | %.2f |\n", run.Conc, thousands(float64(bt.Tasks)), thousands(bt.rate()),
-				float64(bt.Requests.Next)/float64(bt.Tasks), float64(bt.Requests.Report)/float64(bt.Tasks))
+			cpu, _ := costPerTask([]batch{bt})
+			fmt.Fprintf(&b, "| %d | %s | %s | %.2f | %.2f | %.0f |\n", run.Conc, thousands(float64(bt.Tasks)), thousands(bt.rate()),
+				float64(bt.Requests.Next)/float64(bt.Tasks), float64(bt.Requests.Report)/float64(bt.Tasks), float64(cpu)/float64(time.Microsecond))
 		}
 	}
 

@@ -57,7 +57,7 @@ func measureSlowOrchestrator(ctx context.Context, cfg *config) (slowOrchestrator
 			if _, err := runBatch(ctx, o, 2*conc, cfg.batchTimeout()); err != nil {
 				return batch{}, fmt.Errorf("warm-up: %w\n%s", err, agent.logTail())
 			}
-			b, err := runBatch(ctx, o, cfg.slowTasks(conc), cfg.batchTimeout())
+			b, err := agentBatch(ctx, o, agent, cfg.slowTasks(conc), cfg.batchTimeout())
 			if err != nil {
 				return batch{}, fmt.Errorf("%w\n%s", err, agent.logTail())
 			}
@@ -66,7 +66,9 @@ func measureSlowOrchestrator(ctx context.Context, cfg *config) (slowOrchestrator
 		if err != nil {
 			return res, fmt.Errorf("concurrency %d: %w", conc, err)
 		}
-		progress("  %s latency, concurrency %d: %.0f tasks/s (%.2f next-task requests per task)", cfg.latency, conc, b.rate(), float64(b.Requests.Next)/float64(b.Tasks))
+		cpu, _ := costPerTask([]batch{b})
+		progress("  %s latency, concurrency %d: %.0f tasks/s (%.2f next-task requests, %.0f µs agent CPU per task)",
+			cfg.latency, conc, b.rate(), float64(b.Requests.Next)/float64(b.Tasks), float64(cpu)/float64(time.Microsecond))
 		res.Runs = append(res.Runs, slowRun{Conc: conc, Batch: b})
 	}
 	return res, nil
