@@ -103,83 +103,167 @@ func (s *slots) adopt(ctx context.Context, st store.Store) error {
 	return nil
 }
 
+// tryAcquire takes a free slot if there is one, without waiting.
+func (s *slots) tryAcquire() bool {
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *slots) free() int { return cap(s.sem) - len(s.sem) }
+
+// pollOutcome is what one next-task request brought.
+type pollOutcome int
+
+const (
+	polledNothing pollOutcome = iota // no task (the long poll ended, or the queue is empty)
+	polledTask                       // a task, handed to intake or refused: tasks are coming
+	polledDropped                    // a task without a usable id, dropped
+	polledError                      // the request failed
+)
+
 // pollLoop asks for tasks while it has free slots: again at once after a task (drain the
 // queue), after the poll interval when the orchestrator answered "nothing" at once (it ignores
-// long polls), and with backoff on errors. A task is stored on its own goroutine, so that the
-// next request does not wait for the store to make the last one durable (with the journal,
-// creates then share a commit); it returns once every task it took is stored.
+// long polls), and with backoff on errors. Its own request is the one long poll parked while
+// the agent is idle. When a task comes it starts another poller (extraPoller), which asks
+// without waiting and starts one more for each task it gets, so that while tasks keep coming
+// up to one request per free slot is in flight (one task per round trip would cap intake at
+// 1/latency); each ends at its first empty answer, leaving the long poll alone again. Every
+// request holds a slot from before it is sent, so the tasks taken never exceed the free slots.
+// A task is stored on its own goroutine, so that the next request does not wait for the store
+// to make the last one durable (with the journal, creates then share a commit); pollLoop
+// returns once every poller ended and every task they took is stored.
 func (s *Syncer) pollLoop(ctx context.Context) {
-	var intakes sync.WaitGroup
-	defer intakes.Wait()
+	var wg sync.WaitGroup // extra pollers and intakes
+	defer wg.Wait()
 	attempt := 0
 	for {
 		if !s.waitDurable(ctx) || !s.slots.acquire(ctx, s.stopPolling) {
 			return
 		}
 		started := s.clock.Now()
-		wait := s.opts.LongPollWait
-		var task *wire.Task
-		var received string // the agent id the task is handed to
-		err := s.session.do(ctx, func(c *wire.Client, agentID string) error {
-			var err error
-			received = agentID
-			task, err = c.NextTask(ctx, agentID, max(wait, 0))
-			return err
-		})
-		if err != nil {
-			var invalid *wire.InvalidTaskError
-			if errors.As(err, &invalid) {
-				attempt = 0
-				s.slots.unused()
-				if invalid.ID == "" {
-					s.dropTask(invalid)
-					if s.sleepOrStop(ctx, time.Duration(s.pollInterval.Load())) != nil {
-						return
-					}
-					continue
-				}
-				// Assigned to us but unusable: it must still end FAILED and be reported.
-				s.refuseInvalid(invalid, received)
-				continue
-			}
-			s.slots.unused()
-			if ctx.Err() != nil {
+		out, err := s.poll(ctx, s.opts.LongPollWait, &wg)
+		switch out {
+		case polledTask:
+			attempt = 0
+			s.morePollers(ctx, &wg)
+			continue
+		case polledDropped:
+			attempt = 0
+			if s.sleepOrStop(ctx, time.Duration(s.pollInterval.Load())) != nil {
 				return
 			}
-			if wire.IsNotFound(err) {
-				s.log.Info("Orchestrator does not know this agent; registering again")
-				_, gen := s.session.current()
-				if s.session.register(ctx, gen, "next-task 404") != nil {
+			continue
+		case polledNothing:
+			attempt = 0
+			// Nothing to do. If the answer came back sooner than the poll interval, the
+			// orchestrator did not hold the request: wait out the rest of the interval.
+			interval := time.Duration(s.pollInterval.Load())
+			if elapsed := s.clock.Now().Sub(started); elapsed < interval {
+				if s.sleepOrStop(ctx, interval-elapsed) != nil {
 					return
 				}
-				continue
 			}
-			delay := NextDelay(s.opts.Backoff, attempt, err)
-			if wire.Classify(err) != wire.ClassRetry {
-				// An answer that will not change by itself (400, a bad certificate): slowly.
-				delay = NextDelay(s.opts.Backoff, max(attempt, 16), err)
-			}
-			attempt++
-			s.log.Error(err, "Polling for tasks failed", "retryIn", delay.Round(time.Millisecond).String())
-			if s.sleepOrStop(ctx, delay) != nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if wire.IsNotFound(err) {
+			s.log.Info("Orchestrator does not know this agent; registering again")
+			_, gen := s.session.current()
+			if s.session.register(ctx, gen, "next-task 404") != nil {
 				return
 			}
 			continue
 		}
-		attempt = 0
-		if task != nil {
-			intakes.Go(func() { s.intakeAsync(ctx, task, received) })
-			continue
+		delay := NextDelay(s.opts.Backoff, attempt, err)
+		if wire.Classify(err) != wire.ClassRetry {
+			// An answer that will not change by itself (400, a bad certificate): slowly.
+			delay = NextDelay(s.opts.Backoff, max(attempt, 16), err)
 		}
+		attempt++
+		s.log.Error(err, "Polling for tasks failed", "retryIn", delay.Round(time.Millisecond).String())
+		if s.sleepOrStop(ctx, delay) != nil {
+			return
+		}
+	}
+}
+
+// poll sends one next-task request, waiting up to wait for a task (none when wait <= 0), on a
+// slot acquired for it: a task handed over goes to intake on a goroutine of wg, with the slot;
+// a task assigned to the agent but unusable is refused; otherwise the slot is given back.
+func (s *Syncer) poll(ctx context.Context, wait time.Duration, wg *sync.WaitGroup) (pollOutcome, error) {
+	var task *wire.Task
+	var received string // the agent id the task is handed to
+	err := s.session.do(ctx, func(c *wire.Client, agentID string) error {
+		var err error
+		received = agentID
+		task, err = c.NextTask(ctx, agentID, max(wait, 0))
+		return err
+	})
+	if invalid, ok := errors.AsType[*wire.InvalidTaskError](err); ok {
 		s.slots.unused()
-		// Nothing to do. If the answer came back sooner than the poll interval, the
-		// orchestrator did not hold the request: wait out the rest of the interval.
-		interval := time.Duration(s.pollInterval.Load())
-		if elapsed := s.clock.Now().Sub(started); elapsed < interval {
-			if s.sleepOrStop(ctx, interval-elapsed) != nil {
-				return
-			}
+		if invalid.ID == "" {
+			s.dropTask(invalid)
+			return polledDropped, nil
 		}
+		// Assigned to us but unusable: it must still end FAILED and be reported.
+		s.refuseInvalid(invalid, received)
+		return polledTask, nil
+	}
+	if err != nil {
+		s.slots.unused()
+		return polledError, err
+	}
+	if task == nil {
+		s.slots.unused()
+		return polledNothing, nil
+	}
+	wg.Go(func() { s.intakeAsync(ctx, task, received) })
+	return polledTask, nil
+}
+
+// morePollers starts an extra poller after a task came, while a slot is free and fewer than
+// MaxConcurrentTasks-1 extras run (with pollLoop's own, one request per slot at most).
+func (s *Syncer) morePollers(ctx context.Context, wg *sync.WaitGroup) {
+	if s.slots.free() == 0 || ctx.Err() != nil {
+		return
+	}
+	for {
+		n := s.extraPollers.Load()
+		if n >= int32(s.opts.MaxConcurrentTasks-1) {
+			return
+		}
+		if s.extraPollers.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	wg.Go(func() { s.extraPoller(ctx, wg) })
+}
+
+// extraPoller asks for tasks without waiting while they keep coming and a slot is free (it
+// never waits for one: pollLoop does), starting one more poller for each task it gets. It ends
+// at the first answer without a task, at an error (pollLoop's own request meets it too, and
+// backs off), or when polling stops.
+func (s *Syncer) extraPoller(ctx context.Context, wg *sync.WaitGroup) {
+	defer s.extraPollers.Add(-1)
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error(fmt.Errorf("panic: %v", p), "Poller panicked", "stack", string(debug.Stack()))
+		}
+	}()
+	for ctx.Err() == nil {
+		if s.opts.Durable() != nil || !s.slots.tryAcquire() {
+			return
+		}
+		if out, _ := s.poll(ctx, 0, wg); out != polledTask {
+			return
+		}
+		s.morePollers(ctx, wg)
 	}
 }
 

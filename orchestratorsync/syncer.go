@@ -108,6 +108,7 @@ type Syncer struct {
 	clampedHeartbeat  atomic.Bool // logged once
 	clampedPoll       atomic.Bool
 	longCancelList    atomic.Bool
+	extraPollers      atomic.Int32 // pollers running besides pollLoop's own request
 
 	slots     *slots
 	rep       *reporter

@@ -1,0 +1,189 @@
+package orchestratorsync_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/letsbe/sysadmin-agent/api/store"
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
+)
+
+// intakeWatch sits in front of the reference orchestrator, which answers every request late
+// (orchestratortest.Faulty, every request slow): it counts the next-task requests in flight
+// (the delay included) and their peak, and at the end of each it checks that the orchestrator
+// has not handed out more tasks than the agent has slots: those of the Tasks the test finished
+// come back, the others are held.
+type intakeWatch struct {
+	next  http.Handler
+	orch  *orchestratortest.Server
+	slots int
+
+	mu             sync.Mutex
+	finished       int // Tasks the test finished, counted before their store write
+	inFlight, peak int
+	violation      error
+}
+
+func (w *intakeWatch) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/tasks/next" {
+		w.next.ServeHTTP(rw, r)
+		return
+	}
+	w.mu.Lock()
+	w.inFlight++
+	w.peak = max(w.peak, w.inFlight)
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.inFlight--
+		// Every task handed out holds a slot until the agent sees it final, which is after
+		// the test counted it finished: so at any time assigned <= finished + slots.
+		if a := w.orch.Stats().TasksAssigned; a > w.finished+w.slots && w.violation == nil {
+			w.violation = fmt.Errorf("%d tasks handed out with %d finished and %d slots", a, w.finished, w.slots)
+		}
+	}()
+	w.next.ServeHTTP(rw, r)
+}
+
+func (w *intakeWatch) state() (inFlight, peak int, violation error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.inFlight, w.peak, w.violation
+}
+
+func (w *intakeWatch) resetPeak() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.peak = w.inFlight
+}
+
+func (w *intakeWatch) countFinished() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.finished++
+}
+
+// finishStored plays the controllers: it finishes the Tasks held and every Task stored from
+// now on, as soon as it is, until the test ends.
+func finishStored(t *testing.T, f *syncFixture, w *intakeWatch) {
+	t.Helper()
+	created := make(chan string, 4096)
+	unsubscribe := f.mem.Subscribe(func(ev store.Event) {
+		if ev.Type == store.Added {
+			created <- ev.Task.Name
+		}
+	})
+	held, err := f.mem.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range held.Items {
+		created <- held.Items[i].Name
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { unsubscribe(); cancel(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case name := <-created:
+				w.countFinished()
+				_, err := store.MutateStatus(ctx, f.mem, name, func(task *agentv1.Task) bool {
+					if task.Status.Phase.IsFinal() {
+						return false
+					}
+					now := metav1.Now()
+					task.Status.MarkRunning(now, 1)
+					task.Status.MarkSucceeded(now, 1)
+					return true
+				})
+				if err != nil && ctx.Err() == nil {
+					t.Errorf("finish %s: %v", name, err)
+				}
+			}
+		}
+	})
+}
+
+// With every request answered late, a busy agent keeps one next-task request per slot in
+// flight (not one after another), never takes more tasks than it has free slots, and once the
+// queue is empty parks a single long poll again.
+func TestPollerFillsItsSlotsWithLatencyAndParksOneWhenIdle(t *testing.T) {
+	t.Parallel()
+	const slots = 4
+	var w *intakeWatch
+	f := startSyncer(t, slots, func(orch http.Handler) http.Handler {
+		w = &intakeWatch{next: orchestratortest.NewFaulty(orch, orchestratortest.FaultOptions{SlowRate: 1, SlowDelay: 5 * time.Millisecond}), slots: slots}
+		return w
+	})
+	w.orch = f.orch
+
+	// Held Tasks: exactly as many taken as there are slots, whatever the queue holds.
+	var ids []string
+	for range 3 * slots {
+		ids = append(ids, f.orch.Enqueue("ECHO", []byte(`{}`), 0))
+	}
+	testpoll.Until(t, waitTimeout, "all slots taken", func() bool { return f.mem.Len() == slots })
+	testpoll.Until(t, waitTimeout, "a few heartbeats", func() bool { a := f.orch.Agents(); return len(a) == 1 && a[0].Heartbeats >= 3 })
+	if got := f.orch.Stats().TasksAssigned; got != slots {
+		t.Fatalf("%d tasks handed out with %d slots held", got, slots)
+	}
+
+	// Tasks finish as they come and keep coming: every slot gets a request in flight.
+	finishStored(t, f, w)
+	testpoll.UntilNil(t, waitTimeout, "one next-task request in flight per slot", func() error {
+		if _, peak, _ := w.state(); peak < slots {
+			for range 4 * slots {
+				ids = append(ids, f.orch.Enqueue("ECHO", []byte(`{}`), 0))
+			}
+			return fmt.Errorf("at most %d requests in flight", peak)
+		}
+		return nil
+	})
+	for _, id := range ids {
+		testpoll.UntilNil(t, waitTimeout, "task "+id+" reported", func() error {
+			st, ok := f.orch.Task(id)
+			if !ok || !st.IsFinal() {
+				return errors.New("not final")
+			}
+			if st.Offers != 1 || st.FinalReports != 1 {
+				return fmt.Errorf("offered %d times, %d final reports", st.Offers, st.FinalReports)
+			}
+			return nil
+		})
+	}
+	_, peak, violation := w.state()
+	if violation != nil {
+		t.Fatal(violation)
+	}
+	if peak > slots {
+		t.Fatalf("%d next-task requests in flight with %d slots", peak, slots)
+	}
+
+	// Idle again: one long poll, and no other request while it is parked and renewed.
+	testpoll.UntilNil(t, waitTimeout, "a single parked long poll", func() error {
+		inFlight, _, _ := w.state()
+		if n, parked := f.syncer.ExtraPollers(), f.orch.Stats().LongPollsWaiting; n != 0 || inFlight != 1 || parked != 1 {
+			return fmt.Errorf("%d extra pollers, %d requests in flight, %d parked", n, inFlight, parked)
+		}
+		return nil
+	})
+	w.resetPeak()
+	polls := f.orch.Stats().NextTask
+	testpoll.Until(t, waitTimeout, "two more long polls", func() bool { return f.orch.Stats().NextTask >= polls+2 })
+	if _, peak, _ := w.state(); peak != 1 {
+		t.Fatalf("%d next-task requests in flight at once while idle, want 1", peak)
+	}
+}
