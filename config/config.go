@@ -94,6 +94,10 @@ type Config struct {
 	ComposeAllowDevices        bool
 	ComposeBindRoots           []string
 	StackRevisions             int
+	// Stacks: how often each deployed project is observed again, and whether degraded or
+	// drifted services are healed.
+	StackRecheckInterval time.Duration
+	StackSelfHeal        bool
 }
 
 // setting binds one Config field to a flag and an environment variable.
@@ -184,6 +188,10 @@ var settings = []setting{
 		}},
 	{flag: "stack-revisions", env: "AGENT_STACK_REVISIONS", def: "5", usage: "revisions of each compose project kept for rollback",
 		apply: func(c *Config, v string) error { return setPositiveInt(&c.StackRevisions, v, 100) }},
+	{flag: "stack-recheck-interval", env: "AGENT_STACK_RECHECK_INTERVAL", def: "5m", usage: "how often each deployed compose project is observed again for its Stack and the heartbeat",
+		apply: func(c *Config, v string) error { return setDuration(&c.StackRecheckInterval, v, 100*time.Millisecond) }},
+	{flag: "stack-self-heal", env: "AGENT_STACK_SELF_HEAL", def: "false", usage: "restart degraded or drifted services of a deployed compose project (at most once per recheck interval, backing off on failures)",
+		apply: func(c *Config, v string) error { return setBool(&c.StackSelfHeal, v) }},
 	{flag: "chromium-path", env: "AGENT_CHROMIUM_PATH", usage: "browser that PLAYWRIGHT tasks run: a name looked up in PATH or an absolute path (default chromium or chromium-browser in PATH)",
 		apply: func(c *Config, v string) error {
 			if v == "" {

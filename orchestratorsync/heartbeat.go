@@ -29,6 +29,7 @@ func (s *Syncer) heartbeatLoop(ctx context.Context) {
 
 func (s *Syncer) heartbeat(ctx context.Context) {
 	req := s.heartbeatRequest()
+	req.Stacks = s.stackReports(ctx)
 	var resp *wire.HeartbeatResponse
 	err := s.session.do(ctx, func(c *wire.Client, agentID string) error {
 		var err error
@@ -102,4 +103,36 @@ func jitter(d time.Duration, frac float64) time.Duration {
 		return d
 	}
 	return time.Duration(float64(d) * (1 - frac + 2*frac*rand.Float64()))
+}
+
+// stackListTimeout bounds the read of the Stacks for one heartbeat.
+const stackListTimeout = 5 * time.Second
+
+// stackReports is the heartbeat's "stacks": each Stack's project, revision, whether it was
+// available at its last observation and its degraded services. When the Stacks cannot be
+// read the heartbeat still goes out, with none (and the failure is logged).
+func (s *Syncer) stackReports(ctx context.Context) []wire.StackReport {
+	out := []wire.StackReport{}
+	if s.opts.Stacks == nil {
+		return out
+	}
+	listCtx, cancel := context.WithTimeout(ctx, stackListTimeout)
+	defer cancel()
+	list, err := s.opts.Stacks.List(listCtx)
+	if err != nil {
+		if ctx.Err() == nil { // not shutting down
+			s.log.Error(err, "Cannot read the stacks for the heartbeat")
+		}
+		return out
+	}
+	for i := range list.Items {
+		st := &list.Items[i]
+		out = append(out, wire.StackReport{
+			Project:          st.Spec.Project,
+			Revision:         st.Spec.Revision,
+			Available:        st.IsAvailable() && st.Status.ObservedGeneration == st.Generation,
+			DegradedServices: append([]string{}, st.Status.DegradedServices...),
+		})
+	}
+	return out
 }

@@ -76,6 +76,9 @@ type Options struct {
 	OnRefused func(task *agentv1.Task)
 	// SystemInfo returns the host's figures for heartbeats; optional.
 	SystemInfo func() wire.SystemInfo
+	// Stacks hold the Stack objects whose last observed state every heartbeat carries
+	// (v1.1 "stacks"); optional: without it heartbeats carry "stacks": [].
+	Stacks store.StackStore
 	// Progress, when set, receives the controllers' progress batches, which are sent as
 	// progress reports while the orchestrator announces the feature "progress".
 	Progress *progress.Hub

@@ -93,7 +93,7 @@ type StackHeal struct {
 	// LastAttempt is when the agent last tried to heal the Stack.
 	// +optional
 	LastAttempt *metav1.Time `json:"lastAttempt,omitempty"`
-	// Attempts counts the heals since the Stack was last found healthy without one.
+	// Attempts counts the heals of the current revision (a new spec starts a new record).
 	// +optional
 	Attempts int32 `json:"attempts,omitempty"`
 	// Failures counts the heals in a row that did not pass the health gate.

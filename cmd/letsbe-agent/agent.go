@@ -57,6 +57,14 @@ type agent struct {
 	draining atomic.Bool
 	// trust admits Tasks right before they run (trust.go).
 	trust *trustGate
+	// stacks hold the Stack objects of the deployed Compose projects.
+	stacks stackStore
+}
+
+// stackStore is a Stack store with notifications: memory.StackStore or kube.StackStore.
+type stackStore interface {
+	store.StackStore
+	store.StackNotifier
 }
 
 // composeSettings is the compose policy of the AGENT_COMPOSE_* settings alone.
@@ -67,6 +75,16 @@ func composeSettings(cfg *config.Config) executors.ComposePolicy {
 		AllowedCapabilities: cfg.ComposeAllowedCapabilities,
 		AllowDevices:        cfg.ComposeAllowDevices,
 		BindRoots:           cfg.ComposeBindRoots,
+	}
+}
+
+// composeConfig is the Compose executors' configuration, shared by the Stack observer.
+func composeConfig(cfg *config.Config, proc *executors.Process, composePolicy func() executors.ComposePolicy) executors.DockerReloadConfig {
+	return executors.DockerReloadConfig{
+		Roots: cfg.FileRoots, MaxBytes: cfg.MaxFileBytes, Docker: cfg.DockerBinary, Process: proc,
+		DockerHost: cfg.DockerHost, DockerConfig: cfg.DockerConfig,
+		StateDir: cfg.StateDir, Revisions: cfg.StackRevisions,
+		Policy: composeSettings(cfg), CurrentPolicy: composePolicy,
 	}
 }
 
@@ -90,12 +108,7 @@ func buildExecutors(cfg *config.Config, composePolicy func() executors.ComposePo
 	if err != nil {
 		return nil, fmt.Errorf("ENV_UPDATE executor: %w", err)
 	}
-	compose := executors.DockerReloadConfig{
-		Roots: cfg.FileRoots, MaxBytes: cfg.MaxFileBytes, Docker: cfg.DockerBinary, Process: proc,
-		DockerHost: cfg.DockerHost, DockerConfig: cfg.DockerConfig,
-		StateDir: cfg.StateDir, Revisions: cfg.StackRevisions,
-		Policy: composeSettings(cfg), CurrentPolicy: composePolicy,
-	}
+	compose := composeConfig(cfg, proc, composePolicy)
 	dockerReload, err := executors.NewDockerReload(compose)
 	if err != nil {
 		return nil, fmt.Errorf("DOCKER_RELOAD executor: %w", err)
@@ -138,6 +151,8 @@ type parts struct {
 	types      []string
 	trust      *trustGate
 	processKey []byte
+	// stackObserver observes and heals the deployed Compose projects for the Stacks.
+	stackObserver *executors.StackObserver
 }
 
 func newParts(cfg *config.Config, log logr.Logger) (*parts, error) {
@@ -163,14 +178,18 @@ func newParts(cfg *config.Config, log logr.Logger) (*parts, error) {
 		return nil, err
 	}
 	gate.Store(trust)
-	return &parts{execs: execs, types: types, trust: trust, processKey: processKey}, nil
+	observer, err := executors.NewStackObserver(composeConfig(cfg, executors.NewProcess(executors.ProcessConfig{}), composePolicyOf(&gate)))
+	if err != nil {
+		return nil, fmt.Errorf("stack observer: %w", err)
+	}
+	return &parts{execs: execs, types: types, trust: trust, processKey: processKey, stackObserver: observer}, nil
 }
 
-// newAgentOn builds the agent over the Tasks of st, in either mode: jnl is the journal behind
-// st (nil in cluster mode), dlv remembers the accepted final reports.
-func newAgentOn(cfg *config.Config, log logr.Logger, p *parts, st store.Store, n store.Notifier, jnl *journal.Journal, dlv store.Delivered) (*agent, error) {
+// newAgentOn builds the agent over the Tasks of st and the Stacks of stacks, in either mode:
+// jnl is the journal behind st (nil in cluster mode), dlv remembers the accepted final reports.
+func newAgentOn(cfg *config.Config, log logr.Logger, p *parts, st store.Store, n store.Notifier, stacks stackStore, jnl *journal.Journal, dlv store.Delivered) (*agent, error) {
 	a := &agent{cfg: cfg, log: log, store: st, notifier: n, journal: jnl, dlv: dlv,
-		registry: controllers.NewRegistry(), progress: progress.NewHub(), trust: p.trust}
+		registry: controllers.NewRegistry(), progress: progress.NewHub(), trust: p.trust, stacks: stacks}
 	a.metrics = newAgentMetrics(a, p.execs)
 	if jnl == nil {
 		// No journal: its metrics would only ever say 0.
@@ -201,6 +220,10 @@ func (a *agent) controllerOptions(p *parts) controllers.Options {
 		Progress:                a.progressOptions(),
 		Admit:                   a.trust.admit,
 		ProcessKey:              p.processKey,
+		Stacks: &controllers.StackOptions{
+			Store: a.stacks, Notifier: a.stacks, Observer: p.stackObserver,
+			RecheckInterval: a.cfg.StackRecheckInterval, SelfHeal: a.cfg.StackSelfHeal,
+		},
 	}
 }
 
@@ -225,7 +248,9 @@ func newAgent(cfg *config.Config, log logr.Logger) (*agent, error) {
 	if restored > 0 {
 		log.Info("Restored unfinished or unreported tasks from the journal", "tasks", restored)
 	}
-	a, err := newAgentOn(cfg, log, p, mem, mem, jnl, jnl)
+	// Stacks are kept in memory only and rebuilt from the revision records at start
+	// (package memory says why).
+	a, err := newAgentOn(cfg, log, p, mem, mem, memory.NewStackStore(), jnl, jnl)
 	if err != nil {
 		_ = jnl.Close()
 		return nil, err
@@ -300,6 +325,7 @@ func (a *agent) newSyncer(st store.Store, n store.Notifier, types []string) (*or
 			}
 		},
 		Delivered: a.dlv,
+		Stacks:    a.stacks,
 		OnRefused: func(t *agentv1.Task) { a.metrics.observeTask(t, 0) },
 		Progress:  a.progress,
 		Policy: func() *wire.PolicyReport {

@@ -85,7 +85,18 @@ func newClusterAgent(ctx context.Context, cfg *config.Config, log logr.Logger) (
 		return nil, err
 	}
 
-	a, err := newAgentOn(cfg, log, p, st, st, nil, memory.NewDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow}))
+	stacks, err := kube.NewStackStore(ctx, kube.Options{
+		Client:    mgr.GetClient(),
+		Reader:    mgr.GetAPIReader(),
+		Informers: mgr.GetCache(),
+		Namespace: cfg.Namespace,
+		Logger:    log.WithName("store"),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	a, err := newAgentOn(cfg, log, p, st, st, stacks, nil, memory.NewDelivered(store.DeliveredLimits{Window: cfg.TaskDedupWindow}))
 	if err != nil {
 		return nil, err
 	}

@@ -80,8 +80,17 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusUnauthorized, "invalid token")
 		return
 	}
+	raw, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
 	var req HeartbeatBody
-	if !s.decodeBody(w, r, &req) {
+	if err := json.Unmarshal(raw, &req); err != nil {
+		s.fail(w, http.StatusBadRequest, "malformed JSON body")
+		return
+	}
+	if msg := checkStacks(raw); msg != "" {
+		s.fail(w, http.StatusBadRequest, msg)
 		return
 	}
 	if req.Status != "ONLINE" && req.Status != "DRAINING" {

@@ -571,6 +571,11 @@ func (st AgentState) clone() AgentState {
 	st.Capabilities = slices.Clone(st.Capabilities)
 	st.Labels = maps.Clone(st.Labels)
 	st.LastHeartbeatBody.RunningTaskIDs = slices.Clone(st.LastHeartbeatBody.RunningTaskIDs)
+	st.LastHeartbeatBody.Stacks = slices.Clone(st.LastHeartbeatBody.Stacks)
+	for i := range st.LastHeartbeatBody.Stacks {
+		hs := &st.LastHeartbeatBody.Stacks[i]
+		hs.DegradedServices = slices.Clone(hs.DegradedServices)
+	}
 	return st
 }
 

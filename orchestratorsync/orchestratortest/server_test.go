@@ -131,7 +131,7 @@ func TestLifecycle(t *testing.T) {
 		ID: "a-1", Hostname: "tenant-17", Version: "0.3.0", OS: "linux", Arch: "amd64",
 		Capabilities: []string{"ECHO"}, Labels: map[string]string{"region": "eu-1"},
 		Registrations: 1, Heartbeats: 1, LastStatus: "ONLINE", Boots: 1,
-		LastHeartbeatBody: orchestratortest.HeartbeatBody{Status: "ONLINE", Version: "0.3.0", UptimeSeconds: 5, RunningTaskIDs: []string{}},
+		LastHeartbeatBody: orchestratortest.HeartbeatBody{Status: "ONLINE", Version: "0.3.0", UptimeSeconds: 5, RunningTaskIDs: []string{}, Stacks: []orchestratortest.HeartbeatStack{}},
 	}}
 	if diff := cmp.Diff(wantAgents, agents, cmpopts.IgnoreFields(orchestratortest.AgentState{}, "LastHeartbeat", "BootID")); diff != "" {
 		t.Errorf("agents (-want +got):\n%s", diff)
@@ -772,4 +772,51 @@ func mustWithToken(t *testing.T, c *wire.Client, token string) *wire.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestHeartbeatStacks: the reference decodes a heartbeat's stacks (v1.1) with its own types and
+// holds them to the contract: absent is a v1.0 agent, null or a null degraded_services is
+// refused.
+func TestHeartbeatStacks(t *testing.T) {
+	t.Parallel()
+	e := setup(t, orchestratortest.Options{})
+	reg := register(t, e.client, "")
+	_, err := e.client.Heartbeat(t.Context(), reg.AgentID, wire.HeartbeatRequest{Status: wire.StatusOnline, Stacks: []wire.StackReport{
+		{Project: "app", Revision: 4, Available: true},
+		{Project: "shop", Revision: 2, DegradedServices: []string{"db", "web"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []orchestratortest.HeartbeatStack{
+		{Project: "app", Revision: 4, Available: true, DegradedServices: []string{}},
+		{Project: "shop", Revision: 2, DegradedServices: []string{"db", "web"}},
+	}
+	if diff := cmp.Diff(want, e.srv.Agents()[0].LastHeartbeatBody.Stacks); diff != "" {
+		t.Errorf("stacks (-want +got):\n%s", diff)
+	}
+	tests := []struct {
+		name, body string
+		code       int
+	}{
+		{"v1.0 agent", `{"status":"ONLINE"}`, http.StatusOK},
+		{"empty", `{"status":"ONLINE","stacks":[]}`, http.StatusOK},
+		{"null stacks", `{"status":"ONLINE","stacks":null}`, http.StatusBadRequest},
+		{"null degraded", `{"status":"ONLINE","stacks":[{"project":"a","revision":1,"available":true,"degraded_services":null}]}`, http.StatusBadRequest},
+		{"no degraded", `{"status":"ONLINE","stacks":[{"project":"a","revision":1,"available":true}]}`, http.StatusBadRequest},
+		{"no project", `{"status":"ONLINE","stacks":[{"revision":1,"available":true,"degraded_services":[]}]}`, http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/agents/"+reg.AgentID+"/heartbeat", strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+orchestratortest.DefaultEnrollmentToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.code)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package orchestratortest
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -44,6 +45,45 @@ type HeartbeatBody struct {
 	RunningTaskIDs []string      `json:"running_task_ids"`
 	QueuedTasks    int           `json:"queued_tasks"`
 	System         SystemFigures `json:"system"`
+	// Stacks (v1.1) is nil when the agent sent none (a v1.0 agent), else the stacks it
+	// reported ([] for none).
+	Stacks []HeartbeatStack `json:"stacks"`
+}
+
+// HeartbeatStack is one entry of a heartbeat's "stacks" (v1.1): a Compose project the agent
+// manages and its last observed state.
+type HeartbeatStack struct {
+	Project          string   `json:"project"`
+	Revision         int64    `json:"revision"`
+	Available        bool     `json:"available"`
+	DegradedServices []string `json:"degraded_services"`
+}
+
+// checkStacks holds a heartbeat's "stacks" to the contract: absent (v1.0), or an array whose
+// entries name a project and carry degraded_services as an array, never null. It returns what
+// is wrong, or "".
+func checkStacks(raw []byte) string {
+	var body struct {
+		Stacks json.RawMessage `json:"stacks"`
+	}
+	if json.Unmarshal(raw, &body) != nil || body.Stacks == nil {
+		return ""
+	}
+	var stacks []map[string]json.RawMessage
+	if string(body.Stacks) == "null" || json.Unmarshal(body.Stacks, &stacks) != nil {
+		return "stacks must be an array"
+	}
+	for i, st := range stacks {
+		var project string
+		if json.Unmarshal(st["project"], &project) != nil || project == "" {
+			return fmt.Sprintf("stacks[%d].project must be a non-empty string", i)
+		}
+		var degraded []string
+		if d := st["degraded_services"]; d == nil || string(d) == "null" || json.Unmarshal(d, &degraded) != nil {
+			return fmt.Sprintf("stacks[%d].degraded_services must be an array of strings", i)
+		}
+	}
+	return ""
 }
 
 // SystemFigures is the "system" object of a heartbeat.

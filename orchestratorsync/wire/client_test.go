@@ -131,14 +131,16 @@ func TestRequestShapes(t *testing.T) {
 			_, err := c.Heartbeat(ctx, "a-7f3c", HeartbeatRequest{
 				Status: StatusOnline, Version: "0.3.0", UptimeSeconds: 3600, RunningTaskIDs: []string{"t-41"},
 				System: SystemInfo{Load1: 0.21, MemTotalBytes: 8000000000, MemAvailableBytes: 5000000000, DiskFreeBytes: 40000000000},
+				Stacks: []StackReport{{Project: "app", Revision: 4, Available: true}},
 			})
 			return err
 		},
 		want: recorded{Method: "POST", RequestURI: "/api/v1/agents/a-7f3c/heartbeat", ContentType: "application/json",
 			Body: `{"status":"ONLINE","version":"0.3.0","uptime_seconds":3600,"running_task_ids":["t-41"],"queued_tasks":0,` +
-				`"system":{"load1":0.21,"mem_total_bytes":8000000000,"mem_available_bytes":5000000000,"disk_free_bytes":40000000000}}`},
+				`"system":{"load1":0.21,"mem_total_bytes":8000000000,"mem_available_bytes":5000000000,"disk_free_bytes":40000000000},` +
+				`"stacks":[{"project":"app","revision":4,"available":true,"degraded_services":[]}]}`},
 	}, {
-		name: "heartbeat empty: default ONLINE, running_task_ids [], escaped id",
+		name: "heartbeat empty: default ONLINE, running_task_ids and stacks [], escaped id",
 		resp: canned{status: 204},
 		call: func(ctx context.Context, c *Client) error {
 			_, err := c.Heartbeat(ctx, "a/b c", HeartbeatRequest{Version: "v", QueuedTasks: 2})
@@ -146,7 +148,7 @@ func TestRequestShapes(t *testing.T) {
 		},
 		want: recorded{Method: "POST", RequestURI: "/api/v1/agents/a%2Fb%20c/heartbeat", ContentType: "application/json",
 			Body: `{"status":"ONLINE","version":"v","uptime_seconds":0,"running_task_ids":[],"queued_tasks":2,` +
-				`"system":{"load1":0,"mem_total_bytes":0,"mem_available_bytes":0,"disk_free_bytes":0}}`},
+				`"system":{"load1":0,"mem_total_bytes":0,"mem_available_bytes":0,"disk_free_bytes":0},"stacks":[]}`},
 	}, {
 		name: "heartbeat draining",
 		resp: canned{status: 200},
@@ -156,7 +158,7 @@ func TestRequestShapes(t *testing.T) {
 		},
 		want: recorded{Method: "POST", RequestURI: "/api/v1/agents/a-1/heartbeat", ContentType: "application/json",
 			Body: `{"status":"DRAINING","version":"","uptime_seconds":0,"running_task_ids":[],"queued_tasks":0,` +
-				`"system":{"load1":0,"mem_total_bytes":0,"mem_available_bytes":0,"disk_free_bytes":0}}`},
+				`"system":{"load1":0,"mem_total_bytes":0,"mem_available_bytes":0,"disk_free_bytes":0},"stacks":[]}`},
 	}, {
 		name: "next with wait",
 		resp: canned{status: 204},

@@ -183,16 +183,39 @@ type HeartbeatRequest struct {
 	RunningTaskIDs []string   `json:"running_task_ids"`
 	QueuedTasks    int        `json:"queued_tasks"`
 	System         SystemInfo `json:"system"`
+	// Stacks are the Compose projects the agent manages and their last observed state (v1.1),
+	// always sent as an array, [] when there is none.
+	Stacks []StackReport `json:"stacks"`
 }
 
-// MarshalJSON sends running_task_ids as [] rather than null and clamps values that cannot be
-// valid (negative counts, a non-finite load) to zero.
+// StackReport is one entry of a heartbeat's "stacks" (v1.1).
+type StackReport struct {
+	Project  string `json:"project"`
+	Revision int64  `json:"revision"`
+	// Available is true when every service of the revision was ready at the last observation.
+	Available bool `json:"available"`
+	// DegradedServices names the services found stopped, exited non-zero, restarting,
+	// unhealthy or missing; always an array, [] when there is none.
+	DegradedServices []string `json:"degraded_services"`
+}
+
+// MarshalJSON sends running_task_ids, stacks and each stack's degraded_services as [] rather
+// than null and clamps values that cannot be valid (negative counts, a non-finite load) to
+// zero.
 func (r HeartbeatRequest) MarshalJSON() ([]byte, error) {
 	type plain HeartbeatRequest
 	p := plain(r)
 	if p.RunningTaskIDs == nil {
 		p.RunningTaskIDs = []string{}
 	}
+	stacks := make([]StackReport, len(p.Stacks))
+	for i, st := range p.Stacks {
+		if st.DegradedServices == nil {
+			st.DegradedServices = []string{}
+		}
+		stacks[i] = st
+	}
+	p.Stacks = stacks
 	p.UptimeSeconds = max(p.UptimeSeconds, 0)
 	p.QueuedTasks = max(p.QueuedTasks, 0)
 	if math.IsNaN(p.System.Load1) || math.IsInf(p.System.Load1, 0) || p.System.Load1 < 0 {

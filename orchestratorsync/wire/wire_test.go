@@ -141,9 +141,14 @@ func TestMarshalEdgeCases(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Marshal heartbeat with NaN load: %v", err)
 	}
-	want := `{"status":"ONLINE","version":"","uptime_seconds":0,"running_task_ids":[],"queued_tasks":0,"system":{"load1":0,"mem_total_bytes":0,"mem_available_bytes":0,"disk_free_bytes":0}}`
+	want := `{"status":"ONLINE","version":"","uptime_seconds":0,"running_task_ids":[],"queued_tasks":0,"system":{"load1":0,"mem_total_bytes":0,"mem_available_bytes":0,"disk_free_bytes":0},"stacks":[]}`
 	if string(b) != want {
 		t.Errorf("Marshal = %s, want %s", b, want)
+	}
+	// v1.1: stacks and each stack's degraded_services are arrays, never null.
+	b, _ = json.Marshal(HeartbeatRequest{Status: StatusOnline, Stacks: []StackReport{{Project: "app", Revision: 4, Available: true}, {Project: "db", Revision: 1, DegradedServices: []string{"db"}}}})
+	if want := `"stacks":[{"project":"app","revision":4,"available":true,"degraded_services":[]},{"project":"db","revision":1,"available":false,"degraded_services":["db"]}]}`; !strings.HasSuffix(string(b), want) {
+		t.Errorf("Marshal = %s, want it to end with %s", b, want)
 	}
 	bad := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := json.Marshal(Report{AgentID: "a", Status: StatusCompleted, FinishedAt: &bad}); err == nil {
