@@ -3,15 +3,19 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/api/store/kube"
 	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
@@ -103,4 +107,78 @@ func TestControllersUnderAManager(t *testing.T) {
 	if _, err := st.Get(t.Context(), agentv1.TaskName("After_Start")); err != nil {
 		t.Errorf("the unreported task: %v, want it kept", err)
 	}
+}
+
+// TestStackControllerUnderAManager: with Stacks, SetupWithManager registers the Stack
+// controller too (For(&Stack{})): a Stack on the API server is observed (here it cannot be:
+// nothing is recorded for its project, so its conditions are Unknown with the reason), and
+// observed again after its spec changes.
+func TestStackControllerUnderAManager(t *testing.T) {
+	t.Parallel()
+	env := kubetest.Get(t)
+	ns := env.Namespace(t)
+	log := testr.NewWithOptions(t, testr.Options{Verbosity: 1})
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Logger:                 log,
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kopts := kube.Options{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Informers: mgr.GetCache(), Namespace: ns, Logger: log}
+	st, err := kube.New(t.Context(), kopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks, err := kube.NewStackStore(t.Context(), kopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := executors.NewStackObserver(executors.DockerReloadConfig{Roots: []string{t.TempDir()}, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := controllers.Options{
+		Store: st, Notifier: st, Executors: map[string]executors.Executor{agentv1.TypeEcho: executors.NewEcho()},
+		Registry: controllers.NewRegistry(), SkipNameValidation: true,
+		Stacks: &controllers.StackOptions{Store: stacks, Notifier: stacks, Observer: obs, RecheckInterval: time.Hour},
+	}
+	if err := controllers.SetupWithManager(mgr, opts); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	stack := &agentv1.Stack{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Spec: agentv1.StackSpec{Project: "app", ComposePath: "/x/compose.yml", Revision: 1}}
+	if err := stacks.Create(t.Context(), stack); err != nil {
+		t.Fatal(err)
+	}
+	unknownAt := func(gen int64) func() error {
+		return func() error {
+			got, err := stacks.Get(t.Context(), "app")
+			if err != nil {
+				return err
+			}
+			c := meta.FindStatusCondition(got.Status.Conditions, agentv1.StackConditionAvailable)
+			if got.Status.ObservedGeneration != gen || c == nil || c.Status != metav1.ConditionUnknown ||
+				c.Reason != agentv1.StackReasonObservationFailed || !strings.Contains(c.Message, "no last known good revision recorded") {
+				return fmt.Errorf("status %+v", got.Status)
+			}
+			return nil
+		}
+	}
+	testpoll.UntilNil(t, time.Minute, "the stack observed", unknownAt(1))
+	if _, err := store.MutateStack(t.Context(), stacks, "app", stacks.Update, func(s *agentv1.Stack) bool { s.Spec.Revision = 2; return true }); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.UntilNil(t, time.Minute, "the stack observed after its spec changed (recheck interval: an hour)", unknownAt(2))
 }

@@ -15,16 +15,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/testdirs"
 	"github.com/letsbe/sysadmin-agent/internal/testengine"
 	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
 // composeEngine is the Docker engine prepared by hack/docker-engine.sh (internal/testengine),
-// as LETSBE_TEST_DOCKER_* variables. Without one the test skips loudly.
+// as LETSBE_TEST_DOCKER_* variables, asked for with the environment the test binary started
+// with (kubetest's internal/testdirs moved the cache directories the script looks in).
+// Without one the test skips loudly.
 func composeEngine(t *testing.T) map[string]string {
 	t.Helper()
-	e, err := testengine.Find(filepath.Join("..", ".."))
+	e, err := testengine.FindEnv(filepath.Join("..", ".."), testdirs.OriginalEnviron())
 	if err != nil {
 		t.Skipf("\n!!!!!!!!\n!!!!!!!! SKIP: no Docker engine for the compose e2e tests: %v\n!!!!!!!!", err)
 	}
@@ -175,8 +178,9 @@ func TestE2EComposeDeployAndRollback(t *testing.T) {
 }
 
 // TestE2EComposeKillDuringRollback: the agent is killed (SIGKILL) while it rolls a failed
-// deploy back; the restarted agent reports the task FAILED interrupted, never re-runs it, and
-// goes on deploying.
+// deploy back; the restarted agent reports the task FAILED interrupted, never re-runs it, its
+// heartbeats carry the project's Stack (rebuilt from the revision records) as the containers
+// really are, and it goes on deploying.
 func TestE2EComposeKillDuringRollback(t *testing.T) {
 	t.Parallel()
 	s := newComposeStack(t)
@@ -203,11 +207,39 @@ func TestE2EComposeKillDuringRollback(t *testing.T) {
 	})
 	a.Kill()
 
-	startAgent(t, o, state, s.agentEnvironment...)
+	startAgent(t, o, state, append(s.agentEnvironment, "AGENT_STACK_RECHECK_INTERVAL=1s")...)
 	st := o.waitFinal(t, id)
 	if st.Status != "FAILED" || st.Error != "interrupted: agent restarted during execution" {
 		t.Fatalf("got %s %q, want FAILED interrupted", st.Status, st.Error)
 	}
+	// The restarted agent rebuilt the Stack from the revision records (revision 1, the last
+	// known good one: the interrupted deploy recorded none) and reports what really runs,
+	// whichever state the kill left the containers in.
+	testpoll.UntilNil(t, stackWaitTimeout, "the heartbeat's stack to match the containers", func() error {
+		agents := o.Agents()
+		if len(agents) != 1 {
+			return fmt.Errorf("%d agents", len(agents))
+		}
+		var hb *orchestratortest.HeartbeatStack
+		for _, st := range agents[0].LastHeartbeatBody.Stacks {
+			if st.Project == s.name {
+				hb = &st
+			}
+		}
+		if hb == nil || hb.Revision != 1 {
+			return fmt.Errorf("stacks %+v, want %s at revision 1", agents[0].LastHeartbeatBody.Stacks, s.name)
+		}
+		out, err := s.docker(t.Context(), "ps", "-a", "--filter", "label=com.docker.compose.project="+s.name, "--format", "{{.State}} {{.Status}}").Output()
+		if err != nil {
+			return err
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		ready := len(lines) == 1 && strings.HasPrefix(lines[0], "running ") && strings.Contains(lines[0], "(healthy)")
+		if hb.Available != ready {
+			return fmt.Errorf("heartbeat says available=%v (degraded %v), docker says %q", hb.Available, hb.DegradedServices, lines)
+		}
+		return nil
+	})
 	// Redeploying the restored files puts the stack back in order.
 	st = o.waitFinal(t, o.enqueue(t, "DOCKER_RELOAD", payload))
 	if st.Status != "COMPLETED" {
@@ -216,4 +248,7 @@ func TestE2EComposeKillDuringRollback(t *testing.T) {
 	if got := s.page(t); got != "version 1" {
 		t.Errorf("page = %q, want version 1", got)
 	}
+	o.waitStack(t, s.name, o.heartbeats(), "available at revision 1", func(st orchestratortest.HeartbeatStack) bool {
+		return st.Available && st.Revision == 1 && len(st.DegradedServices) == 0
+	})
 }
