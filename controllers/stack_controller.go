@@ -144,7 +144,7 @@ func (r *StackReconciler) heal(ctx context.Context, log logr.Logger, stack *agen
 	defer cancel()
 	healed, err := r.Observer.Heal(healCtx, stack.Spec.Project, int(stack.Spec.Revision))
 	if errors.Is(err, executors.ErrHealBusy) {
-		log.V(1).Info("Not healing now: a deploy or rollback of the project runs")
+		log.V(1).Info("Not healing now", "reason", err.Error())
 		return obs
 	}
 	h := stack.Status.Heal

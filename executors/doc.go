@@ -1,6 +1,8 @@
 // Package executors owns everything the agent does to the host on behalf of a
 // task: it decodes and validates task payloads, runs the ECHO, SHELL,
-// FILE_WRITE, ENV_UPDATE, DOCKER_RELOAD and COMPOSE_* task types, and is the only code in
+// FILE_WRITE, ENV_UPDATE, DOCKER_RELOAD and COMPOSE_* task types, observes and heals the
+// deployed Compose projects for the Stack objects ([StackObserver]: what runs compared with
+// the last known good revision recorded in the state directory), and is the only code in
 // the agent that starts processes or touches task files. A process is
 // always started from an argv (never through a shell), in its own process
 // group, with a minimal environment that never carries the agent's own

@@ -165,7 +165,8 @@ func readiness(st ServiceStatus, cs []containerInfo) (ready, degraded bool) {
 }
 
 // ErrHealBusy is the error of a Heal that found a deploy, a rollback or another heal of the
-// project under way: nothing was done, and the next observation tells.
+// project under way, or a newer last known good revision than the one it was asked to heal
+// (a deploy just recorded it): nothing was done, and the next observation tells.
 var ErrHealBusy = errors.New("a deploy or rollback of the project is under way")
 
 // Heal puts the containers of project's last known good revision back: its recorded images
@@ -186,7 +187,7 @@ func (o *StackObserver) Heal(ctx context.Context, project string, revision int) 
 		return nil, err
 	}
 	if good == nil || good.Revision != revision {
-		return nil, fmt.Errorf("stack %s: revision %d is no longer the last known good one", project, revision)
+		return nil, fmt.Errorf("stack %s: revision %d is no longer the last known good one: %w", project, revision, ErrHealBusy)
 	}
 	if err := filesMatch(o.c.roots, good); err != nil {
 		return nil, err

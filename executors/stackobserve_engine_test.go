@@ -66,7 +66,7 @@ func TestEngineStackObserver(t *testing.T) {
 	if rec, _ := obs.LastGood(p.name); rec == nil || rec.Revision != 1 {
 		t.Errorf("the heal recorded a revision: %+v", rec)
 	}
-	if _, err := obs.Heal(ctx, p.name, 2); err == nil || !strings.Contains(err.Error(), "revision 2 is no longer the last known good one") {
+	if _, err := obs.Heal(ctx, p.name, 2); !errors.Is(err, ErrHealBusy) || !strings.Contains(err.Error(), "revision 2 is no longer the last known good one") {
 		t.Errorf("heal of another revision: %v", err)
 	}
 
