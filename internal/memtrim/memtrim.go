@@ -11,7 +11,8 @@
 // an idle one nothing is found and a check costs a few runtime/metrics reads.
 //
 // With PageOut, the first quiet check after a busy spell (and after start-up, which is one)
-// also takes the pages of the agent's executable out of its resident set (PageOutExecutable):
+// also collects, returns the freed pages, and takes the pages of the agent's executable out of
+// its resident set (PageOutExecutable):
 // once per quiet spell, so an idle agent is not made to fault its heartbeat code back in
 // again and again.
 package memtrim
@@ -95,6 +96,8 @@ func (t *Trimmer) Check() bool {
 	}
 	if t.wasBusy && t.PageOut {
 		t.wasBusy = false
+		// Collect first: the collector's own pages are then not faulted straight back in.
+		debug.FreeOSMemory()
 		advised, err := PageOutExecutable()
 		if t.OnPageOut != nil {
 			t.OnPageOut(advised, err)
