@@ -103,18 +103,6 @@ func (s *slots) adopt(ctx context.Context, st store.Store) error {
 	return nil
 }
 
-// tryAcquire takes a free slot if there is one, without waiting.
-func (s *slots) tryAcquire() bool {
-	select {
-	case s.sem <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-func (s *slots) free() int { return cap(s.sem) - len(s.sem) }
-
 // pollOutcome is what one next-task request brought.
 type pollOutcome int
 
@@ -227,10 +215,10 @@ func (s *Syncer) poll(ctx context.Context, wait time.Duration, wg *sync.WaitGrou
 	return polledTask, nil
 }
 
-// morePollers starts an extra poller after a task came, while a slot is free and fewer than
-// MaxConcurrentTasks-1 extras run (with pollLoop's own, one request per slot at most).
+// morePollers starts an extra poller after a task came, while fewer than MaxConcurrentTasks-1
+// extras run (with pollLoop's own, one request per slot at most).
 func (s *Syncer) morePollers(ctx context.Context, wg *sync.WaitGroup) {
-	if s.slots.free() == 0 || ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return
 	}
 	for {
@@ -245,10 +233,11 @@ func (s *Syncer) morePollers(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { s.extraPoller(ctx, wg) })
 }
 
-// extraPoller asks for tasks without waiting while they keep coming and a slot is free (it
-// never waits for one: pollLoop does), starting one more poller for each task it gets. It ends
-// at the first answer without a task, at an error (pollLoop's own request meets it too, and
-// backs off), or when polling stops.
+// extraPoller asks for tasks without waiting while they keep coming, each request on a slot
+// (it waits for one, so that a slot freed while tasks are coming is used at once), starting one
+// more poller for each task it gets. It ends at the first answer without a task, at an error
+// (pollLoop's own request meets it too, and backs off), while the store cannot make Tasks
+// durable, or when polling stops.
 func (s *Syncer) extraPoller(ctx context.Context, wg *sync.WaitGroup) {
 	defer s.extraPollers.Add(-1)
 	defer func() {
@@ -257,7 +246,11 @@ func (s *Syncer) extraPoller(ctx context.Context, wg *sync.WaitGroup) {
 		}
 	}()
 	for ctx.Err() == nil {
-		if s.opts.Durable() != nil || !s.slots.tryAcquire() {
+		if !s.slots.acquire(ctx, s.stopPolling) {
+			return
+		}
+		if s.opts.Durable() != nil {
+			s.slots.unused()
 			return
 		}
 		if out, _ := s.poll(ctx, 0, wg); out != polledTask {

@@ -18,10 +18,11 @@ import (
 )
 
 // intakeWatch sits in front of the reference orchestrator, which answers every request late
-// (orchestratortest.Faulty, every request slow): it counts the next-task requests in flight
-// (the delay included) and their peak, and at the end of each it checks that the orchestrator
-// has not handed out more tasks than the agent has slots: those of the Tasks the test finished
-// come back, the others are held.
+// (orchestratortest.Faulty, every request slow): it counts the next-task requests in flight,
+// from their arrival (the delay included) until their answer starts (before the agent can see
+// it), and their peak; and at the end of each it checks that the orchestrator has not handed
+// out more tasks than the agent has slots: those of the Tasks the test finished come back, the
+// others are held.
 type intakeWatch struct {
 	next  http.Handler
 	orch  *orchestratortest.Server
@@ -42,18 +43,41 @@ func (w *intakeWatch) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w.inFlight++
 	w.peak = max(w.peak, w.inFlight)
 	w.mu.Unlock()
+	ans := &answerWatch{ResponseWriter: rw, answered: w.answered}
 	defer func() {
+		ans.answer()
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		w.inFlight--
 		// Every task handed out holds a slot until the agent sees it final, which is after
 		// the test counted it finished: so at any time assigned <= finished + slots.
 		if a := w.orch.Stats().TasksAssigned; a > w.finished+w.slots && w.violation == nil {
 			w.violation = fmt.Errorf("%d tasks handed out with %d finished and %d slots", a, w.finished, w.slots)
 		}
 	}()
-	w.next.ServeHTTP(rw, r)
+	w.next.ServeHTTP(ans, r)
 }
+
+func (w *intakeWatch) answered() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.inFlight--
+}
+
+// answerWatch calls answered once, when the answer starts (or the handler ends without one).
+type answerWatch struct {
+	http.ResponseWriter
+	answered func()
+	once     sync.Once
+}
+
+func (a *answerWatch) answer() { a.once.Do(a.answered) }
+
+func (a *answerWatch) WriteHeader(code int) { a.answer(); a.ResponseWriter.WriteHeader(code) }
+
+func (a *answerWatch) Write(b []byte) (int, error) { a.answer(); return a.ResponseWriter.Write(b) }
+
+// Unwrap lets http.ResponseController reach the connection's Flush and Hijack.
+func (a *answerWatch) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
 func (w *intakeWatch) state() (inFlight, peak int, violation error) {
 	w.mu.Lock()
