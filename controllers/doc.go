@@ -16,7 +16,7 @@
 // reconcilers make a project's last known good revision (as the executor recorded it) its
 // Stack's spec once their Task is final, SyncStacks does the same for every recorded project
 // at start-up, and the StackReconciler observes each Stack through executors.StackObserver
-// every recheck interval and right after its spec changes, writing Available, Degraded and
-// Drifted, and heals (AGENT_STACK_SELF_HEAL) within a rate limit. The package never runs a
+// every recheck interval, right after its spec changes and on docker events, writing
+// Available, Degraded and Drifted, and heals (AGENT_STACK_SELF_HEAL) within a rate limit. The package never runs a
 // command or touches a file itself; executors do.
 package controllers

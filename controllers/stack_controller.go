@@ -73,7 +73,8 @@ func (o *StackOptions) now() metav1.Time {
 
 // StackReconciler observes each Stack's project through the executor and writes what it saw
 // as the Stack's status (Available, Degraded, Drifted, the services), again every recheck
-// interval and right after its spec changes; with SelfHeal it heals degraded or drifted
+// interval, right after its spec changes and shortly after docker reports a change of one of
+// its containers (docker events); with SelfHeal it heals degraded or drifted
 // services within the rate limit. An observation that fails (docker missing or failing) sets
 // the conditions Unknown with the reason and is retried; it never ends the reconciler.
 type StackReconciler struct {
@@ -105,6 +106,12 @@ func (r *StackReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 		if wait := r.healWait(stack.Status.Heal); wait > 0 {
 			log.V(1).Info("Stack needs healing; waiting for the rate limit", "wait", wait.String())
 		} else {
+			// What is wrong is written first: a heal takes a while (up to the health gate's
+			// budget), and the heartbeats tell of the outage meanwhile.
+			stack.Status.SetObserved(r.now(), gen, servicesOf(obs.Services), obs.NotReady, obs.Degraded, obs.Drift)
+			if err := r.writeStatus(ctx, stack); err != nil {
+				return reconcile.Result{}, err
+			}
 			obs = r.heal(ctx, log, stack, obs)
 		}
 	}

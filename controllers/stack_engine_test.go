@@ -44,7 +44,7 @@ type stackEnv struct {
 	cfg    executors.DockerReloadConfig
 }
 
-func newStackEnv(t *testing.T, cfg executors.DockerReloadConfig, selfHeal bool) *stackEnv {
+func newStackEnv(t *testing.T, cfg executors.DockerReloadConfig, selfHeal bool, recheck time.Duration) *stackEnv {
 	t.Helper()
 	e := &stackEnv{tasks: memory.New(), stacks: memory.NewStackStore(), cfg: cfg}
 	reload, err := executors.NewDockerReload(cfg)
@@ -63,7 +63,7 @@ func newStackEnv(t *testing.T, cfg executors.DockerReloadConfig, selfHeal bool) 
 		Store: e.tasks, Notifier: e.tasks, Logger: testr.New(t), SkipNameValidation: true,
 		Executors: map[string]executors.Executor{agentv1.TypeDockerReload: reload, agentv1.TypeComposeRollback: rollback},
 		Stacks: &controllers.StackOptions{
-			Store: e.stacks, Notifier: e.stacks, Observer: obs, RecheckInterval: 300 * time.Millisecond, SelfHeal: selfHeal,
+			Store: e.stacks, Notifier: e.stacks, Observer: obs, RecheckInterval: recheck, SelfHeal: selfHeal,
 		},
 	})
 	if err != nil {
@@ -217,7 +217,7 @@ func TestStackReconcilerOnEngine(t *testing.T) {
 		t.Run(fmt.Sprintf("selfHeal=%v", selfHeal), func(t *testing.T) {
 			t.Parallel()
 			s := newEngineStack(t)
-			e := newStackEnv(t, s.cfg, selfHeal)
+			e := newStackEnv(t, s.cfg, selfHeal, 300*time.Millisecond)
 			s.deploy(t, e, "deploy-1")
 			st := e.waitStack(t, s.name, "available", func(st *agentv1.Stack) bool {
 				return st.Status.ObservedGeneration == st.Generation && stackCondition(st, agentv1.StackConditionAvailable) == "True"
@@ -273,7 +273,7 @@ func TestStackReconcilerOnEngine(t *testing.T) {
 func TestStackObservationFailure(t *testing.T) {
 	t.Parallel()
 	cfg := executors.DockerReloadConfig{Roots: []string{t.TempDir()}, StateDir: t.TempDir(), Docker: "/nonexistent/docker"}
-	e := newStackEnv(t, cfg, true)
+	e := newStackEnv(t, cfg, true, 300*time.Millisecond)
 	stack := &agentv1.Stack{ObjectMeta: metav1.ObjectMeta{Name: "gone"}, Spec: agentv1.StackSpec{Project: "gone", ComposePath: "/x/compose.yml", Revision: 3}}
 	if err := e.stacks.Create(t.Context(), stack); err != nil {
 		t.Fatal(err)
@@ -285,4 +285,27 @@ func TestStackObservationFailure(t *testing.T) {
 		}
 	}
 	e.rechecked(t, st, 1) // retried
+}
+
+// TestStackDockerEvents: with a recheck interval of an hour, a stopped container still makes
+// its Stack Degraded at once, and a restarted one Available again: docker events bring the
+// observation forward.
+func TestStackDockerEvents(t *testing.T) {
+	t.Parallel()
+	s := newEngineStack(t)
+	e := newStackEnv(t, s.cfg, false, time.Hour)
+	s.deploy(t, e, "deploy-events")
+	e.waitStack(t, s.name, "available", func(st *agentv1.Stack) bool { return stackCondition(st, agentv1.StackConditionAvailable) == "True" })
+	id := s.container(t)
+	s.run(t, "stop", "-t", "1", id)
+	st := e.waitStack(t, s.name, "degraded after docker stop", func(st *agentv1.Stack) bool {
+		return stackCondition(st, agentv1.StackConditionDegraded) == "True"
+	})
+	if diff := cmp.Diff([]string{"web"}, st.Status.DegradedServices); diff != "" {
+		t.Errorf("degraded services (-want +got):\n%s", diff)
+	}
+	s.run(t, "start", id)
+	e.waitStack(t, s.name, "available after docker start", func(st *agentv1.Stack) bool {
+		return stackCondition(st, agentv1.StackConditionAvailable) == "True"
+	})
 }

@@ -135,6 +135,11 @@ func TestE2EStackHeartbeats(t *testing.T) {
 					t.Errorf("without self-healing: stack %+v, container %s", got, s.inspect(t, "{{.State.Status}}"))
 				}
 			} else {
+				// Degraded first (written before the heal starts), then available again.
+				got, n = o.waitStack(t, s.name, n, "degraded", func(st orchestratortest.HeartbeatStack) bool { return !st.Available })
+				if !slices.Equal(got.DegradedServices, []string{"web"}) {
+					t.Errorf("stack after docker stop = %+v, want web degraded", got)
+				}
 				_, n = o.waitStack(t, s.name, n, "available again", func(st orchestratortest.HeartbeatStack) bool { return st.Available })
 				if got := s.page(t); got != "version 1" {
 					t.Errorf("page after the heal = %q", got)

@@ -3,8 +3,9 @@
 // executors' unit tests and the binary's end-to-end tests. The compose behaviour itself is
 // tested against a real engine (internal/testengine).
 //
-// The executable records every run except ps and inspect, one line per run with the arguments
-// separated by \x1f (Runs), and appends its environment to the file "env". Files in its
+// The executable records every run except ps, inspect and events (which prints nothing and
+// exits at once: the agent's Stack observer then watches again later), one line per run with
+// the arguments separated by \x1f (Runs), and appends its environment to the file "env". Files in its
 // directory steer it (Set):
 //
 //	ps             printed by `docker ps` (container ids, one per line); nothing when absent
@@ -32,6 +33,7 @@ dir=%q
 case "$1" in
 ps) [ -f "$dir/ps" ] && cat "$dir/ps"; exit 0;;
 inspect) if [ -f "$dir/inspect" ]; then cat "$dir/inspect"; else echo '[]'; fi; exit 0;;
+events) exit 0;;
 esac
 printf '%%s\037' "$@" >> "$dir/argv"
 printf '\n' >> "$dir/argv"
