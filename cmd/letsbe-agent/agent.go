@@ -31,6 +31,10 @@ import (
 // stays in the journal for the next start.
 const flushTimeout = 10 * time.Second
 
+// skipNameValidation lets several agents run in one process, one after another (the
+// in-process benchmarks): controller-runtime refuses a controller name seen before.
+var skipNameValidation bool
+
 // agent is the wired-up process: the store, the controllers and the sync side.
 type agent struct {
 	cfg   *config.Config
@@ -224,6 +228,7 @@ func (a *agent) controllerOptions(p *parts) controllers.Options {
 			Store: a.stacks, Notifier: a.stacks, Observer: p.stackObserver,
 			RecheckInterval: a.cfg.StackRecheckInterval, SelfHeal: a.cfg.StackSelfHeal,
 		},
+		SkipNameValidation: skipNameValidation,
 	}
 }
 
