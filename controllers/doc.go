@@ -4,12 +4,13 @@
 // a panic into a FAILED Task, the final status write), and one more that fails the Tasks of
 // every type no executor handles.
 //
-// NewRunner runs the controllers without a cluster (memory mode), fed by the store's
-// notifications; SetupWithManager registers the same ones with a controller-runtime manager
-// (cluster mode), watching Tasks through the manager's cache (For(&Task{}) with predicates),
-// beside the TaskCollector that deletes old reported Tasks. The reconcilers read and write
-// through the Task store interface, never a cluster client, and know nothing of the
-// orchestrator's wire format: reporting is the sync side's job. A process group left by an
+// NewRunner runs the same reconcilers without a cluster (memory mode) under one controller,
+// fed by the store's notifications, whose AGENT_MAX_CONCURRENT_TASKS workers hand each Task
+// to its type's reconciler; SetupWithManager registers them with a controller-runtime
+// manager (cluster mode) as one controller per type, watching Tasks through the manager's
+// cache (For(&Task{}) with predicates), beside the TaskCollector that deletes old reported
+// Tasks. The reconcilers read and write through the Task store interface, never a cluster
+// client, and know nothing of the orchestrator's wire format: reporting is the sync side's job. A process group left by an
 // interrupted Task is stopped only if this agent recorded (sealed) it.
 //
 // With Options.Stacks it also keeps the Stack objects: the DOCKER_RELOAD and COMPOSE_ROLLBACK

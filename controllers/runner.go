@@ -27,13 +27,15 @@ type Options struct {
 	// object).
 	Store    store.Store
 	Notifier store.Notifier
-	// Executors maps each supported task type to its executor: one controller each.
+	// Executors maps each supported task type to its executor: one reconciler each.
 	Executors map[string]executors.Executor
-	// MaxConcurrentReconciles is the number of workers per task type.
+	// MaxConcurrentReconciles is the number of workers per task type of the cluster mode's
+	// controllers, and of NewRunner's one controller, times the task types, when
+	// MaxConcurrentTasks is zero.
 	MaxConcurrentReconciles int
 	// MaxConcurrentTasks, when above zero, is the one limit on Tasks executing at once, across
 	// every type (AGENT_MAX_CONCURRENT_TASKS), whoever created them: a worker waits for a
-	// free slot before it looks at a Task.
+	// free slot before it looks at a Task. NewRunner's one controller has that many workers.
 	MaxConcurrentTasks int
 	// MaxTimeout caps every Task's timeout.
 	MaxTimeout time.Duration
@@ -63,13 +65,41 @@ type Options struct {
 	Stacks *StackOptions
 }
 
-// Runner runs one controller per task type over a Store, without a cluster.
+// runnerName names the Runner's one controller (in its metrics and log lines).
+const runnerName = "tasks"
+
+// Runner runs the Tasks of a Store without a cluster: one controller-runtime controller for
+// all task types, whose workers hand each Task to its type's reconciler (and, with
+// Options.Stacks, the Stack controller).
 type Runner struct {
-	opts        Options
-	controllers []controller.TypedController[reconcile.Request]
+	opts       Options
+	controller controller.TypedController[taskRequest]
+	stacks     controller.TypedController[reconcile.Request] // nil without Options.Stacks
 }
 
-// NewRunner builds the controllers. Nothing runs until Start.
+// taskRequest is the work item of the Runner's controller: a Task and its type (immutable, as
+// the whole spec), so that a worker hands it to its type's reconciler without reading it.
+type taskRequest struct {
+	Name, Type string
+}
+
+// dispatcher is the Runner's reconciler: the reconciler of the Task's type, or the one that
+// fails Tasks of unsupported types.
+type dispatcher struct {
+	byType      map[string]reconcile.Reconciler
+	unsupported reconcile.Reconciler
+}
+
+// Reconcile implements reconcile.TypedReconciler.
+func (d *dispatcher) Reconcile(ctx context.Context, req taskRequest) (reconcile.Result, error) {
+	r, ok := d.byType[req.Type]
+	if !ok {
+		r = d.unsupported
+	}
+	return r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: req.Name}})
+}
+
+// NewRunner builds the controller. Nothing runs until Start.
 func NewRunner(opts Options) (*Runner, error) {
 	if opts.Store == nil || opts.Notifier == nil {
 		return nil, errors.New("controllers: Store and Notifier are required")
@@ -80,42 +110,56 @@ func NewRunner(opts Options) (*Runner, error) {
 	if opts.Registry == nil {
 		opts.Registry = NewRegistry()
 	}
-	r := &Runner{opts: opts}
-	for _, k := range opts.kinds() {
-		c, err := controller.NewTypedUnmanaged(k.name, controller.TypedOptions[reconcile.Request]{
-			Reconciler:              k.reconciler,
-			MaxConcurrentReconciles: k.workers,
-			RecoverPanic:            ptr.To(true),
-			Logger:                  opts.Logger,
-			SkipNameValidation:      ptr.To(opts.SkipNameValidation),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("controllers: new %s controller: %w", k.name, err)
+	d := &dispatcher{byType: make(map[string]reconcile.Reconciler)}
+	ks := opts.kinds()
+	for _, k := range ks {
+		if k.typ == "" {
+			d.unsupported = k.reconciler
+		} else {
+			d.byType[k.typ] = k.reconciler
 		}
-		if err := c.Watch(taskSource(opts.Store, opts.Notifier, k.handles)); err != nil {
-			return nil, fmt.Errorf("controllers: watch %s tasks: %w", k.name, err)
-		}
-		r.controllers = append(r.controllers, c)
 	}
+	workers := opts.MaxConcurrentTasks
+	if workers <= 0 {
+		workers = max(opts.MaxConcurrentReconciles, 1) * len(ks)
+	}
+	// The request's logger is built once; its values (the controller's name) are added to a
+	// line only when one is written (a lazy sink defers even that).
+	log := opts.Logger.WithValues("controller", runnerName)
+	c, err := controller.NewTypedUnmanaged(runnerName, controller.TypedOptions[taskRequest]{
+		Reconciler:              d,
+		MaxConcurrentReconciles: workers,
+		RecoverPanic:            ptr.To(true),
+		Logger:                  opts.Logger,
+		LogConstructor:          func(*taskRequest) logr.Logger { return log },
+		SkipNameValidation:      ptr.To(opts.SkipNameValidation),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controllers: new %s controller: %w", runnerName, err)
+	}
+	if err := c.Watch(taskSource(opts.Store, opts.Notifier)); err != nil {
+		return nil, fmt.Errorf("controllers: watch tasks: %w", err)
+	}
+	r := &Runner{opts: opts, controller: c}
 	if opts.Stacks != nil {
-		c, err := newStackController(opts)
-		if err != nil {
+		if r.stacks, err = newStackController(opts); err != nil {
 			return nil, err
 		}
-		r.controllers = append(r.controllers, c)
 	}
 	return r, nil
 }
 
-// kind is one controller: the Tasks it handles and how.
+// kind is one controller of the cluster mode, and one reconciler of the Runner: the Tasks it
+// handles and how.
 type kind struct {
 	name       string
+	typ        string // "" for the Tasks of every type no executor handles
 	handles    func(typ string) bool
 	reconciler reconcile.Reconciler
 	workers    int
 }
 
-// kinds returns the controllers of both modes: one per task type, and one that fails the
+// kinds returns the reconcilers of both modes: one per task type, and one that fails the
 // Tasks of every other type.
 func (opts *Options) kinds() []kind {
 	var slots chan struct{} // shared by every type's reconciler
@@ -128,6 +172,7 @@ func (opts *Options) kinds() []kind {
 		r.Slots = slots
 		ks = append(ks, kind{
 			name:       controllerName(typ),
+			typ:        typ,
 			handles:    func(t string) bool { return t == typ },
 			reconciler: r,
 			workers:    max(opts.MaxConcurrentReconciles, 1),
@@ -167,26 +212,28 @@ func (opts *Options) reconciler(typ string) *TaskReconciler {
 	}
 }
 
-// Start runs every controller until ctx ends, then waits for their workers to return. The
-// Tasks' executions are not bound to ctx: stop them first with Registry().CancelAll.
+// Start runs the controllers (the Tasks', the Stacks') until ctx ends, then waits for their
+// workers to return. The Tasks' executions are not bound to ctx: stop them first with
+// Registry().CancelAll.
 func (r *Runner) Start(ctx context.Context) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(r.controllers))
-	for i, c := range r.controllers {
-		wg.Go(func() { errs[i] = c.Start(ctx) })
+	if r.stacks == nil {
+		return r.controller.Start(ctx)
 	}
+	var wg sync.WaitGroup
+	var errTasks, errStacks error
+	wg.Go(func() { errTasks = r.controller.Start(ctx) })
+	wg.Go(func() { errStacks = r.stacks.Start(ctx) })
 	wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(errTasks, errStacks)
 }
 
-// taskSource feeds a controller without a cluster: every Task it handles that is not final,
-// at start and on change. It never blocks the store: q.Add is non-blocking, also after
-// shutdown.
-func taskSource(st store.Store, n store.Notifier, handles func(typ string) bool) source.TypedSource[reconcile.Request] {
-	return source.TypedFunc[reconcile.Request](func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+// taskSource feeds the Runner's controller: every Task that is not final, at start and on
+// change. It never blocks the store: q.Add is non-blocking, also after shutdown.
+func taskSource(st store.Store, n store.Notifier) source.TypedSource[taskRequest] {
+	return source.TypedFunc[taskRequest](func(ctx context.Context, q workqueue.TypedRateLimitingInterface[taskRequest]) error {
 		enqueue := func(t *agentv1.Task) {
-			if handles(t.Spec.Type) && !t.Status.Phase.IsFinal() {
-				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: t.Name}})
+			if !t.Status.Phase.IsFinal() {
+				q.Add(taskRequest{Name: t.Name, Type: t.Spec.Type})
 			}
 		}
 		unsubscribe := n.Subscribe(func(ev store.Event) {
