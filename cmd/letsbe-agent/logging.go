@@ -10,10 +10,12 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/letsbe/sysadmin-agent/internal/logging"
 )
 
-// newLogger builds the process logger (zap through zapr; JSON or console) and installs it for
-// controller-runtime and klog, so every line of the process has one format.
+// newLogger builds the process logger (zap through zapr; JSON or console, behind a lazy sink)
+// and installs it for controller-runtime and klog, so every line of the process has one format.
 func newLogger(format, level string, out io.Writer) (logr.Logger, func(), error) {
 	var lvl zapcore.Level
 	switch level {
@@ -40,7 +42,8 @@ func newLogger(format, level string, out io.Writer) (logr.Logger, func(), error)
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), zap.NewAtomicLevelAt(lvl))
 	zl := zap.New(core, zap.AddCaller(), zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(out))))
-	log := zapr.NewLogger(zl)
+	// Per-task and per-request loggers cost nothing until they write (logging.Lazy).
+	log := logging.Lazy(zapr.NewLogger(zl))
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)
 	return log, func() { _ = zl.Sync() }, nil
