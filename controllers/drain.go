@@ -8,13 +8,13 @@ import (
 
 // Unfinished returns how many Tasks of st are not final (0 when st cannot be listed).
 func Unfinished(ctx context.Context, st store.Store) int {
-	list, err := st.List(ctx)
+	list, err := store.ViewList(ctx, st)
 	if err != nil {
 		return 0
 	}
 	n := 0
-	for i := range list.Items {
-		if !list.Items[i].Status.Phase.IsFinal() {
+	for _, t := range list {
+		if !t.Status.Phase.IsFinal() {
 			n++
 		}
 	}

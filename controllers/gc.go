@@ -106,7 +106,7 @@ func (c *TaskCollector) maxRetained() int {
 // report time, completion) is older than Retention, then the oldest reported ones beyond
 // MaxRetained, and returns how many it deleted.
 func (c *TaskCollector) Collect(ctx context.Context) (int, error) {
-	list, err := c.Store.List(ctx)
+	list, err := store.ViewList(ctx, c.Store)
 	if err != nil {
 		return 0, err
 	}
@@ -121,8 +121,7 @@ func (c *TaskCollector) Collect(ctx context.Context) (int, error) {
 	}
 	var doomed []string
 	var reported []kept
-	for i := range list.Items {
-		t := &list.Items[i]
+	for _, t := range list {
 		at, ok := reportedAt(t)
 		switch {
 		case !ok:

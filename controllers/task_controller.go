@@ -90,7 +90,8 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		}
 	}
 
-	task, err := r.Store.Get(ctx, req.Name)
+	// Read, never changed here: it may be the store's own (store.View).
+	task, err := store.View(ctx, r.Store, req.Name)
 	if apierrors.IsNotFound(err) {
 		return reconcile.Result{}, nil
 	}
@@ -129,9 +130,20 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	r.Registry.start(task.Name, cancel)
 	defer r.Registry.done(task.Name)
 
-	initialize(task, r.now())
-	task.Status.MarkRunning(r.now(), task.Generation)
-	if err := r.Store.UpdateStatus(ctx, task); err != nil {
+	running := false
+	_, err = store.MutateViewed(ctx, r.Store, task, func(t *agentv1.Task) bool {
+		if t.Status.Phase != "" && !t.Status.Phase.IsPending() {
+			return false // changed meanwhile (cancelled): nothing runs
+		}
+		initialize(t, r.now())
+		t.Status.MarkRunning(r.now(), t.Generation)
+		running = true
+		return true
+	})
+	if err == nil && !running {
+		return reconcile.Result{}, nil
+	}
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return reconcile.Result{}, nil
 		}
@@ -144,7 +156,6 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 			}
 			return reconcile.Result{}, nil
 		}
-		// A Conflict means someone else changed the Task (a cancellation, say): read it again.
 		return reconcile.Result{}, fmt.Errorf("mark task %s running: %w", task.Name, err)
 	}
 	log.V(1).Info("Task started", "timeout", timeout.String())

@@ -116,6 +116,25 @@ func (s sizeLimitedStore) UpdateStatus(ctx context.Context, t *agentv1.Task) err
 	return s.Store.UpdateStatus(ctx, t)
 }
 
+// MutateStatus applies the same limit to the memory store's in-place writes (store.InPlace).
+func (s sizeLimitedStore) MutateStatus(ctx context.Context, name string, mutate func(*agentv1.Task) bool) (*agentv1.Task, error) {
+	var refused error
+	t, err := s.Store.MutateStatus(ctx, name, func(t *agentv1.Task) bool {
+		if !mutate(t) {
+			return false
+		}
+		if t.Status.Result != nil && len(t.Status.Result.Raw) > s.limit {
+			refused = apierrors.NewRequestEntityTooLargeError("limit is 100 bytes")
+			return false
+		}
+		return true
+	})
+	if refused != nil {
+		return nil, refused
+	}
+	return t, err
+}
+
 func TestResultTooLargeForTheStoreIsDroppedNotLost(t *testing.T) {
 	t.Parallel()
 	mem := memory.New()

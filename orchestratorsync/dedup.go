@@ -49,7 +49,7 @@ func (s *Syncer) answeredBefore(task *agentv1.Task, slotAcquired bool) bool {
 func (s *Syncer) answerHeld(ctx context.Context, task *agentv1.Task) {
 	name := task.Name
 	log := s.log.WithValues("task", task.TaskID())
-	held, err := s.opts.Store.Get(ctx, name)
+	held, err := store.View(ctx, s.opts.Store, name)
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
 			log.Error(err, "Cannot read the task offered again")

@@ -92,7 +92,7 @@ func (p *progressSender) send(ctx context.Context, task string, b progress.Batch
 	if !p.hub.Enabled() {
 		return
 	}
-	t, err := p.store.Get(ctx, task)
+	t, err := store.View(ctx, p.store, task)
 	if err != nil || t.Status.Phase.IsFinal() {
 		return
 	}

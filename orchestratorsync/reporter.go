@@ -134,7 +134,8 @@ func (r *reporter) reportDirect(t *agentv1.Task) {
 // subdomain) can have, so that it never stands for a stored Task of the same name.
 func directKey(id string) string { return "!" + id }
 
-// lookup returns the Task to report: a direct one, or the one in the store.
+// lookup returns the Task to report, to read only: a direct one, or the one in the store
+// (store.View).
 func (r *reporter) lookup(ctx context.Context, name string) (task *agentv1.Task, direct bool, err error) {
 	r.mu.Lock()
 	t, ok := r.direct[name]
@@ -142,7 +143,7 @@ func (r *reporter) lookup(ctx context.Context, name string) (task *agentv1.Task,
 	if ok {
 		return t, true, nil
 	}
-	t, err = r.d.store.Get(ctx, name)
+	t, err = store.View(ctx, r.d.store, name)
 	return t, false, err
 }
 
@@ -332,13 +333,13 @@ func (r *reporter) markDelivered(ctx context.Context, name string, final, reject
 // flush waits until no Task needs a final report, or ctx ends.
 func (r *reporter) flush(ctx context.Context) bool {
 	for {
-		list, err := r.d.store.List(ctx)
+		list, err := store.ViewList(ctx, r.d.store)
 		if err != nil {
 			return false
 		}
 		pending := 0
-		for i := range list.Items {
-			if t := &list.Items[i]; t.Status.Phase.IsFinal() && !t.Status.Report.FinalReported {
+		for _, t := range list {
+			if t.Status.Phase.IsFinal() && !t.Status.Report.FinalReported {
 				pending++
 			}
 		}

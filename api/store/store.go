@@ -76,27 +76,86 @@ type Notifier interface {
 	Subscribe(h Handler) (unsubscribe func())
 }
 
+// InPlace is a Store that lends its own Tasks for reading and changes a status in place,
+// without the copies of Get and UpdateStatus (memory.Store: its stored Tasks are never changed,
+// only replaced). View, ViewList, MutateStatus and MutateViewed use it when a store has it.
+type InPlace interface {
+	// View returns the named Task as stored, or a NotFound error: read it, never change it.
+	View(ctx context.Context, name string) (*agentv1.Task, error)
+	// ViewList returns every Task as stored, ordered by name: read them, never change them.
+	ViewList(ctx context.Context) ([]*agentv1.Task, error)
+	// MutateStatus is the function MutateStatus done under the store's own lock (no Conflict):
+	// mutate gets a Task whose status is its own to change, and must change nothing else of
+	// it, must be quick and must not call the store.
+	MutateStatus(ctx context.Context, name string, mutate func(*agentv1.Task) bool) (*agentv1.Task, error)
+}
+
+// View returns the named Task for reading: read it, never change it (it may be the store's
+// own, see InPlace; else it is Get's copy).
+func View(ctx context.Context, s Store, name string) (*agentv1.Task, error) {
+	if ip, ok := s.(InPlace); ok {
+		return ip.View(ctx, name)
+	}
+	return s.Get(ctx, name)
+}
+
+// ViewList returns every Task, ordered by name, for reading: read them, never change them
+// (they may be the store's own, see InPlace; else List's copies).
+func ViewList(ctx context.Context, s Store) ([]*agentv1.Task, error) {
+	if ip, ok := s.(InPlace); ok {
+		return ip.ViewList(ctx)
+	}
+	list, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*agentv1.Task, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
+}
+
 // maxConflictRetries bounds MutateStatus's retries on Conflict.
 const maxConflictRetries = 32
 
-// MutateStatus reads the named Task, lets mutate change it, and writes its status, retrying
+// MutateStatus reads the named Task, lets mutate change its status, and writes that, retrying
 // from a fresh read when another writer got there first. When mutate returns false nothing is
-// written. It returns the Task as stored.
+// written. It returns the Task as stored: read it, never change it (with an InPlace store it is
+// the store's own).
 //
 // The retry is written out here instead of calling client-go's retry.RetryOnConflict (which
 // api/store/kube uses for its own writes): this package keeps to api's rule of importing only
 // apimachinery, and the loop needs no backoff, as a Conflict means another writer got in
 // between this read and this write, and the next attempt starts from a fresh read at once.
 func MutateStatus(ctx context.Context, s Store, name string, mutate func(*agentv1.Task) bool) (*agentv1.Task, error) {
+	if ip, ok := s.(InPlace); ok {
+		return ip.MutateStatus(ctx, name, mutate)
+	}
+	task, err := s.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return mutateFrom(ctx, s, task, mutate)
+}
+
+// MutateViewed is MutateStatus of a Task read by View, saving the read: viewed itself is never
+// changed when it is the store's own (InPlace), and it is the first attempt's copy otherwise.
+func MutateViewed(ctx context.Context, s Store, viewed *agentv1.Task, mutate func(*agentv1.Task) bool) (*agentv1.Task, error) {
+	if ip, ok := s.(InPlace); ok {
+		return ip.MutateStatus(ctx, viewed.Name, mutate)
+	}
+	return mutateFrom(ctx, s, viewed, mutate)
+}
+
+// mutateFrom is MutateStatus's loop from a first read copy.
+func mutateFrom(ctx context.Context, s Store, task *agentv1.Task, mutate func(*agentv1.Task) bool) (*agentv1.Task, error) {
+	name := task.Name
 	for range maxConflictRetries {
-		task, err := s.Get(ctx, name)
-		if err != nil {
-			return nil, err
-		}
 		if !mutate(task) {
 			return task, nil
 		}
-		err = s.UpdateStatus(ctx, task)
+		err := s.UpdateStatus(ctx, task)
 		if err == nil {
 			return task, nil
 		}
@@ -104,6 +163,9 @@ func MutateStatus(ctx context.Context, s Store, name string, mutate func(*agentv
 			return nil, err
 		}
 		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if task, err = s.Get(ctx, name); err != nil {
 			return nil, err
 		}
 	}

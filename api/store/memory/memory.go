@@ -60,6 +60,7 @@ func WithPersister(p Persister) Option { return func(m *Store) { m.persist = p }
 var (
 	_ store.Store    = (*Store)(nil)
 	_ store.Notifier = (*Store)(nil)
+	_ store.InPlace  = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -121,6 +122,55 @@ func (m *Store) Get(_ context.Context, name string) (*agentv1.Task, error) {
 		return nil, apierrors.NewNotFound(taskResource, name)
 	}
 	return obj.DeepCopy(), nil
+}
+
+// View implements store.InPlace. The stored Tasks are never changed, only replaced by the
+// next write, so the one returned stays as it was.
+func (m *Store) View(_ context.Context, name string) (*agentv1.Task, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	obj, ok := m.objects[name]
+	if !ok {
+		return nil, apierrors.NewNotFound(taskResource, name)
+	}
+	return obj, nil
+}
+
+// ViewList implements store.InPlace.
+func (m *Store) ViewList(_ context.Context) ([]*agentv1.Task, error) {
+	m.mu.RLock()
+	out := make([]*agentv1.Task, 0, len(m.objects))
+	for _, obj := range m.objects {
+		out = append(out, obj)
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *agentv1.Task) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// MutateStatus implements store.InPlace: mutate changes a copy of the stored status (the
+// metadata and spec are shared with the stored Task, and must not be changed), which
+// replaces the stored one as UpdateStatus does, with the same durability.
+func (m *Store) MutateStatus(_ context.Context, name string, mutate func(*agentv1.Task) bool) (*agentv1.Task, error) {
+	m.mu.Lock()
+	old, ok := m.objects[name]
+	if !ok {
+		m.mu.Unlock()
+		return nil, apierrors.NewNotFound(taskResource, name)
+	}
+	obj := &agentv1.Task{TypeMeta: old.TypeMeta, ObjectMeta: old.ObjectMeta, Spec: old.Spec}
+	old.Status.DeepCopyInto(&obj.Status)
+	if !mutate(obj) {
+		m.mu.Unlock()
+		return old, nil
+	}
+	obj.ResourceVersion = m.nextRevision()
+	compact(obj)
+	m.objects[name] = obj
+	if err := m.commit(store.Event{Type: store.Modified, Task: obj}); err != nil {
+		return nil, err
+	}
+	return obj, nil
 }
 
 // Create implements Store. With a persister, a creation that cannot be made durable is

@@ -130,3 +130,54 @@ func TestMemoryCompactsReportedTasks(t *testing.T) {
 		t.Errorf("reported Task lost what inspection needs: %+v", got.Status)
 	}
 }
+
+// TestMemoryInPlace: a viewed Task stays as it was when the store changes (writes replace the
+// stored Task, never change it), MutateStatus changes the status alone, and a mutation that
+// says no writes nothing.
+func TestMemoryInPlace(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	m := memory.New()
+	if err := m.Create(ctx, newTask("t-1")); err != nil {
+		t.Fatal(err)
+	}
+	before, err := store.View(ctx, m, "t-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv := before.ResourceVersion
+	got, err := store.MutateViewed(ctx, m, before, func(t *agentv1.Task) bool {
+		t.Status.MarkPending(metav1.Now(), t.Generation)
+		t.Status.MarkRunning(metav1.Now(), t.Generation)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Status.Phase != "" || before.ResourceVersion != rv {
+		t.Errorf("the viewed Task changed: phase %q, resourceVersion %s (was %s)", before.Status.Phase, before.ResourceVersion, rv)
+	}
+	if got.Status.Phase != agentv1.TaskRunning || got.ResourceVersion == rv {
+		t.Errorf("MutateStatus returned phase %q, resourceVersion %s", got.Status.Phase, got.ResourceVersion)
+	}
+	if diff := cmp.Diff(before.Spec, got.Spec); diff != "" {
+		t.Errorf("spec changed (-before +after):\n%s", diff)
+	}
+	same, err := store.MutateStatus(ctx, m, "t-1", func(t *agentv1.Task) bool {
+		t.Status.Phase = agentv1.TaskFailed
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := store.ViewList(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0] != got || same != got || got.Status.Phase != agentv1.TaskRunning {
+		t.Errorf("a mutation that said no was written: %+v", list)
+	}
+	if _, err := store.View(ctx, m, "nope"); !apierrors.IsNotFound(err) {
+		t.Errorf("View of a missing Task: %v, want NotFound", err)
+	}
+}
