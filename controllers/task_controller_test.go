@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
@@ -183,23 +184,36 @@ func (runningFails) Persist(ev store.Event) func() error {
 	return func() error { return nil }
 }
 
-// A Task whose Running status cannot be made durable is never run: it ends FAILED saying the
-// agent cannot persist tasks.
+// A Task whose Running status cannot be made durable is never run: created durably before
+// the controllers started, it ends FAILED saying the agent cannot persist tasks; created while
+// they run, its Running status is written as its creation, and neither is kept.
 func TestNotDurableRunningIsNeverRun(t *testing.T) {
 	t.Parallel()
 	mem := memory.New(memory.WithPersister(runningFails{}))
 	var ran atomic.Bool
-	start(t, mem, map[string]executors.Executor{"OBSERVED": funcExecutor(func(context.Context, json.RawMessage) (any, error) {
+	observed := map[string]executors.Executor{"OBSERVED": funcExecutor(func(context.Context, json.RawMessage) (any, error) {
 		ran.Store(true)
 		return nil, nil
-	})})
+	})}
 	create(t, mem, "t-1", "OBSERVED", `{}`, 0)
+	start(t, mem, observed)
 	got := waitFor(t, mem, "t-1", final)
-	if ran.Load() {
-		t.Error("the executor ran although the Running status was not durable")
-	}
 	if want := "agent cannot persist tasks: " + errNoSpace.Error(); got.Status.Phase != agentv1.TaskFailed || got.Status.Error != want {
 		t.Errorf("phase %s, error %q; want Failed, %q", got.Status.Phase, got.Status.Error, want)
+	}
+
+	task := &agentv1.Task{
+		ObjectMeta: metav1.ObjectMeta{Name: "t-2"},
+		Spec:       agentv1.TaskSpec{TaskID: "t-2", Type: "OBSERVED", Payload: &runtime.RawExtension{Raw: []byte(`{}`)}},
+	}
+	if err := mem.Create(t.Context(), task); !errors.Is(err, store.ErrNotDurable) {
+		t.Errorf("Create of a Task whose Running status cannot be made durable = %v, want ErrNotDurable", err)
+	}
+	if _, err := mem.Get(t.Context(), "t-2"); !apierrors.IsNotFound(err) {
+		t.Errorf("Get of the Task whose creation failed = %v, want NotFound", err)
+	}
+	if ran.Load() {
+		t.Error("the executor ran although the Running status was not durable")
 	}
 }
 

@@ -306,7 +306,8 @@ func (r *reporter) markDelivered(ctx context.Context, name string, final, reject
 	now := metav1.NewTime(r.d.clock.Now().UTC())
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 	defer cancel()
-	_, err := store.MutateStatus(ctx, r.d.store, name, func(t *agentv1.Task) bool {
+	// A delivery lost in a crash only sends the report once more (the store need not wait).
+	_, err := store.MutateStatus(store.Deferrable(ctx), r.d.store, name, func(t *agentv1.Task) bool {
 		if final {
 			if t.Status.Report.FinalReported {
 				return false

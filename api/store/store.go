@@ -63,6 +63,24 @@ const (
 type Event struct {
 	Type EventType
 	Task *agentv1.Task
+	// Deferrable: the change was written under Deferrable (see there).
+	Deferrable bool
+}
+
+type deferrableKey struct{}
+
+// Deferrable marks the status writes under ctx as records that may be lost in a crash: that a
+// report was delivered (lost, it is only sent once more, and an identical repeat is a no-op for
+// the orchestrator). A store may then return before the write is durable and make it durable
+// with a later one; the store's state changes at once all the same.
+func Deferrable(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferrableKey{}, true)
+}
+
+// IsDeferrable reports whether ctx came from Deferrable.
+func IsDeferrable(ctx context.Context) bool {
+	v, _ := ctx.Value(deferrableKey{}).(bool)
+	return v
 }
 
 // Handler receives change notifications. It runs synchronously inside the write that caused

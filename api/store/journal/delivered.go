@@ -71,7 +71,8 @@ func (j *Journal) RecordDelivered(id string, body []byte) {
 	rec := &deliveredRecord{id: id, at: at, body: slices.Clone(body)}
 	d.queued[id] = rec
 	d.mu.Unlock()
-	if !j.enqueue(&pending{rec: rec, done: make(chan struct{})}) {
+	// Nobody waits for it: it is committed with the next change that is waited for (or soon).
+	if !j.enqueue(&pending{rec: rec, done: make(chan struct{}), lazy: true}) {
 		j.log.Info("Journal closed: a delivered report is not recorded", "task", truncate(id))
 	}
 }

@@ -71,7 +71,14 @@ type pending struct {
 	rec  *deliveredRecord
 	err  error // set before done is closed
 	done chan struct{}
+	// lazy: nobody waits for it (see Persist); it is committed with the next change that is
+	// waited for, or after lazyDelay.
+	lazy bool
 }
+
+// lazyDelay is how long the commit loop holds changes nobody waits for before it commits
+// them without another change.
+const lazyDelay = 50 * time.Millisecond
 
 // Option configures a Journal.
 type Option func(*Journal)
@@ -256,20 +263,22 @@ func (j *Journal) Load(mem *memory.Store) (int, error) {
 // until it is durable, or returns why it could not be made so. A Task whose final report was
 // accepted leaves the journal.
 //
-// The removal of a Task whose final report was accepted is queued in order but not waited for:
-// if it is lost, the final report goes out once more, and an identical repeat is a no-op for
-// the orchestrator.
+// The removal of a Task whose final report was accepted, and a change made under
+// store.Deferrable (a RUNNING report's delivery), are queued in order but not waited for, and
+// committed with the next change that is (or after lazyDelay): if one is lost, a report goes
+// out once more, and an identical repeat is a no-op for the orchestrator.
 //
 // A change of an existing Task that fails (the disk is full, say) is kept and written again,
 // as the Task's latest state, when the journal can write again; a creation that fails is not:
 // the store undoes it, and the journal refuses the Task's later changes until it is created
 // again.
 func (j *Journal) Persist(ev store.Event) func() error {
-	p := &pending{ev: &ev, done: make(chan struct{})}
+	lazy := ev.Type == store.Deleted || ev.Task.Status.Report.FinalReported || (ev.Deferrable && ev.Type == store.Modified)
+	p := &pending{ev: &ev, done: make(chan struct{}), lazy: lazy}
 	if !j.enqueue(p) {
 		return func() error { return errors.New("journal closed") }
 	}
-	if ev.Type == store.Deleted || ev.Task.Status.Report.FinalReported {
+	if lazy {
 		return func() error { return nil }
 	}
 	return func() error {
@@ -290,25 +299,46 @@ func (j *Journal) enqueue(p *pending) bool {
 }
 
 // commitLoop writes queued changes, as many as are waiting at once, in one transaction: one
-// fsync for all of them. While the journal is unhealthy it probes: it writes again what failed
-// (or a probe record) every probe interval until a write succeeds.
+// fsync for all of them. Changes nobody waits for (lazy) are held until one that is waited
+// for comes, or for lazyDelay, so that they share its commit. While the journal is unhealthy
+// it probes: it writes again what failed (or a probe record) every probe interval until a
+// write succeeds.
 func (j *Journal) commitLoop() {
 	defer close(j.done)
 	batch := make([]*pending, 0, maxBatch)
 	var tick *time.Ticker
 	var probe <-chan time.Time
+	lazyTimer := time.NewTimer(lazyDelay)
+	lazyTimer.Stop()
+	var lazyDue <-chan time.Time // set while batch holds lazy changes only
 	defer func() {
 		if tick != nil {
 			tick.Stop()
 		}
+		lazyTimer.Stop()
 	}()
+	commit := func() {
+		j.write(batch, false)
+		for _, p := range batch {
+			close(p.done)
+		}
+		batch = batch[:0]
+		if lazyDue != nil {
+			lazyTimer.Stop()
+			lazyDue = nil
+		}
+	}
 	for {
 		select {
 		case p, ok := <-j.queue:
 			if !ok {
+				if len(batch) > 0 {
+					commit()
+				}
 				return
 			}
-			batch = append(batch[:0], p)
+			batch = append(batch, p)
+			eager := !p.lazy
 		drain:
 			for len(batch) < maxBatch {
 				select {
@@ -317,14 +347,21 @@ func (j *Journal) commitLoop() {
 						break drain
 					}
 					batch = append(batch, p)
+					eager = eager || !p.lazy
 				default:
 					break drain
 				}
 			}
-			j.write(batch, false)
-			for _, p := range batch {
-				close(p.done)
+			switch {
+			case eager || len(batch) >= maxBatch:
+				commit()
+			case lazyDue == nil:
+				lazyTimer.Reset(lazyDelay)
+				lazyDue = lazyTimer.C
 			}
+		case <-lazyDue:
+			lazyDue = nil
+			commit()
 		case <-probe:
 			j.write(nil, true)
 		}
@@ -369,7 +406,11 @@ type op struct {
 // for small changes only stays unhealthy (rather than taking a task and failing it each time).
 func (j *Journal) write(batch []*pending, probe bool) {
 	var fresh []op
-	for _, p := range batch {
+	last := lastChanges(batch)
+	for i, p := range batch {
+		if p.lazy && p.ev != nil && p.ev.Type == store.Modified && last[p.ev.Task.Name] > i {
+			continue // superseded by a later change of the Task, which carries all of it
+		}
 		if o, ok := j.validate(p); ok {
 			fresh = append(fresh, o)
 		}
@@ -429,6 +470,17 @@ func (j *Journal) write(batch []*pending, probe bool) {
 		return
 	}
 	j.setHealth(lastErr)
+}
+
+// lastChanges returns the index of each Task's last change in batch.
+func lastChanges(batch []*pending) map[string]int {
+	last := make(map[string]int, len(batch))
+	for i, p := range batch {
+		if p.ev != nil {
+			last[p.ev.Task.Name] = i
+		}
+	}
+	return last
 }
 
 // retries returns the changes that failed earlier, for another attempt: their Tasks' latest

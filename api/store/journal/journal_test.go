@@ -21,6 +21,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	"github.com/letsbe/sysadmin-agent/api/store/storetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 func open(t *testing.T, dir string) (*journal.Journal, *memory.Store, int) {
@@ -311,5 +312,58 @@ func TestJournalWriteObserver(t *testing.T) {
 		if err != nil {
 			t.Errorf("write %d observed with error %v", i, err)
 		}
+	}
+}
+
+// TestJournalDeferredChanges: what nobody waits for (a report's delivery under
+// store.Deferrable, the removal of a reported Task, a delivered report) is written all the
+// same: with the next change that is waited for, on its own soon after, and at Close.
+func TestJournalDeferredChanges(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, mem, _ := open(t, dir)
+	ctx := t.Context()
+	now := metav1.Now()
+	for _, name := range []string{"acked", "folded", "reported"} {
+		if err := mem.Create(ctx, task(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deferred := func(name string, f func(*agentv1.Task)) {
+		t.Helper()
+		if _, err := store.MutateStatus(store.Deferrable(ctx), mem, name, func(x *agentv1.Task) bool { f(x); return true }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Written on its own: the removal of a reported Task leaves the journal without any other write.
+	mutate(t, mem, "reported", func(x *agentv1.Task) { x.Status.MarkSucceeded(now, 1) })
+	deferred("reported", func(x *agentv1.Task) { x.Status.MarkReported(now, false, "") })
+	j.RecordDelivered("reported", []byte(`{"status":"COMPLETED"}`))
+	testpoll.Until(t, 20*time.Second, "the deferred removal written", func() bool { return j.Depth() == 2 })
+	// Folded into a later change that is waited for, of the same Task or not.
+	deferred("folded", func(x *agentv1.Task) { x.Status.Report.RunningReported = true })
+	mutate(t, mem, "folded", func(x *agentv1.Task) { x.Status.MarkRunning(now, 1) })
+	// Written at Close.
+	deferred("acked", func(x *agentv1.Task) { x.Status.Report.RunningReported = true })
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	j, mem, n := open(t, dir)
+	defer j.Close()
+	if n != 2 {
+		t.Fatalf("reopened journal holds %d tasks, want 2 (acked, folded)", n)
+	}
+	for name, want := range map[string]agentv1.TaskPhase{"acked": agentv1.TaskPending, "folded": agentv1.TaskRunning} {
+		got, err := mem.Get(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Status.Report.RunningReported || got.Status.Phase != want {
+			t.Errorf("%s: phase %s, running reported %v; want %s, true", name, got.Status.Phase, got.Status.Report.RunningReported, want)
+		}
+	}
+	if body, found := j.LookupDelivered("reported"); !found || string(body) != `{"status":"COMPLETED"}` {
+		t.Errorf("delivered report after reopen: %q, %v", body, found)
 	}
 }

@@ -46,10 +46,20 @@ type Persister interface {
 }
 
 // creation is a creation announced before it is durable: writes to its Task wait for it.
+// The first of them, if it comes within creationLinger, is persisted as the creation itself
+// (claimed), so that a new Task and its first status (Running, say) take one write.
 type creation struct {
-	done chan struct{}
-	err  error // set before done is closed
+	ev      store.Event   // the creation, to persist when no write claims it in time
+	claimed bool          // under Store.mu: a write (or the linger's end) persists it
+	claim   chan struct{} // closed when a write claimed it
+	done    chan struct{}
+	err     error // set before done is closed
 }
+
+// creationLinger is how long a creation waits for a first status write to persist it with.
+// Subscribers (the controllers) write one within microseconds of the announcement; one that
+// does not come in time costs the creation a write of its own, as without the wait.
+const creationLinger = 2 * time.Millisecond
 
 // Option configures a Store.
 type Option func(*Store)
@@ -151,7 +161,7 @@ func (m *Store) ViewList(_ context.Context) ([]*agentv1.Task, error) {
 // MutateStatus implements store.InPlace: mutate changes a copy of the stored status (the
 // metadata and spec are shared with the stored Task, and must not be changed), which
 // replaces the stored one as UpdateStatus does, with the same durability.
-func (m *Store) MutateStatus(_ context.Context, name string, mutate func(*agentv1.Task) bool) (*agentv1.Task, error) {
+func (m *Store) MutateStatus(ctx context.Context, name string, mutate func(*agentv1.Task) bool) (*agentv1.Task, error) {
 	m.mu.Lock()
 	old, ok := m.objects[name]
 	if !ok {
@@ -167,7 +177,7 @@ func (m *Store) MutateStatus(_ context.Context, name string, mutate func(*agentv
 	obj.ResourceVersion = m.nextRevision()
 	compact(obj)
 	m.objects[name] = obj
-	if err := m.commit(store.Event{Type: store.Modified, Task: obj}); err != nil {
+	if err := m.commit(store.Event{Type: store.Modified, Task: obj, Deferrable: store.IsDeferrable(ctx)}); err != nil {
 		return nil, err
 	}
 	return obj, nil
@@ -205,7 +215,7 @@ func (m *Store) Create(_ context.Context, task *agentv1.Task) error {
 // persister, a change that cannot be made durable returns an error wrapping ErrNotDurable; it
 // is still kept and announced (the persister retries it when it can: see Persister), except
 // when the Task's own creation failed, which undoes the Task.
-func (m *Store) UpdateStatus(_ context.Context, task *agentv1.Task) error {
+func (m *Store) UpdateStatus(ctx context.Context, task *agentv1.Task) error {
 	m.mu.Lock()
 	old, ok := m.objects[task.Name]
 	if !ok {
@@ -227,7 +237,7 @@ func (m *Store) UpdateStatus(_ context.Context, task *agentv1.Task) error {
 	compact(obj)
 	m.objects[obj.Name] = obj
 	task.ResourceVersion = obj.ResourceVersion
-	return m.commit(store.Event{Type: store.Modified, Task: obj})
+	return m.commit(store.Event{Type: store.Modified, Task: obj, Deferrable: store.IsDeferrable(ctx)})
 }
 
 // compact drops what a Task whose final report the orchestrator accepted no longer needs: its
@@ -279,14 +289,16 @@ func (m *Store) nextRevision() string {
 // and handlers hear of it afterwards (possibly out of order with other Tasks' changes; handlers
 // only enqueue and read fresh state, so order does not matter to them).
 //
-// A creation is announced at once, under the lock, while it becomes durable: whatever a
-// subscriber does with a new Task (mark it Running, fail it) is a later write, persisted after
-// the creation, and such a write returns only once the creation is durable, failing with it if
-// the creation fails. So no change is ever durable without the Task's creation, and nothing
-// runs before its creation and its Running status are durable. This saves a task one journal
-// commit on its way to execution. Create itself returns only once the creation is durable; a
-// creation that fails is undone: the Task is deleted (and the deletion persisted, so a later
-// change that the persister did take is removed too) and subscribers hear of the deletion.
+// A creation is announced at once, under the lock, before it is durable: whatever a subscriber
+// does with a new Task (mark it Running, fail it) is a later write, and such a write returns
+// only once the creation is durable, failing with it if the creation fails. The first such
+// write within creationLinger is handed to the persister as the creation itself (the Task with
+// that status, one write instead of two); without one, the creation is persisted alone when
+// the linger ends. So no change is ever durable without the Task's creation, and nothing runs
+// before its creation and its Running status are durable. Create itself returns only once the
+// creation is durable; a creation that fails is undone: the Task is deleted (and the deletion
+// persisted, so a later change that the persister did take is removed too) and subscribers hear
+// of the deletion.
 func (m *Store) commit(ev store.Event) error {
 	if m.persist == nil {
 		m.notify(ev)
@@ -294,13 +306,30 @@ func (m *Store) commit(ev store.Event) error {
 		return nil
 	}
 	name := ev.Task.Name
-	wait := m.persist.Persist(ev)
 	if ev.Type == store.Added {
-		c := &creation{done: make(chan struct{})}
+		c := &creation{ev: ev, claim: make(chan struct{}), done: make(chan struct{})}
 		m.creating[name] = c
 		m.notify(ev)
 		m.mu.Unlock()
-		c.err = wait()
+		linger := time.NewTimer(creationLinger)
+		select {
+		case <-c.claim:
+			linger.Stop()
+		case <-linger.C:
+			m.mu.Lock()
+			claimed := c.claimed
+			c.claimed = true
+			var wait func() error
+			if !claimed {
+				wait = m.persist.Persist(ev)
+			}
+			m.mu.Unlock()
+			if !claimed {
+				c.err = wait()
+				close(c.done)
+			}
+		}
+		<-c.done
 		m.mu.Lock()
 		delete(m.creating, name)
 		var undo *store.Event
@@ -311,7 +340,6 @@ func (m *Store) commit(ev store.Event) error {
 				m.persist.Persist(*undo) // not waited for: nothing of the Task is kept anyway
 			}
 		}
-		close(c.done)
 		m.mu.Unlock()
 		if undo != nil {
 			m.notify(*undo)
@@ -319,7 +347,29 @@ func (m *Store) commit(ev store.Event) error {
 		return notDurable(c.err)
 	}
 	c := m.creating[name]
+	var waitCreated func() error
+	if c != nil && !c.claimed {
+		c.claimed = true
+		close(c.claim)
+		if ev.Type == store.Modified {
+			// The Task's first status write: persisted as its creation, in one write.
+			created := ev
+			created.Type = store.Added
+			wait := m.persist.Persist(created)
+			m.mu.Unlock()
+			c.err = wait()
+			close(c.done)
+			m.notify(ev)
+			return notDurable(c.err)
+		}
+		waitCreated = m.persist.Persist(c.ev) // a deletion: the creation goes first
+	}
+	wait := m.persist.Persist(ev)
 	m.mu.Unlock()
+	if waitCreated != nil {
+		c.err = waitCreated()
+		close(c.done)
+	}
 	if c != nil {
 		<-c.done
 		if c.err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store"
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
 // gatedPersister records each change handed to it and holds its durability until the gate
@@ -41,7 +42,8 @@ func receive[T any](t *testing.T, ch <-chan T, what string) T {
 }
 
 // With a persister, a creation is announced while it becomes durable; any other change only
-// once durable; and every write returns only once durable.
+// once durable; and every write returns only once durable. The first status write of a new
+// Task is persisted as its creation: one change, the Task with that status.
 func TestMemoryAnnouncesCreationsBeforeDurableOtherChangesAfter(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -68,9 +70,8 @@ func TestMemoryAnnouncesCreationsBeforeDurableOtherChangesAfter(t *testing.T) {
 	task.Status.Phase = agentv1.TaskRunning
 	updated := make(chan error, 1)
 	go func() { updated <- m.UpdateStatus(ctx, task) }()
-	receive(t, p.persisted, "persisted creation")
-	if ev := receive(t, p.persisted, "persisted update"); ev.Type != store.Modified {
-		t.Fatalf("second change handed to the persister: %s, want MODIFIED", ev.Type)
+	if ev := receive(t, p.persisted, "persisted creation"); ev.Type != store.Added || ev.Task.Status.Phase != agentv1.TaskRunning {
+		t.Fatalf("change handed to the persister: %s %q, want ADDED Running (the creation with the update)", ev.Type, ev.Task.Status.Phase)
 	}
 	// The update waits for durability before it is announced: nothing may be heard yet.
 	select {
@@ -90,6 +91,51 @@ func TestMemoryAnnouncesCreationsBeforeDurableOtherChangesAfter(t *testing.T) {
 	}
 	if ev := receive(t, events, "announcement of the update"); ev.Type != store.Modified || ev.Task.Status.Phase != agentv1.TaskRunning {
 		t.Fatalf("second event %s %s, want MODIFIED Running", ev.Type, ev.Task.Status.Phase)
+	}
+	select {
+	case ev := <-p.persisted:
+		t.Fatalf("another change handed to the persister: %s", ev.Type)
+	default:
+	}
+}
+
+// A creation no status write follows is persisted alone, and Create returns once it is
+// durable.
+func TestMemoryCreationAlone(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	p := gatedPersister{gate: make(chan struct{}), persisted: make(chan store.Event, 10)}
+	close(p.gate)
+	m := memory.New(memory.WithPersister(p))
+	if err := m.Create(ctx, newTask("t-1")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := receive(t, p.persisted, "persisted creation"); ev.Type != store.Added || ev.Task.Status.Phase != "" {
+		t.Fatalf("change handed to the persister: %s %q, want ADDED without status", ev.Type, ev.Task.Status.Phase)
+	}
+	// A later write is a change of its own.
+	if _, err := store.MutateStatus(ctx, m, "t-1", func(t *agentv1.Task) bool { t.Status.Phase = agentv1.TaskRunning; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if ev := receive(t, p.persisted, "persisted update"); ev.Type != store.Modified {
+		t.Fatalf("change handed to the persister: %s, want MODIFIED", ev.Type)
+	}
+	// So is a deletion during a creation: the creation goes first.
+	created := make(chan error, 1)
+	go func() { created <- m.Create(ctx, newTask("t-2")) }()
+	testpoll.Until(t, 20*time.Second, "t-2 stored", func() bool { _, err := m.View(ctx, "t-2"); return err == nil })
+	if err := m.Delete(ctx, "t-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := receive(t, created, "Create's return"); err != nil {
+		t.Fatal(err)
+	}
+	var got []store.EventType
+	for range 2 {
+		got = append(got, receive(t, p.persisted, "persisted change").Type)
+	}
+	if diff := cmp.Diff([]store.EventType{store.Added, store.Deleted}, got); diff != "" {
+		t.Errorf("persisted (-want +got):\n%s", diff)
 	}
 }
 
@@ -198,10 +244,13 @@ func TestMemoryUpdateWaitsForItsCreation(t *testing.T) {
 	task.Status.Phase = agentv1.TaskRunning
 	updated := make(chan error, 1)
 	go func() { updated <- m.UpdateStatus(ctx, task) }()
-	// The update is handed to the persister (in order, after the creation) but cannot return
-	// before the creation's outcome is known.
-	for len(p.seen()) < 2 {
+	// The update is handed to the persister as the creation, and cannot return before its
+	// outcome is known.
+	for len(p.seen()) < 1 {
 		runtime.Gosched()
+	}
+	if diff := cmp.Diff([]store.EventType{store.Added}, p.seen()); diff != "" {
+		t.Errorf("persisted (-want +got):\n%s", diff)
 	}
 	select {
 	case err := <-updated:
