@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
 	"github.com/letsbe/sysadmin-agent/config"
 	"github.com/letsbe/sysadmin-agent/internal/agenttest"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
@@ -106,6 +108,7 @@ func benchAgentEcho(b *testing.B, conc int) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	cpu0 := processCPU()
+	commits0 := journalCommits(b)
 	tasks := 0
 	for b.Loop() {
 		runBatch(benchBatch)
@@ -118,6 +121,23 @@ func benchAgentEcho(b *testing.B, conc int) {
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(tasks), "B/task")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(tasks), "ns/task")
 	b.ReportMetric(float64(idle-idleBefore), "idle-goroutines")
+	b.ReportMetric(float64(journalCommits(b)-commits0)/float64(tasks), "commits/task")
+}
+
+// journalCommits returns the journal's write transactions so far (each one or two fsyncs), from
+// letsbe_agent_journal_write_seconds.
+func journalCommits(b *testing.B) uint64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "letsbe_agent_journal_write_seconds" {
+			return f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	b.Fatal("no letsbe_agent_journal_write_seconds")
+	return 0
 }
 
 // waitIdleGoroutines waits until the agent is parked in a long poll with nothing to do and
