@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -120,12 +121,15 @@ func TestE2EBigAndHostileTasks(t *testing.T) {
 		}
 	}
 
+	// The lone-surrogate task is dropped each time it is handed out and never reported; the
+	// orchestrator offers it again after each ack timeout (a slow run outlasts one), so the
+	// agent's counts lie between one and the offers, read last.
 	_, metrics := httpGet(t, "http://"+a.httpAddr()+"/metrics")
-	if !strings.Contains(metrics, "letsbe_agent_tasks_dropped_total 1") || !strings.Contains(metrics, "letsbe_agent_reports_abandoned_total 0") {
-		t.Errorf("metrics: dropped/abandoned lines missing:\n%s", grepLines(metrics, "letsbe_agent_tasks_dropped_total", "letsbe_agent_reports_abandoned_total"))
-	}
-	if st, _ := o.Task("t-lone"); st.Reports != 0 {
-		t.Errorf("the lone-surrogate task got %d reports", st.Reports)
+	var droppedMetric int
+	for _, l := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(l, "letsbe_agent_tasks_dropped_total "); ok {
+			droppedMetric, _ = strconv.Atoi(v)
+		}
 	}
 	dropped := 0
 	for _, l := range a.logLines() {
@@ -133,8 +137,15 @@ func TestE2EBigAndHostileTasks(t *testing.T) {
 			dropped++
 		}
 	}
-	if dropped != 1 {
-		t.Errorf("%d log lines about the dropped task, want 1", dropped)
+	lone, _ := o.Task("t-lone")
+	if lone.Reports != 0 {
+		t.Errorf("the lone-surrogate task got %d reports", lone.Reports)
+	}
+	if droppedMetric < 1 || droppedMetric > lone.Offers || !strings.Contains(metrics, "letsbe_agent_reports_abandoned_total 0\n") {
+		t.Errorf("metrics: want 1 to %d (the offers) dropped and 0 abandoned:\n%s", lone.Offers, grepLines(metrics, "letsbe_agent_tasks_dropped_total", "letsbe_agent_reports_abandoned_total"))
+	}
+	if dropped < 1 || dropped > lone.Offers {
+		t.Errorf("%d log lines about the dropped task, want one per offer (%d)", dropped, lone.Offers)
 	}
 	t.Logf("largest output delivered: cat of %d bytes (1 MiB kept, report within 512 KiB); NUL output %d bytes; largest task body run: %d bytes; refused: %d bytes",
 		text.Len(), nul, len(payload), len(huge))
