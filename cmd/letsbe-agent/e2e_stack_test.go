@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,6 +121,7 @@ func TestE2EStackHeartbeats(t *testing.T) {
 			if got.Revision != 1 || got.DegradedServices == nil || len(got.DegradedServices) != 0 {
 				t.Errorf("stack after the deploy = %+v, want revision 1, degraded_services []", got)
 			}
+			wantMetric(t, a, fmt.Sprintf(`letsbe_agent_stack_available{project=%q} 1`, s.name))
 
 			if out, err := s.docker(t.Context(), "stop", "-t", "1", s.inspect(t, "{{.Id}}")).CombinedOutput(); err != nil {
 				t.Fatalf("docker stop: %v: %s", err, out)
@@ -128,6 +131,7 @@ func TestE2EStackHeartbeats(t *testing.T) {
 				if !slices.Equal(got.DegradedServices, []string{"web"}) || got.Revision != 1 {
 					t.Errorf("stack after docker stop = %+v, want web degraded at revision 1", got)
 				}
+				wantMetric(t, a, fmt.Sprintf(`letsbe_agent_stack_available{project=%q} 0`, s.name))
 				// Several rechecks later (1 s each; heartbeats every 200 ms) it is still down:
 				// nothing redeployed it.
 				got, _ = o.waitStack(t, s.name, n+10, "still degraded", func(orchestratortest.HeartbeatStack) bool { return true })
@@ -165,5 +169,26 @@ func TestE2EStackHeartbeats(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// wantMetric checks that the agent's /metrics holds line.
+func wantMetric(t *testing.T, a *agentProc, line string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+a.httpAddr()+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), "\n"+line+"\n") {
+		t.Errorf("/metrics lacks %q", line)
 	}
 }

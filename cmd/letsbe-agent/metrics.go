@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"runtime"
 	"strconv"
 	"strings"
@@ -141,7 +142,7 @@ func newAgentMetrics(a *agent, execs map[string]executors.Executor) *agentMetric
 	}
 	m.collectorsDone = []prometheus.Collector{m.tasks, m.taskDuration, m.requests, m.requestErrors,
 		m.registered, m.lastHeartbeat, m.journalDepth, m.journalErrors, m.journalHealthy, m.abandoned, m.dropped, m.outboxDepth, m.runningTasks,
-		m.pendingTasks, m.failures, m.buildInfo}
+		m.pendingTasks, m.failures, m.buildInfo, newStackCollector(a)}
 	m.log = a.log
 	for _, c := range m.collectorsDone {
 		m.registerOne(c)
@@ -264,4 +265,44 @@ func agentGatherer() prometheus.Gatherer {
 		}
 		return kept, err
 	})
+}
+
+// stackCollector is letsbe_agent_stack_available: one sample per Stack, read from the Stack
+// store at each scrape, 1 when every service of its revision was ready at the last
+// observation (as the heartbeat's "available" says), else 0.
+type stackCollector struct {
+	a    *agent
+	desc *prometheus.Desc
+}
+
+func newStackCollector(a *agent) *stackCollector {
+	return &stackCollector{a: a, desc: prometheus.NewDesc("letsbe_agent_stack_available",
+		"1 when every service of the deployed Compose project's last known good revision was ready at the agent's last look, else 0 (degraded, starting, or docker could not be asked).",
+		[]string{"project"}, nil)}
+}
+
+// stackScrapeTimeout bounds the read of the Stacks for one scrape.
+const stackScrapeTimeout = 5 * time.Second
+
+func (c *stackCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *stackCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.a.stacks == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stackScrapeTimeout)
+	defer cancel()
+	list, err := c.a.stacks.List(ctx)
+	if err != nil {
+		c.a.log.V(1).Info("Cannot read the stacks for the metrics", "error", err.Error())
+		return
+	}
+	for i := range list.Items {
+		st := &list.Items[i]
+		v := 0.0
+		if st.IsAvailable() && st.Status.ObservedGeneration == st.Generation {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, st.Spec.Project)
+	}
 }
