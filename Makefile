@@ -92,7 +92,7 @@ BENCH_COUNT   ?= 6
 BENCH_TIME    ?= 100ms
 BENCH_FLAGS   ?=
 .PHONY: bench
-bench: build ## Throughput, pickup latency, footprint and Go benchmarks against targets: docs/benchmarks.md (BENCH_FLAGS for hack/bench).
+bench: build ## Throughput (next to a bare client and a durable reference), CPU and allocations per task, a slow orchestrator, pickup latency, footprint and Go benchmarks against targets: docs/benchmarks.md (BENCH_FLAGS for hack/bench).
 	@mkdir -p docs
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) $(BENCH_PKGS) | tee docs/benchmarks-raw.txt
 	$(GO) run ./hack/bench -agent $(BIN)/letsbe-agent -gobench docs/benchmarks-raw.txt -out docs/benchmarks.md $(BENCH_FLAGS)

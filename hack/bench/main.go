@@ -87,7 +87,7 @@ func run() error {
 	flag.IntVar(&cfg.tasksN, "tasks", 5000, "ECHO tasks per throughput run")
 	flag.StringVar(&concs, "concurrency", "1,4,16", "AGENT_MAX_CONCURRENT_TASKS values for throughput")
 	flag.IntVar(&cfg.reps, "runs", 3, "measured throughput runs per concurrency (median reported)")
-	flag.DurationVar(&cfg.budget, "throughput-budget", 150*time.Second, "time for all throughput runs: fewer runs when they are slow (at least one per concurrency; 0: no limit)")
+	flag.DurationVar(&cfg.budget, "throughput-budget", 210*time.Second, "time for all throughput runs: fewer runs when they are slow (at least one per concurrency; 0: no limit)")
 	flag.IntVar(&cfg.warmup, "warmup", 300, "ECHO tasks run before measuring, per agent and baseline")
 	flag.IntVar(&cfg.pickupTasks, "pickup", 200, "tasks for each pickup-latency measurement")
 	flag.DurationVar(&cfg.pollInterval, "poll-interval", 100*time.Millisecond, "AGENT_POLL_INTERVAL for interval polling")
