@@ -124,7 +124,12 @@ const (
 // A task is stored on its own goroutine, so that the next request does not wait for the store
 // to make the last one durable (with the journal, creates then share a commit); pollLoop
 // returns once every poller ended and every task they took is stored.
-func (s *Syncer) pollLoop(ctx context.Context) {
+//
+// ctx ends when polling stops (Drain): it cancels pollLoop's own request, which may be parked
+// for long. The extra pollers' requests, short as they ask without waiting, run under runCtx
+// (the Syncer's): they are answered, and a task they bring is stored, rather than cancelled
+// after the orchestrator may have handed it out.
+func (s *Syncer) pollLoop(ctx, runCtx context.Context) {
 	var wg sync.WaitGroup // extra pollers and intakes
 	defer wg.Wait()
 	attempt := 0
@@ -137,7 +142,7 @@ func (s *Syncer) pollLoop(ctx context.Context) {
 		switch out {
 		case polledTask:
 			attempt = 0
-			s.morePollers(ctx, &wg)
+			s.morePollers(ctx, runCtx, &wg)
 			continue
 		case polledDropped:
 			attempt = 0
@@ -217,7 +222,7 @@ func (s *Syncer) poll(ctx context.Context, wait time.Duration, wg *sync.WaitGrou
 
 // morePollers starts an extra poller after a task came, while fewer than MaxConcurrentTasks-1
 // extras run (with pollLoop's own, one request per slot at most).
-func (s *Syncer) morePollers(ctx context.Context, wg *sync.WaitGroup) {
+func (s *Syncer) morePollers(ctx, runCtx context.Context, wg *sync.WaitGroup) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -230,15 +235,15 @@ func (s *Syncer) morePollers(ctx context.Context, wg *sync.WaitGroup) {
 			break
 		}
 	}
-	wg.Go(func() { s.extraPoller(ctx, wg) })
+	wg.Go(func() { s.extraPoller(ctx, runCtx, wg) })
 }
 
 // extraPoller asks for tasks without waiting while they keep coming, each request on a slot
 // (it waits for one, so that a slot freed while tasks are coming is used at once), starting one
 // more poller for each task it gets. It ends at the first answer without a task, at an error
 // (pollLoop's own request meets it too, and backs off), while the store cannot make Tasks
-// durable, or when polling stops.
-func (s *Syncer) extraPoller(ctx context.Context, wg *sync.WaitGroup) {
+// durable, or when polling stops (ctx); its requests run under runCtx (see pollLoop).
+func (s *Syncer) extraPoller(ctx, runCtx context.Context, wg *sync.WaitGroup) {
 	defer s.extraPollers.Add(-1)
 	defer func() {
 		if p := recover(); p != nil {
@@ -253,10 +258,10 @@ func (s *Syncer) extraPoller(ctx context.Context, wg *sync.WaitGroup) {
 			s.slots.unused()
 			return
 		}
-		if out, _ := s.poll(ctx, 0, wg); out != polledTask {
+		if out, _ := s.poll(runCtx, 0, wg); out != polledTask {
 			return
 		}
-		s.morePollers(ctx, wg)
+		s.morePollers(ctx, runCtx, wg)
 	}
 }
 

@@ -211,3 +211,57 @@ func TestPollerFillsItsSlotsWithLatencyAndParksOneWhenIdle(t *testing.T) {
 		t.Fatalf("%d next-task requests in flight at once while idle, want 1", peak)
 	}
 }
+
+// Drain stops every poller, the extra ones too, while tasks keep coming: every task the agent
+// took is stored and reported once, and of the tasks handed out none but the one of the long
+// poll that drain gives up (the orchestrator offers that one again after its ack timeout) can
+// miss the agent.
+func TestDrainStopsEveryPollerAndLosesNoTask(t *testing.T) {
+	t.Parallel()
+	const slots = 4
+	var w *intakeWatch
+	f := startSyncer(t, slots, func(orch http.Handler) http.Handler {
+		w = &intakeWatch{next: orchestratortest.NewFaulty(orch, orchestratortest.FaultOptions{SlowRate: 1, SlowDelay: 5 * time.Millisecond}), slots: slots}
+		return w
+	})
+	w.orch = f.orch
+	finishStored(t, f, w)
+	var ids []string
+	for range 50 * slots {
+		ids = append(ids, f.orch.Enqueue("ECHO", []byte(`{}`), 0))
+	}
+	testpoll.Until(t, waitTimeout, "several pollers busy", func() bool { return f.syncer.ExtraPollers() > 0 })
+	f.syncer.Drain()
+	testpoll.UntilNil(t, waitTimeout, "every poller stopped", func() error {
+		if inFlight, _, _ := w.state(); f.syncer.ExtraPollers() != 0 || inFlight != 0 {
+			return fmt.Errorf("%d extra pollers, %d requests in flight", f.syncer.ExtraPollers(), inFlight)
+		}
+		return nil
+	})
+	var taken, missed []string
+	for _, id := range ids {
+		if st, _ := f.orch.Task(id); st.Status == orchestratortest.StatusPending {
+			continue
+		}
+		if _, err := f.mem.Get(t.Context(), id); err != nil {
+			missed = append(missed, id)
+			continue
+		}
+		taken = append(taken, id)
+		testpoll.UntilNil(t, waitTimeout, "task "+id+" reported", func() error {
+			if st, _ := f.orch.Task(id); !st.IsFinal() || st.Offers != 1 || st.FinalReports != 1 {
+				return fmt.Errorf("%s, offered %d times, %d final reports", st.Status, st.Offers, st.FinalReports)
+			}
+			return nil
+		})
+	}
+	if len(taken) == 0 || len(taken)+len(missed) == len(ids) {
+		t.Fatalf("%d of %d tasks taken before the drain: it did not come while tasks kept coming", len(taken), len(ids))
+	}
+	if len(missed) > 1 {
+		t.Fatalf("handed out but never stored: %v (only the long poll's may be)", missed)
+	}
+	if _, _, violation := w.state(); violation != nil {
+		t.Fatal(violation)
+	}
+}

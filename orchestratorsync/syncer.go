@@ -304,7 +304,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		case <-pollCtx.Done():
 		}
 	}()
-	wg.Go(func() { s.loop(pollCtx, "poller", s.pollLoop) })
+	wg.Go(func() { s.loop(pollCtx, "poller", func(pollCtx context.Context) { s.pollLoop(pollCtx, ctx) }) })
 	wg.Go(func() { s.loop(ctx, "reporter", s.rep.run) })
 	if s.prog != nil {
 		wg.Go(func() { s.loop(ctx, "progress", s.prog.run) })
