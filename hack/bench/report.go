@@ -292,16 +292,18 @@ The reference orchestrator behind orchestratortest.Faulty with every request %s 
 /dev endpoints the bench enqueues through are not delayed), the agent at each concurrency on its
 own orchestrator after a short warm-up; a batch of %d ECHO tasks at concurrency 1, more at higher
 ones (conc/2 times as many). One request at a time caps intake at one task per round trip, so
-the ratio shows whether the agent polls with as many requests in flight as it has free slots.
+the ratio shows whether the agent polls with as many requests in flight as it has free slots;
+the requests in flight are counted in front of the orchestrator, from their arrival until their
+answer starts.
 
-| concurrency | tasks | tasks/s | next-task requests/task | reports/task | agent CPU µs/task |
-| --- | --- | --- | --- | --- | --- |
+| concurrency | tasks | tasks/s | next-task requests/task | next-task requests in flight at most | reports/task | agent CPU µs/task |
+| --- | --- | --- | --- | --- | --- | --- |
 `, ms(r.Slow.Latency), cfg.latencyTasks)
 		for _, run := range r.Slow.Runs {
 			bt := run.Batch
 			cpu, _ := costPerTask([]batch{bt})
-			fmt.Fprintf(&b, "| %d | %s | %s | %.2f | %.2f | %.0f |\n", run.Conc, thousands(float64(bt.Tasks)), thousands(bt.rate()),
-				float64(bt.Requests.Next)/float64(bt.Tasks), float64(bt.Requests.Report)/float64(bt.Tasks), float64(cpu)/float64(time.Microsecond))
+			fmt.Fprintf(&b, "| %d | %s | %s | %.2f | %d | %.2f | %.0f |\n", run.Conc, thousands(float64(bt.Tasks)), thousands(bt.rate()),
+				float64(bt.Requests.Next)/float64(bt.Tasks), run.PeakPolls, float64(bt.Requests.Report)/float64(bt.Tasks), float64(cpu)/float64(time.Microsecond))
 		}
 	}
 
