@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -133,6 +132,9 @@ func NewRunner(opts Options) (*Runner, error) {
 		Logger:                  opts.Logger,
 		LogConstructor:          func(*taskRequest) logr.Logger { return log },
 		SkipNameValidation:      ptr.To(opts.SkipNameValidation),
+		// client-go's rate-limiting queue: two goroutines of its own where controller-runtime's
+		// priority queue has five, and nothing here has priorities to give.
+		UsePriorityQueue: ptr.To(false),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("controllers: new %s controller: %w", runnerName, err)
@@ -219,12 +221,10 @@ func (r *Runner) Start(ctx context.Context) error {
 	if r.stacks == nil {
 		return r.controller.Start(ctx)
 	}
-	var wg sync.WaitGroup
-	var errTasks, errStacks error
-	wg.Go(func() { errTasks = r.controller.Start(ctx) })
-	wg.Go(func() { errStacks = r.stacks.Start(ctx) })
-	wg.Wait()
-	return errors.Join(errTasks, errStacks)
+	stacks := make(chan error, 1)
+	go func() { stacks <- r.stacks.Start(ctx) }()
+	err := r.controller.Start(ctx)
+	return errors.Join(err, <-stacks)
 }
 
 // taskSource feeds the Runner's controller: every Task that is not final, at start and on

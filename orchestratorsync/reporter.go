@@ -92,31 +92,34 @@ func (r *reporter) enqueueExisting(ctx context.Context) error {
 	return nil
 }
 
-// run starts the workers and returns when ctx ends.
+// run delivers queued reports, up to workers at once, each on a goroutine of its own (none
+// wait at idle), and returns when ctx ends and the deliveries under way returned.
 func (r *reporter) run(ctx context.Context) {
 	stop := context.AfterFunc(ctx, r.queue.ShutDown)
 	defer stop()
+	busy := make(chan struct{}, r.d.workers)
 	var wg sync.WaitGroup
-	for range r.d.workers {
+	defer wg.Wait()
+	for {
+		busy <- struct{}{} // a free worker before taking the next report
+		name, shutdown := r.queue.Get()
+		if shutdown {
+			return
+		}
 		wg.Go(func() {
-			for r.next(ctx) {
-			}
+			defer func() { <-busy }()
+			r.process(ctx, name)
 		})
 	}
-	wg.Wait()
 }
 
-func (r *reporter) next(ctx context.Context) bool {
-	name, shutdown := r.queue.Get()
-	if shutdown {
-		return false
-	}
+// process delivers one queued report and queues it again when it must be retried.
+func (r *reporter) process(ctx context.Context, name string) {
 	defer r.queue.Done(name)
 	delay, retry := r.deliver(ctx, name)
 	if retry && ctx.Err() == nil {
 		r.queue.AddAfter(name, delay)
 	}
-	return true
 }
 
 // reportDirect delivers the final report of a Task the store does not hold (it could not be
