@@ -25,7 +25,8 @@ import (
 // orchestrator on loopback, also in this process. Each op is a batch of ECHO tasks enqueued at
 // once, waited for until the last final report arrived. Besides ns/op it reports per task:
 // CPU time of the process (µs/task), allocations and bytes (allocs/task, B/task), both sides
-// included (the orchestrator's share is what a bare client costs it too); and the goroutines
+// included (the orchestrator's share is what a bare client costs it too); the journal's commits
+// and the time they took (commit-µs/task: the wall time tasks wait on fsyncs); and the goroutines
 // the process holds at idle beyond the orchestrator's (BENCH_GOROUTINES_OUT=file writes their
 // stacks there). For CPU and allocation profiles: -cpuprofile, -memprofile.
 func BenchmarkAgentEcho(b *testing.B) {
@@ -108,7 +109,7 @@ func benchAgentEcho(b *testing.B, conc int) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	cpu0 := processCPU()
-	commits0 := journalCommits(b)
+	commits0, commitTime0 := journalCommits(b)
 	tasks := 0
 	for b.Loop() {
 		runBatch(benchBatch)
@@ -121,23 +122,26 @@ func benchAgentEcho(b *testing.B, conc int) {
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(tasks), "B/task")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(tasks), "ns/task")
 	b.ReportMetric(float64(idle-idleBefore), "idle-goroutines")
-	b.ReportMetric(float64(journalCommits(b)-commits0)/float64(tasks), "commits/task")
+	commits, commitTime := journalCommits(b)
+	b.ReportMetric(float64(commits-commits0)/float64(tasks), "commits/task")
+	b.ReportMetric((commitTime-commitTime0)*1e6/float64(tasks), "commit-µs/task")
 }
 
-// journalCommits returns the journal's write transactions so far (each one or two fsyncs), from
-// letsbe_agent_journal_write_seconds.
-func journalCommits(b *testing.B) uint64 {
+// journalCommits returns the journal's write transactions so far (each one or two fsyncs) and
+// the seconds they took, from letsbe_agent_journal_write_seconds.
+func journalCommits(b *testing.B) (uint64, float64) {
 	families, err := ctrlmetrics.Registry.Gather()
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, f := range families {
 		if f.GetName() == "letsbe_agent_journal_write_seconds" {
-			return f.GetMetric()[0].GetHistogram().GetSampleCount()
+			h := f.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
 		}
 	}
 	b.Fatal("no letsbe_agent_journal_write_seconds")
-	return 0
+	return 0, 0
 }
 
 // waitIdleGoroutines waits until the agent is parked in a long poll with nothing to do and
