@@ -96,6 +96,7 @@ func newStackController(opts Options) (controller.TypedController[reconcile.Requ
 		Reconciler:              &StackReconciler{StackOptions: *so},
 		MaxConcurrentReconciles: stackWorkers,
 		RecoverPanic:            ptr.To(true),
+		UsePriorityQueue:        ptr.To(false), // like the tasks controller: fewer idle goroutines
 		Logger:                  opts.Logger,
 		SkipNameValidation:      ptr.To(opts.SkipNameValidation),
 	})

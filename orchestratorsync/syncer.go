@@ -103,8 +103,9 @@ type Syncer struct {
 	pollInterval      atomic.Int64 // time.Duration
 	draining          atomic.Bool
 	drainNow          chan struct{}
-	stopPolling       chan struct{}
-	stopPollingOnce   sync.Once
+	stopPolling       <-chan struct{} // closed by Drain: stopPollingCtx's Done
+	stopPollingCtx    context.Context
+	stopPollingFn     context.CancelFunc
 	lastHeartbeat     atomic.Int64 // unix nanos of the last successful heartbeat
 	reportsAbandoned  atomic.Uint64
 	tasksDropped      atomic.Uint64
@@ -164,14 +165,15 @@ func New(opts Options) (*Syncer, error) {
 		opts.RunningTasks = func() []string { return nil }
 	}
 	s := &Syncer{
-		opts:        opts,
-		log:         opts.Logger,
-		clock:       opts.Clock,
-		start:       opts.Clock.Now(),
-		drainNow:    make(chan struct{}, 1),
-		stopPolling: make(chan struct{}),
-		slots:       newSlots(opts.MaxConcurrentTasks),
+		opts:     opts,
+		log:      opts.Logger,
+		clock:    opts.Clock,
+		start:    opts.Clock.Now(),
+		drainNow: make(chan struct{}, 1),
+		slots:    newSlots(opts.MaxConcurrentTasks),
 	}
+	s.stopPollingCtx, s.stopPollingFn = context.WithCancel(context.Background())
+	s.stopPolling = s.stopPollingCtx.Done()
 	s.heartbeatInterval.Store(int64(opts.HeartbeatInterval))
 	s.pollInterval.Store(int64(opts.PollInterval))
 	id, err := LoadIdentity(opts.StateDir)
@@ -250,7 +252,7 @@ func (s *Syncer) HeartbeatInterval() time.Duration {
 // Drain stops taking new tasks and switches heartbeats to DRAINING (one is sent at once).
 // Reporting goes on until Run's context ends.
 func (s *Syncer) Drain() {
-	s.stopPollingOnce.Do(func() { close(s.stopPolling) })
+	s.stopPollingFn()
 	if !s.draining.Swap(true) {
 		select {
 		case s.drainNow <- struct{}{}:
@@ -297,13 +299,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	// Polling stops when draining starts, including a long poll in flight.
 	pollCtx, cancelPoll := context.WithCancel(ctx)
 	defer cancelPoll()
-	go func() {
-		select {
-		case <-s.stopPolling:
-			cancelPoll()
-		case <-pollCtx.Done():
-		}
-	}()
+	defer context.AfterFunc(s.stopPollingCtx, cancelPoll)() // a callback, not a goroutine waiting
 	wg.Go(func() { s.loop(pollCtx, "poller", func(pollCtx context.Context) { s.pollLoop(pollCtx, ctx) }) })
 	wg.Go(func() { s.loop(ctx, "reporter", s.rep.run) })
 	if s.prog != nil {

@@ -363,24 +363,42 @@ func (a *agent) run(ctx context.Context) error {
 	stopReload := onReload(a.reload)
 	defer stopReload()
 	syncCtx, stopSync := context.WithCancel(context.Background())
+	// The parts run until they are stopped; should they all end on their own, so does run. The
+	// last one to end closes allEnded (no goroutine waits on the WaitGroup for it).
 	var wg sync.WaitGroup
+	var running atomic.Int32
+	running.Add(1) // held while the parts start: one that ends at once does not count as the last
+	allEnded := make(chan struct{})
+	ended := func() {
+		if running.Add(-1) == 0 {
+			close(allEnded)
+		}
+	}
+	start := func(part func()) {
+		running.Add(1)
+		wg.Go(func() {
+			defer ended()
+			part()
+		})
+	}
 	var runErr, syncErr error
-	wg.Go(func() { runErr = a.runner.Start(runCtx) })
-	wg.Go(func() { syncErr = a.syncer.Run(syncCtx) })
-	wg.Go(func() {
+	start(func() { runErr = a.runner.Start(runCtx) })
+	start(func() { syncErr = a.syncer.Run(syncCtx) })
+	start(func() {
 		if err := a.gc.Start(runCtx); err != nil {
 			a.log.Error(err, "Task collector stopped")
 		}
 	})
 	if ln != nil {
-		wg.Go(func() { a.serveHTTP(runCtx, ln) })
+		start(func() { a.serveHTTP(runCtx, ln) })
 	}
-	wg.Go(func() { a.superviseSystemd(runCtx) })
-	wg.Go(func() { a.trimMemory(runCtx) })
+	start(func() { a.superviseSystemd(runCtx) })
+	start(func() { a.trimMemory(runCtx) })
+	ended()
 
 	select {
 	case <-ctx.Done():
-	case <-doneOf(&wg):
+	case <-allEnded:
 	}
 
 	a.drain("the journal keeps them for the next start")
@@ -466,12 +484,6 @@ func (a *agent) trimMemory(ctx context.Context) {
 func (a *agent) reload() {
 	a.log.Info("Reloading the trusted task keys and the policy")
 	a.trust.reload()
-}
-
-func doneOf(wg *sync.WaitGroup) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() { wg.Wait(); close(ch) }()
-	return ch
 }
 
 func runAgent(ctx context.Context, cfg *config.Config, log logr.Logger) error {
