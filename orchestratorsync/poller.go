@@ -34,11 +34,19 @@ func newSlots(n int) *slots {
 func (s *slots) acquire(ctx context.Context, stop <-chan struct{}) bool {
 	select {
 	case s.sem <- struct{}{}:
-		return true
 	case <-ctx.Done():
 		return false
 	case <-stop:
 		return false
+	}
+	// A select picks at random among ready cases: with a free slot it may take it although
+	// polling has stopped, and the request that follows would take a task while draining.
+	select {
+	case <-stop:
+		<-s.sem
+		return false
+	default:
+		return true
 	}
 }
 

@@ -174,7 +174,9 @@ func TestE2EDrainOnSIGTERM(t *testing.T) {
 		ags := o.Agents()
 		return len(ags) == 1 && ags[0].LastStatus == "DRAINING"
 	})
-	// No new task is taken while draining.
+	// No new task is taken while draining: once the orchestrator has seen the parked long poll
+	// go (the agent cancels it when draining starts), a task enqueued stays pending.
+	eventually(t, "no parked long poll", func() bool { return o.Stats().LongPollsWaiting == 0 })
 	later := o.enqueue(t, "ECHO", `{}`)
 	if code := a.stop(); code != 0 {
 		t.Fatalf("exit code %d", code)
