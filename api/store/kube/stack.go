@@ -10,7 +10,6 @@ import (
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -173,35 +172,7 @@ func (s *StackStore) Delete(ctx context.Context, name string) error {
 // Subscribe does for Tasks: each subscriber gets its own copies, asynchronously after the
 // write, and first hears Added for every Stack already in the cache.
 func (s *StackStore) Subscribe(h store.StackHandler) func() {
-	emit := func(typ store.EventType, o any) {
-		if tomb, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
-			o = tomb.Obj
-		}
-		if obj, ok := o.(*agentv1.Stack); ok && obj.Namespace == s.ns {
-			stack := obj.DeepCopy()
-			stack.ManagedFields = nil
-			h(store.StackEvent{Type: typ, Stack: stack})
-		}
-	}
-	reg, err := s.informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) { emit(store.Added, o) },
-		UpdateFunc: func(oldObj, o any) {
-			if old, ok := oldObj.(*agentv1.Stack); ok {
-				if obj, ok := o.(*agentv1.Stack); ok && old.ResourceVersion == obj.ResourceVersion {
-					return
-				}
-			}
-			emit(store.Modified, o)
-		},
-		DeleteFunc: func(o any) { emit(store.Deleted, o) },
+	return subscribe(s.informer, s.ns, s.log, "stack", func(typ store.EventType, stack *agentv1.Stack) {
+		h(store.StackEvent{Type: typ, Stack: stack})
 	})
-	if err != nil {
-		s.log.Error(err, "Cannot subscribe to stack changes")
-		return func() {}
-	}
-	return func() {
-		if err := s.informer.RemoveEventHandler(reg); err != nil {
-			s.log.Error(err, "Cannot unsubscribe from stack changes")
-		}
-	}
 }

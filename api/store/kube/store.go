@@ -13,7 +13,6 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -190,36 +189,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 // receives its own copy of every Task; resyncs that change nothing are not announced. A
 // handler that blocks delays only its own later events.
 func (s *Store) Subscribe(h store.Handler) func() {
-	emit := func(typ store.EventType, o any) {
-		if tomb, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
-			o = tomb.Obj
-		}
-		if obj, ok := o.(*agentv1.Task); ok && obj.Namespace == s.ns {
-			task := obj.DeepCopy()
-			task.ManagedFields = nil
-			h(store.Event{Type: typ, Task: task})
-		}
-	}
-	reg, err := s.informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) { emit(store.Added, o) },
-		UpdateFunc: func(oldObj, o any) {
-			if old, ok := oldObj.(*agentv1.Task); ok {
-				if obj, ok := o.(*agentv1.Task); ok && old.ResourceVersion == obj.ResourceVersion {
-					return
-				}
-			}
-			emit(store.Modified, o)
-		},
-		DeleteFunc: func(o any) { emit(store.Deleted, o) },
+	return subscribe(s.informer, s.ns, s.log, "task", func(typ store.EventType, task *agentv1.Task) {
+		h(store.Event{Type: typ, Task: task})
 	})
-	if err != nil {
-		// Only when the informer has stopped: there will be no events to miss.
-		s.log.Error(err, "Cannot subscribe to task changes")
-		return func() {}
-	}
-	return func() {
-		if err := s.informer.RemoveEventHandler(reg); err != nil {
-			s.log.Error(err, "Cannot unsubscribe from task changes")
-		}
-	}
 }
