@@ -2,17 +2,11 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
-	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
@@ -22,13 +16,7 @@ var stackResource = agentv1.GroupVersion.WithResource("stacks").GroupResource()
 
 // StackStore is a store.StackStore and store.StackNotifier on a Kubernetes API server, for one
 // namespace, with the same Options as Store. Create it with NewStackStore.
-type StackStore struct {
-	c        client.Client
-	r        client.Reader
-	informer cache.Informer
-	ns       string
-	log      logr.Logger
-}
+type StackStore struct{ objects }
 
 var (
 	_ store.StackStore    = (*StackStore)(nil)
@@ -39,57 +27,26 @@ var (
 // opts.Informers; when that cache is already running, it waits (within ctx) until the
 // informer has synced.
 func NewStackStore(ctx context.Context, opts Options) (*StackStore, error) {
-	switch {
-	case opts.Client == nil:
-		return nil, errors.New("kube stack store: Client is required")
-	case opts.Informers == nil:
-		return nil, errors.New("kube stack store: Informers are required")
-	case opts.Namespace == "":
-		return nil, errors.New("kube stack store: Namespace is required")
-	}
-	inf, err := opts.Informers.GetInformer(ctx, &agentv1.Stack{})
+	o, err := newObjects(ctx, opts, "kube stack store", &agentv1.Stack{}, "stack", stackResource)
 	if err != nil {
-		return nil, fmt.Errorf("kube stack store: stack informer: %w", err)
+		return nil, err
 	}
-	s := &StackStore{c: opts.Client, r: opts.Reader, informer: inf, ns: opts.Namespace, log: opts.Logger}
-	if s.r == nil {
-		s.r = opts.Client
-	}
-	if s.log.GetSink() == nil {
-		s.log = logr.Discard()
-	}
-	return s, nil
+	return &StackStore{o}, nil
 }
 
 // Get implements store.StackStore.
 func (s *StackStore) Get(ctx context.Context, name string) (*agentv1.Stack, error) {
-	if name == "" {
-		return nil, apierrors.NewNotFound(stackResource, name)
-	}
-	obj := &agentv1.Stack{}
-	if err := s.r.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: name}, obj); err != nil {
-		return nil, err
-	}
-	obj.ManagedFields = nil
-	return obj, nil
+	return get(ctx, &s.objects, name, &agentv1.Stack{})
 }
 
 // Create implements store.StackStore: the API server stores metadata and spec (status is a
 // subresource).
 func (s *StackStore) Create(ctx context.Context, stack *agentv1.Stack) error {
-	if stack.Name == "" {
-		return apierrors.NewBadRequest("stack name is required")
-	}
-	if stack.ResourceVersion != "" {
-		return apierrors.NewBadRequest("resourceVersion must not be set on create")
-	}
 	obj := stack.DeepCopy()
-	obj.Namespace = s.ns
 	obj.Status = agentv1.StackStatus{}
-	if err := s.c.Create(ctx, obj); err != nil {
+	if err := s.create(ctx, obj); err != nil {
 		return err
 	}
-	obj.ManagedFields = nil
 	stack.ObjectMeta = *obj.ObjectMeta.DeepCopy()
 	return nil
 }
@@ -148,31 +105,22 @@ func (s *StackStore) write(ctx context.Context, stack *agentv1.Stack, status boo
 // List implements store.StackStore: the Stacks of the namespace, ordered by name.
 func (s *StackStore) List(ctx context.Context) (*agentv1.StackList, error) {
 	list := &agentv1.StackList{}
-	if err := s.r.List(ctx, list, client.InNamespace(s.ns)); err != nil {
-		return nil, fmt.Errorf("list stacks: %w", err)
+	if err := listAll(ctx, &s.objects, list, &list.Items); err != nil {
+		return nil, err
 	}
-	for i := range list.Items {
-		list.Items[i].ManagedFields = nil
-	}
-	slices.SortFunc(list.Items, func(a, b agentv1.Stack) int { return strings.Compare(a.Name, b.Name) })
 	return list, nil
 }
 
 // Delete implements store.StackStore.
 func (s *StackStore) Delete(ctx context.Context, name string) error {
-	if name == "" {
-		return apierrors.NewNotFound(stackResource, name)
-	}
-	obj := &agentv1.Stack{}
-	obj.Namespace, obj.Name = s.ns, name
-	return s.c.Delete(ctx, obj)
+	return s.delete(ctx, name, &agentv1.Stack{})
 }
 
 // Subscribe implements store.StackNotifier with a handler on the Stack informer, as Store's
 // Subscribe does for Tasks: each subscriber gets its own copies, asynchronously after the
 // write, and first hears Added for every Stack already in the cache.
 func (s *StackStore) Subscribe(h store.StackHandler) func() {
-	return subscribe(s.informer, s.ns, s.log, "stack", func(typ store.EventType, stack *agentv1.Stack) {
+	return subscribe(&s.objects, func(typ store.EventType, stack *agentv1.Stack) {
 		h(store.StackEvent{Type: typ, Stack: stack})
 	})
 }

@@ -2,10 +2,7 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,13 +50,7 @@ type Options struct {
 }
 
 // Store is a store.Store and store.Notifier on a Kubernetes API server. Create it with New.
-type Store struct {
-	c        client.Client
-	r        client.Reader
-	informer cache.Informer
-	ns       string
-	log      logr.Logger
-}
+type Store struct{ objects }
 
 var (
 	_ store.Store    = (*Store)(nil)
@@ -69,26 +60,11 @@ var (
 // New returns a Store for opts.Namespace. It registers the Task informer with opts.Informers;
 // when that cache is already running, New waits (within ctx) until the informer has synced.
 func New(ctx context.Context, opts Options) (*Store, error) {
-	switch {
-	case opts.Client == nil:
-		return nil, errors.New("kube store: Client is required")
-	case opts.Informers == nil:
-		return nil, errors.New("kube store: Informers are required")
-	case opts.Namespace == "":
-		return nil, errors.New("kube store: Namespace is required")
-	}
-	inf, err := opts.Informers.GetInformer(ctx, &agentv1.Task{})
+	o, err := newObjects(ctx, opts, "kube store", &agentv1.Task{}, "task", taskResource)
 	if err != nil {
-		return nil, fmt.Errorf("kube store: task informer: %w", err)
+		return nil, err
 	}
-	s := &Store{c: opts.Client, r: opts.Reader, informer: inf, ns: opts.Namespace, log: opts.Logger}
-	if s.r == nil {
-		s.r = opts.Client
-	}
-	if s.log.GetSink() == nil {
-		s.log = logr.Discard()
-	}
-	return s, nil
+	return &Store{o}, nil
 }
 
 // Namespace returns the namespace holding the Tasks.
@@ -96,33 +72,17 @@ func (s *Store) Namespace() string { return s.ns }
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, name string) (*agentv1.Task, error) {
-	if name == "" {
-		return nil, apierrors.NewNotFound(taskResource, name)
-	}
-	obj := &agentv1.Task{}
-	if err := s.r.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: name}, obj); err != nil {
-		return nil, err
-	}
-	obj.ManagedFields = nil
-	return obj, nil
+	return get(ctx, &s.objects, name, &agentv1.Task{})
 }
 
 // Create implements store.Store. The API server stores metadata and spec; a status on task is
 // ignored (it is a subresource), and task's status is left as the caller set it.
 func (s *Store) Create(ctx context.Context, task *agentv1.Task) error {
-	if task.Name == "" {
-		return apierrors.NewBadRequest("task name is required")
-	}
-	if task.ResourceVersion != "" {
-		return apierrors.NewBadRequest("resourceVersion must not be set on create")
-	}
 	obj := task.DeepCopy()
-	obj.Namespace = s.ns
 	obj.Status = agentv1.TaskStatus{}
-	if err := s.c.Create(ctx, obj); err != nil {
+	if err := s.create(ctx, obj); err != nil {
 		return err
 	}
-	obj.ManagedFields = nil
 	task.ObjectMeta = *obj.ObjectMeta.DeepCopy()
 	return nil
 }
@@ -165,31 +125,22 @@ func (s *Store) updateStatusUnconditionally(ctx context.Context, task *agentv1.T
 // List implements store.Store: the Tasks of the namespace, ordered by name.
 func (s *Store) List(ctx context.Context) (*agentv1.TaskList, error) {
 	list := &agentv1.TaskList{}
-	if err := s.r.List(ctx, list, client.InNamespace(s.ns)); err != nil {
-		return nil, fmt.Errorf("list tasks: %w", err)
+	if err := listAll(ctx, &s.objects, list, &list.Items); err != nil {
+		return nil, err
 	}
-	for i := range list.Items {
-		list.Items[i].ManagedFields = nil
-	}
-	slices.SortFunc(list.Items, func(a, b agentv1.Task) int { return strings.Compare(a.Name, b.Name) })
 	return list, nil
 }
 
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	if name == "" {
-		return apierrors.NewNotFound(taskResource, name)
-	}
-	obj := &agentv1.Task{}
-	obj.Namespace, obj.Name = s.ns, name
-	return s.c.Delete(ctx, obj)
+	return s.delete(ctx, name, &agentv1.Task{})
 }
 
 // Subscribe implements store.Notifier with a handler on the Task informer. Each subscriber
 // receives its own copy of every Task; resyncs that change nothing are not announced. A
 // handler that blocks delays only its own later events.
 func (s *Store) Subscribe(h store.Handler) func() {
-	return subscribe(s.informer, s.ns, s.log, "task", func(typ store.EventType, task *agentv1.Task) {
+	return subscribe(&s.objects, func(typ store.EventType, task *agentv1.Task) {
 		h(store.Event{Type: typ, Task: task})
 	})
 }
