@@ -12,8 +12,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
@@ -32,9 +30,7 @@ type Store struct {
 	// creating holds the Tasks whose creation is announced but not durable yet.
 	creating map[string]*creation
 
-	hmu      sync.RWMutex
-	handlers map[int]store.Handler
-	nextID   int
+	subs subscribers[store.Event]
 }
 
 // Persister makes changes durable. Persist is called with every change in order, inside the
@@ -78,7 +74,6 @@ func New(opts ...Option) *Store {
 	m := &Store{
 		objects:  make(map[string]*agentv1.Task),
 		creating: make(map[string]*creation),
-		handlers: make(map[int]store.Handler),
 		now:      time.Now,
 	}
 	for _, o := range opts {
@@ -89,16 +84,7 @@ func New(opts ...Option) *Store {
 
 // Subscribe implements Notifier.
 func (m *Store) Subscribe(h store.Handler) func() {
-	m.hmu.Lock()
-	defer m.hmu.Unlock()
-	id := m.nextID
-	m.nextID++
-	m.handlers[id] = h
-	return func() {
-		m.hmu.Lock()
-		defer m.hmu.Unlock()
-		delete(m.handlers, id)
-	}
+	return m.subs.add(h)
 }
 
 // Restore puts a Task read back from durable storage into the store as it is, status
@@ -187,11 +173,8 @@ func (m *Store) MutateStatus(ctx context.Context, name string, mutate func(*agen
 // undone (its Task is deleted again, and subscribers hear so) and Create returns an error
 // wrapping ErrNotDurable.
 func (m *Store) Create(_ context.Context, task *agentv1.Task) error {
-	if task.Name == "" {
-		return apierrors.NewBadRequest("task name is required")
-	}
-	if task.ResourceVersion != "" {
-		return apierrors.NewBadRequest("resourceVersion must not be set on create")
+	if err := checkNew(task, "task"); err != nil {
+		return err
 	}
 	m.mu.Lock()
 	if _, ok := m.objects[task.Name]; ok {
@@ -199,12 +182,7 @@ func (m *Store) Create(_ context.Context, task *agentv1.Task) error {
 		return apierrors.NewAlreadyExists(taskResource, task.Name)
 	}
 	obj := task.DeepCopy()
-	obj.ResourceVersion = m.nextRevision()
-	obj.UID = types.UID(uuid.NewUUID())
-	obj.Generation = 1
-	if obj.CreationTimestamp.IsZero() {
-		obj.CreationTimestamp = metav1.NewTime(m.now().UTC().Truncate(time.Second))
-	}
+	created(&obj.ObjectMeta, m.nextRevision(), m.now())
 	compact(obj)
 	m.objects[obj.Name] = obj
 	task.ObjectMeta = *obj.ObjectMeta.DeepCopy()
@@ -217,15 +195,10 @@ func (m *Store) Create(_ context.Context, task *agentv1.Task) error {
 // when the Task's own creation failed, which undoes the Task.
 func (m *Store) UpdateStatus(ctx context.Context, task *agentv1.Task) error {
 	m.mu.Lock()
-	old, ok := m.objects[task.Name]
-	if !ok {
+	old, err := current(m.objects, taskResource, task)
+	if err != nil {
 		m.mu.Unlock()
-		return apierrors.NewNotFound(taskResource, task.Name)
-	}
-	if task.ResourceVersion != "" && task.ResourceVersion != old.ResourceVersion {
-		m.mu.Unlock()
-		return apierrors.NewConflict(taskResource, task.Name,
-			errStale(task.ResourceVersion, old.ResourceVersion))
+		return err
 	}
 	obj := &agentv1.Task{
 		TypeMeta:   old.TypeMeta,
@@ -256,13 +229,10 @@ func (m *Store) List(_ context.Context) (*agentv1.TaskList, error) {
 	m.mu.RLock()
 	list := &agentv1.TaskList{
 		ListMeta: metav1.ListMeta{ResourceVersion: strconv.FormatUint(m.revision, 10)},
-		Items:    make([]agentv1.Task, 0, len(m.objects)),
-	}
-	for _, obj := range m.objects {
-		list.Items = append(list.Items, *obj.DeepCopy())
+		Items:    copies(m.objects),
 	}
 	m.mu.RUnlock()
-	slices.SortFunc(list.Items, func(a, b agentv1.Task) int { return strings.Compare(a.Name, b.Name) })
+	byName(list.Items)
 	return list, nil
 }
 
@@ -301,7 +271,7 @@ func (m *Store) nextRevision() string {
 // of the deletion.
 func (m *Store) commit(ev store.Event) error {
 	if m.persist == nil {
-		m.notify(ev)
+		m.subs.notify(ev)
 		m.mu.Unlock()
 		return nil
 	}
@@ -309,7 +279,7 @@ func (m *Store) commit(ev store.Event) error {
 	if ev.Type == store.Added {
 		c := &creation{ev: ev, claim: make(chan struct{}), done: make(chan struct{})}
 		m.creating[name] = c
-		m.notify(ev)
+		m.subs.notify(ev)
 		m.mu.Unlock()
 		linger := time.NewTimer(creationLinger)
 		select {
@@ -342,7 +312,7 @@ func (m *Store) commit(ev store.Event) error {
 		}
 		m.mu.Unlock()
 		if undo != nil {
-			m.notify(*undo)
+			m.subs.notify(*undo)
 		}
 		return notDurable(c.err)
 	}
@@ -359,7 +329,7 @@ func (m *Store) commit(ev store.Event) error {
 			m.mu.Unlock()
 			c.err = wait()
 			close(c.done)
-			m.notify(ev)
+			m.subs.notify(ev)
 			return notDurable(c.err)
 		}
 		waitCreated = m.persist.Persist(c.ev) // a deletion: the creation goes first
@@ -377,7 +347,7 @@ func (m *Store) commit(ev store.Event) error {
 		}
 	}
 	err := wait()
-	m.notify(ev)
+	m.subs.notify(ev)
 	return notDurable(err)
 }
 
@@ -388,19 +358,3 @@ func notDurable(err error) error {
 	}
 	return fmt.Errorf("%w: %w", store.ErrNotDurable, err)
 }
-
-func (m *Store) notify(ev store.Event) {
-	m.hmu.RLock()
-	defer m.hmu.RUnlock()
-	for _, h := range m.handlers {
-		h(ev)
-	}
-}
-
-type staleError struct{ sent, stored string }
-
-func (e staleError) Error() string {
-	return "resourceVersion " + e.sent + " is stale (stored: " + e.stored + ")"
-}
-
-func errStale(sent, stored string) error { return staleError{sent, stored} }

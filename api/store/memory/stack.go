@@ -3,17 +3,13 @@ package memory
 import (
 	"context"
 	"maps"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
@@ -29,9 +25,7 @@ type StackStore struct {
 	revision uint64
 	now      func() time.Time
 
-	hmu      sync.RWMutex
-	handlers map[int]store.StackHandler
-	nextID   int
+	subs subscribers[store.StackEvent]
 }
 
 var (
@@ -41,21 +35,12 @@ var (
 
 // NewStackStore returns an empty Stack store.
 func NewStackStore() *StackStore {
-	return &StackStore{objects: map[string]*agentv1.Stack{}, handlers: map[int]store.StackHandler{}, now: time.Now}
+	return &StackStore{objects: map[string]*agentv1.Stack{}, now: time.Now}
 }
 
 // Subscribe implements store.StackNotifier. Handlers run inside the write, in order.
 func (m *StackStore) Subscribe(h store.StackHandler) func() {
-	m.hmu.Lock()
-	defer m.hmu.Unlock()
-	id := m.nextID
-	m.nextID++
-	m.handlers[id] = h
-	return func() {
-		m.hmu.Lock()
-		defer m.hmu.Unlock()
-		delete(m.handlers, id)
-	}
+	return m.subs.add(h)
 }
 
 // Get implements store.StackStore.
@@ -71,11 +56,8 @@ func (m *StackStore) Get(_ context.Context, name string) (*agentv1.Stack, error)
 
 // Create implements store.StackStore.
 func (m *StackStore) Create(_ context.Context, stack *agentv1.Stack) error {
-	if stack.Name == "" {
-		return apierrors.NewBadRequest("stack name is required")
-	}
-	if stack.ResourceVersion != "" {
-		return apierrors.NewBadRequest("resourceVersion must not be set on create")
+	if err := checkNew(stack, "stack"); err != nil {
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -85,36 +67,18 @@ func (m *StackStore) Create(_ context.Context, stack *agentv1.Stack) error {
 	obj := &agentv1.Stack{TypeMeta: stack.TypeMeta}
 	stack.ObjectMeta.DeepCopyInto(&obj.ObjectMeta)
 	obj.Spec = stack.Spec
-	obj.ResourceVersion = m.nextRevision()
-	obj.UID = types.UID(uuid.NewUUID())
-	obj.Generation = 1
-	if obj.CreationTimestamp.IsZero() {
-		obj.CreationTimestamp = metav1.NewTime(m.now().UTC().Truncate(time.Second))
-	}
+	created(&obj.ObjectMeta, m.nextRevision(), m.now())
 	m.objects[obj.Name] = obj
 	stack.ObjectMeta = *obj.ObjectMeta.DeepCopy()
-	m.notify(store.StackEvent{Type: store.Added, Stack: obj})
+	m.subs.notify(store.StackEvent{Type: store.Added, Stack: obj})
 	return nil
-}
-
-// current returns the stored Stack stack writes to, checking its resourceVersion. Called with
-// m.mu held.
-func (m *StackStore) current(stack *agentv1.Stack) (*agentv1.Stack, error) {
-	old, ok := m.objects[stack.Name]
-	if !ok {
-		return nil, apierrors.NewNotFound(stackResource, stack.Name)
-	}
-	if stack.ResourceVersion != "" && stack.ResourceVersion != old.ResourceVersion {
-		return nil, apierrors.NewConflict(stackResource, stack.Name, errStale(stack.ResourceVersion, old.ResourceVersion))
-	}
-	return old, nil
 }
 
 // Update implements store.StackStore.
 func (m *StackStore) Update(_ context.Context, stack *agentv1.Stack) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old, err := m.current(stack)
+	old, err := current(m.objects, stackResource, stack)
 	if err != nil {
 		return err
 	}
@@ -128,7 +92,7 @@ func (m *StackStore) Update(_ context.Context, stack *agentv1.Stack) error {
 	obj.ResourceVersion = m.nextRevision()
 	m.objects[obj.Name] = obj
 	stack.ResourceVersion, stack.Generation = obj.ResourceVersion, obj.Generation
-	m.notify(store.StackEvent{Type: store.Modified, Stack: obj})
+	m.subs.notify(store.StackEvent{Type: store.Modified, Stack: obj})
 	return nil
 }
 
@@ -136,7 +100,7 @@ func (m *StackStore) Update(_ context.Context, stack *agentv1.Stack) error {
 func (m *StackStore) UpdateStatus(_ context.Context, stack *agentv1.Stack) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old, err := m.current(stack)
+	old, err := current(m.objects, stackResource, stack)
 	if err != nil {
 		return err
 	}
@@ -145,7 +109,7 @@ func (m *StackStore) UpdateStatus(_ context.Context, stack *agentv1.Stack) error
 	obj.ResourceVersion = m.nextRevision()
 	m.objects[obj.Name] = obj
 	stack.ResourceVersion = obj.ResourceVersion
-	m.notify(store.StackEvent{Type: store.Modified, Stack: obj})
+	m.subs.notify(store.StackEvent{Type: store.Modified, Stack: obj})
 	return nil
 }
 
@@ -154,13 +118,10 @@ func (m *StackStore) List(_ context.Context) (*agentv1.StackList, error) {
 	m.mu.Lock()
 	list := &agentv1.StackList{
 		ListMeta: metav1.ListMeta{ResourceVersion: strconv.FormatUint(m.revision, 10)},
-		Items:    make([]agentv1.Stack, 0, len(m.objects)),
-	}
-	for _, obj := range m.objects {
-		list.Items = append(list.Items, *obj.DeepCopy())
+		Items:    copies(m.objects),
 	}
 	m.mu.Unlock()
-	slices.SortFunc(list.Items, func(a, b agentv1.Stack) int { return strings.Compare(a.Name, b.Name) })
+	byName(list.Items)
 	return list, nil
 }
 
@@ -173,19 +134,11 @@ func (m *StackStore) Delete(_ context.Context, name string) error {
 		return apierrors.NewNotFound(stackResource, name)
 	}
 	delete(m.objects, name)
-	m.notify(store.StackEvent{Type: store.Deleted, Stack: obj})
+	m.subs.notify(store.StackEvent{Type: store.Deleted, Stack: obj})
 	return nil
 }
 
 func (m *StackStore) nextRevision() string {
 	m.revision++
 	return strconv.FormatUint(m.revision, 10)
-}
-
-func (m *StackStore) notify(ev store.StackEvent) {
-	m.hmu.RLock()
-	defer m.hmu.RUnlock()
-	for _, h := range m.handlers {
-		h(ev)
-	}
 }
