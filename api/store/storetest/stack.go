@@ -34,23 +34,14 @@ func NewStack(project string) *agentv1.Stack {
 // empty store of its own for each subtest.
 func RunStacks(t *testing.T, newStore func(t *testing.T) StackStore) {
 	t.Helper()
-	tests := []struct {
-		name string
-		run  func(t *testing.T, st StackStore)
-	}{
+	runScenarios(t, newStore, []scenario[StackStore]{
 		{"CreateGetDeepCopies", testStackCreateGetDeepCopies},
 		{"Errors", testStackErrors},
 		{"UpdateSpecAndStatus", testStackUpdates},
 		{"MutateRetriesOnConflict", testStackMutateRetriesOnConflict},
-		{"ListAndDelete", testStackListAndDelete},
+		{"ListAndDelete", func(t *testing.T, st StackStore) { testListAndDelete(t, st, NewStack) }},
 		{"Notifications", testStackNotifications},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.run(t, newStore(t))
-		})
-	}
+	})
 }
 
 func testStackCreateGetDeepCopies(t *testing.T, st StackStore) {
@@ -228,50 +219,11 @@ func testStackMutateRetriesOnConflict(t *testing.T, st StackStore) {
 	}
 }
 
-func testStackListAndDelete(t *testing.T, st StackStore) {
-	ctx := t.Context()
-	for _, p := range []string{"c", "a", "b"} {
-		if err := st.Create(ctx, NewStack(p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	list, err := st.List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, it := range list.Items {
-		names = append(names, it.Name)
-	}
-	if diff := cmp.Diff([]string{"a", "b", "c"}, names); diff != "" {
-		t.Fatalf("List order (-want +got):\n%s", diff)
-	}
-	list.Items[0].Labels["a"] = "changed"
-	if again, _ := st.Get(ctx, "a"); again.Labels["a"] != "b" {
-		t.Fatal("List returned shared objects")
-	}
-	if err := st.Delete(ctx, "b"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Get(ctx, "b"); !apierrors.IsNotFound(err) {
-		t.Fatalf("get after delete: got %v, want NotFound", err)
-	}
-	if _, err := st.Get(ctx, "a"); err != nil {
-		t.Fatalf("deleting one stack removed another: %v", err)
-	}
-}
-
 func testStackNotifications(t *testing.T, st StackStore) {
 	ctx := t.Context()
-	rec := &recorder{wake: make(chan struct{}, 1)}
+	rec := newRecorder()
 	t.Cleanup(st.Subscribe(func(ev store.StackEvent) {
-		rec.mu.Lock()
-		rec.events = append(rec.events, fmt.Sprintf("%s %s %d %d", ev.Type, ev.Stack.Name, ev.Stack.Spec.Revision, len(ev.Stack.Status.DegradedServices)))
-		rec.mu.Unlock()
-		select {
-		case rec.wake <- struct{}{}:
-		default:
-		}
+		rec.record(fmt.Sprintf("%s %s %d %d", ev.Type, ev.Stack.Name, ev.Stack.Spec.Revision, len(ev.Stack.Status.DegradedServices)))
 	}))
 	var mu sync.Mutex
 	var gone []string

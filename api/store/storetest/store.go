@@ -42,23 +42,14 @@ func NewTask(id string) *agentv1.Task {
 // reconcilers and the sync side rely on is checked the same way against every store.
 func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Helper()
-	tests := []struct {
-		name string
-		run  func(t *testing.T, st Store)
-	}{
+	runScenarios(t, newStore, []scenario[Store]{
 		{"CreateGetDeepCopies", testCreateGetDeepCopies},
 		{"Errors", testErrors},
 		{"UpdateStatusConflicts", testUpdateStatusConflicts},
 		{"MutateStatusRetriesOnConflict", testMutateStatusRetriesOnConflict},
-		{"ListAndDelete", testListAndDelete},
+		{"ListAndDelete", func(t *testing.T, st Store) { testListAndDelete(t, st, NewTask) }},
 		{"Notifications", testNotifications},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.run(t, newStore(t))
-		})
-	}
+	})
 }
 
 func testCreateGetDeepCopies(t *testing.T, st Store) {
@@ -194,58 +185,31 @@ func testMutateStatusRetriesOnConflict(t *testing.T, st Store) {
 	}
 }
 
-func testListAndDelete(t *testing.T, st Store) {
-	ctx := t.Context()
-	for _, id := range []string{"c", "a", "b"} {
-		if err := st.Create(ctx, NewTask(id)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	list, err := st.List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, it := range list.Items {
-		names = append(names, it.Name)
-	}
-	if diff := cmp.Diff([]string{"a", "b", "c"}, names); diff != "" {
-		t.Fatalf("List order (-want +got):\n%s", diff)
-	}
-	list.Items[0].Labels["a"] = "changed"
-	if again, _ := st.Get(ctx, "a"); again.Labels["a"] != "b" {
-		t.Fatal("List returned shared objects")
-	}
-	if err := st.Delete(ctx, "b"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Get(ctx, "b"); !apierrors.IsNotFound(err) {
-		t.Fatalf("get after delete: got %v, want NotFound", err)
-	}
-	if _, err := st.Get(ctx, "a"); err != nil {
-		t.Fatalf("deleting one task removed another: %v", err)
-	}
-}
-
-// recorder collects a subscriber's events.
+// recorder collects a subscriber's events, each as a line.
 type recorder struct {
 	mu     sync.Mutex
 	events []string
 	wake   chan struct{}
 }
 
+func newRecorder() *recorder { return &recorder{wake: make(chan struct{}, 1)} }
+
+// record adds an event and wakes waitFor.
+func (r *recorder) record(event string) {
+	r.mu.Lock()
+	r.events = append(r.events, event)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
 func subscribe(t *testing.T, n store.Notifier) *recorder {
-	r := &recorder{wake: make(chan struct{}, 1)}
-	unsubscribe := n.Subscribe(func(ev store.Event) {
-		r.mu.Lock()
-		r.events = append(r.events, fmt.Sprintf("%s %s %s", ev.Type, ev.Task.Name, ev.Task.Status.Phase))
-		r.mu.Unlock()
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
-	})
-	t.Cleanup(unsubscribe)
+	r := newRecorder()
+	t.Cleanup(n.Subscribe(func(ev store.Event) {
+		r.record(fmt.Sprintf("%s %s %s", ev.Type, ev.Task.Name, ev.Task.Status.Phase))
+	}))
 	return r
 }
 
