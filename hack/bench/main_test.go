@@ -292,38 +292,81 @@ func TestLogStateRefusesFinalBeforeTaken(t *testing.T) {
 	}
 }
 
-// TestDurableReference runs the durable reference against the reference orchestrator: every
-// task completes, and the log holds it taken and finished.
-func TestDurableReference(t *testing.T) {
+// TestMain lets the test binary run a side when a test starts one (startSide runs
+// os.Executable with sideCmd), as the bench binary does.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == sideCmd {
+		if err := sideMain(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench side:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestSides runs the bare client and the durable reference as processes against the
+// reference orchestrator: every task completes with one RUNNING and one final report, the
+// batch has the side's CPU time and allocations, and the durable reference's log holds every
+// task taken and finished.
+func TestSides(t *testing.T) {
 	t.Parallel()
+	for _, durable := range []bool{false, true} {
+		t.Run(fmt.Sprintf("durable=%v", durable), func(t *testing.T) {
+			t.Parallel()
+			o := startOrchestrator(orchestratortest.Options{})
+			defer o.Close()
+			dir := t.TempDir()
+			side, err := startSide(o, dir, 4, durable)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := measuredBatch(t.Context(), o, side, 40, time.Minute)
+			st, serr := side.stop()
+			if err != nil {
+				t.Fatalf("%v (%s)", err, side.failed())
+			}
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			// Next-task requests parked before the batch are not counted.
+			if b.Tasks != 40 || b.Requests.Report != 80 || b.CPU <= 0 || b.Mallocs < 40 {
+				t.Fatalf("batch %+v", b)
+			}
+			if !durable {
+				if st.Commits != 0 || st.Records != 0 {
+					t.Fatalf("bare client logged: %+v", st)
+				}
+				return
+			}
+			if st.Records != 80 || st.Commits < 1 || st.Commits > st.Records {
+				t.Fatalf("stats %+v, want 80 records", st)
+			}
+			taken, final, err := logState(filepath.Join(dir, "tasks.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(taken) != 40 || len(final) != 40 {
+				t.Fatalf("log: %d taken, %d final, want 40 each", len(taken), len(final))
+			}
+		})
+	}
+}
+
+// TestSideExitReported starts a side against an orchestrator that refuses it: startSide
+// returns the side's own error, not that its workers never parked.
+func TestSideExitReported(t *testing.T) {
+	t.Parallel()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusUnauthorized)
+	}))
+	defer hs.Close()
 	o := startOrchestrator(orchestratortest.Options{})
 	defer o.Close()
-	path := filepath.Join(t.TempDir(), "tasks.log")
-	wal, err := openGroupLog(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := startBaseline(o, 4, wal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := runBatch(t.Context(), o, 40, time.Minute)
-	ref.stop()
-	if cerr := wal.close(); cerr != nil {
-		t.Fatal(cerr)
-	}
-	if err != nil {
-		t.Fatalf("%v (%v)", err, ref.failed())
-	}
-	if b.Tasks != 40 || b.Requests.Report != 80 { // next-task requests parked before the batch are not counted
-		t.Fatalf("batch %+v", b)
-	}
-	taken, final, err := logState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(taken) != 40 || len(final) != 40 {
-		t.Fatalf("log: %d taken, %d final, want 40 each", len(taken), len(final))
+	o.URL = hs.URL
+	_, err := startSide(o, t.TempDir(), 1, false)
+	if err == nil || !strings.Contains(err.Error(), "side exited") || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("startSide = %v, want the side's exit with its 401", err)
 	}
 }
 

@@ -65,6 +65,12 @@ func startAgent(cfg *config, o *orchestrator, name string, env ...string) (*agen
 	return &agentProc{a}, nil
 }
 
+// mallocs returns the agent's heap allocations so far: go_memstats_mallocs_total of its
+// /metrics.
+func (p *agentProc) mallocs() (float64, error) {
+	return scrapeMetric(p.HTTPAddr, "go_memstats_mallocs_total")
+}
+
 // stop sends SIGTERM and waits (SIGKILL after 30 s).
 func (p *agentProc) stop() { _, _ = p.Stop(30 * time.Second) }
 

@@ -116,7 +116,7 @@ func measureSlowOrchestrator(ctx context.Context, cfg *config) (slowOrchestrator
 				return batch{}, fmt.Errorf("warm-up: %w\n%s", err, agent.logTail())
 			}
 			polls.resetPeak()
-			b, err := agentBatch(ctx, o, agent, cfg.slowTasks(conc), cfg.batchTimeout())
+			b, err := measuredBatch(ctx, o, agent, cfg.slowTasks(conc), cfg.batchTimeout())
 			if err != nil {
 				return batch{}, fmt.Errorf("%w\n%s", err, agent.logTail())
 			}
