@@ -74,6 +74,17 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func kib(b int64) string { return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10)) }
 
+// us formats d in whole microseconds, with thousands separators.
+func us(d time.Duration) string { return thousands(float64(d) / float64(time.Microsecond)) }
+
+// ratio is a / b, 0 when b is.
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
 func ms(d time.Duration) string {
 	v := float64(d) / float64(time.Millisecond)
 	switch {
@@ -133,6 +144,19 @@ func (r *results) rows() []row {
 					fmt.Sprintf("≤ %.0f µs", float64(targetCPUPerTask)/float64(time.Microsecond)), verdict(cpu <= targetCPUPerTask)},
 				row{fmt.Sprintf("agent allocations per ECHO task (%d concurrent)", tp.Conc), fmt.Sprintf("%.0f (go_memstats_mallocs_total of /metrics)", allocs),
 					fmt.Sprintf("≤ %.0f", targetAllocs), verdict(allocs <= targetAllocs)})
+			refCPU, refAllocs := costPerTask(tp.Reference)
+			bareCPU, bareAllocs := costPerTask(tp.Baseline)
+			if refCPU > 0 && bareCPU > 0 {
+				rows = append(rows,
+					row{fmt.Sprintf("agent CPU per ECHO task over the durable reference's (%d concurrent)", tp.Conc),
+						fmt.Sprintf("%.1f × (agent %s µs, durable reference %s µs and %s allocations per task); %.1f × the bare client's",
+							ratio(cpu, refCPU), us(cpu), us(refCPU), thousands(refAllocs), ratio(cpu, bareCPU)),
+						"—", "—"},
+					row{fmt.Sprintf("bare client CPU per ECHO task (%d concurrent)", tp.Conc),
+						fmt.Sprintf("%s µs and %s allocations per task: the protocol alone costs this machine %.1f × the agent's %s µs target",
+							us(bareCPU), thousands(bareAllocs), ratio(bareCPU, targetCPUPerTask), us(targetCPUPerTask)),
+						"—", "—"})
+			}
 		}
 	}
 	if lo, hi, ratio := r.Slow.ratio(); ratio > 0 {
@@ -257,30 +281,46 @@ same machine, and see the load averages below.
 The real stripped binary against the reference orchestrator (orchestratortest, served in-process
 on loopback), AGENT_MAX_CONCURRENT_TASKS as given. Each run enqueues %s ECHO tasks at once to an
 idle agent (after %d warm-up tasks) and counts from the first enqueue to the arrival of the last
-final report. The agent is compared with two sides in the bench process, each with as many
-workers as the concurrency and its own orchestrator, their runs alternating with the agent's:
-the bare client, a net/http client doing next (long poll) → RUNNING → final per task, the limit
-of the protocol on this machine; and the durable reference, the same client keeping the agent's
-guarantee (hack/bench/reference.go): each task is appended to a log and fdatasync'd before it
-is acknowledged and run, and its final status before it is reported, the appends of all workers
-sharing fdatasyncs (group commit), in a file next to the agents' state directories. Requests per
-task count next-task, report, heartbeat and register requests. The agent skips a RUNNING report
-whose task is already final by the time the reporter gets to it (the final report supersedes
-it), so it can need fewer requests than the bare client. The agent's CPU per task is the
-utime+stime delta of /proc/PID/stat over its runs, its allocations the go_memstats_mallocs_total
-delta of its /metrics (two scrapes per run included), both divided by the tasks.
+final report. The agent is compared with two sides, each a process of its own (the bench binary
+started with `+"`side`"+`), with as many workers as the concurrency and its own orchestrator, their
+runs alternating with the agent's: the bare client, a net/http client doing next (long poll) →
+RUNNING → final per task, the limit of the protocol on this machine; and the durable reference,
+the same client keeping the agent's guarantee (hack/bench/reference.go): each task is appended
+to a log and fdatasync'd before it is acknowledged and run, and its final status before it is
+reported, the appends of all workers sharing fdatasyncs (group commit), in a file next to the
+agents' state directories. Requests per task count next-task, report, heartbeat and register
+requests. The agent skips a RUNNING report whose task is already final by the time the reporter
+gets to it (the final report supersedes it), so it can need fewer requests than the bare client.
 
-| concurrency | agent tasks/s: median (runs) | durable reference tasks/s | bare client tasks/s | agent / reference | agent / bare | agent CPU µs/task | agent allocs/task | agent requests/task: next, report, all | bare requests/task |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| concurrency | agent tasks/s: median (runs) | durable reference tasks/s | bare client tasks/s | agent / reference | agent / bare | agent requests/task: next, report, all | bare requests/task |
+| --- | --- | --- | --- | --- | --- | --- | --- |
 `, thousands(float64(cfg.tasksN)), cfg.warmup)
 		for _, tp := range r.Throughput {
 			na, ra, ta := perTask(tp.Agent)
 			_, _, tb := perTask(tp.Baseline)
 			a, ref, bare := medianRate(tp.Agent), medianRate(tp.Reference), medianRate(tp.Baseline)
-			cpu, allocs := costPerTask(tp.Agent)
-			fmt.Fprintf(&b, "| %d | %s (%s) | %s (%s) | %s (%s) | %.2f | %.2f | %.0f | %.0f | %.2f, %.2f, %.2f | %.2f |\n", tp.Conc,
+			fmt.Fprintf(&b, "| %d | %s (%s) | %s (%s) | %s (%s) | %.2f | %.2f | %.2f, %.2f, %.2f | %.2f |\n", tp.Conc,
 				thousands(a), rates(tp.Agent), thousands(ref), rates(tp.Reference), thousands(bare), rates(tp.Baseline),
-				a/ref, a/bare, float64(cpu)/float64(time.Microsecond), allocs, na, ra, ta, tb)
+				a/ref, a/bare, na, ra, ta, tb)
+		}
+		fmt.Fprintf(&b, `
+CPU and allocations per task of each side over its runs: CPU is the utime+stime delta of
+/proc/PID/stat of its process, allocations the go_memstats_mallocs_total delta of the agent's
+/metrics (two scrapes per run included) and the runtime.MemStats.Mallocs delta the sides report
+(two JSON lines on stdout per run included), each divided by the tasks. The agent's targets
+(≤ %s µs, ≤ %.0f allocations per task) are absolute and were set on a faster machine, where the
+bare client did 14,362 tasks/s at 16 concurrent (here: the table above); the agent's CPU over
+the sides' in the same runs does not depend on the machine as much.
+
+| concurrency | agent CPU µs/task | durable reference CPU µs/task | bare client CPU µs/task | agent CPU / reference | agent CPU / bare | agent allocs/task | durable reference allocs/task | bare client allocs/task |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+`, us(targetCPUPerTask), targetAllocs)
+		for _, tp := range r.Throughput {
+			cpu, allocs := costPerTask(tp.Agent)
+			refCPU, refAllocs := costPerTask(tp.Reference)
+			bareCPU, bareAllocs := costPerTask(tp.Baseline)
+			fmt.Fprintf(&b, "| %d | %s | %s | %s | %.2f | %.2f | %s | %s | %s |\n", tp.Conc, us(cpu), us(refCPU), us(bareCPU),
+				ratio(cpu, refCPU), ratio(cpu, bareCPU), thousands(allocs), thousands(refAllocs), thousands(bareAllocs))
 		}
 	}
 
