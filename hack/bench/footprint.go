@@ -3,17 +3,20 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
 // idleFootprint is an idle agent's cost: heartbeats and long polls only.
 type idleFootprint struct {
+	From           string // when the window began: after the agent's page-out, or why not
 	Window         time.Duration
 	Start, End     memory        // at the start and the end of the window
 	CPU            time.Duration // user+system CPU time over the window
@@ -27,16 +30,36 @@ func (f idleFootprint) cpuPercent() float64 {
 	return 100 * f.CPU.Seconds() / f.Window.Seconds()
 }
 
-// idleAgent is an agent started for the idle measurement; the window is taken later, so that
-// start-up work (registration, the first heartbeat, the first GC cycles) stays outside it.
+// idleAgent is an agent started for the idle measurement; the window is taken later, once it
+// is quiet (waitQuiet), so that start-up work (registration, the first heartbeat, the first GC
+// cycles, the page-out) stays outside it.
 type idleAgent struct {
-	o     *orchestrator
-	agent *agentProc
+	o       *orchestrator
+	agent   *agentProc
+	started time.Time
 }
 
+// Lines of the agent's debug log (cmd/letsbe-agent, trimMemory) at the first quiet check of
+// internal/memtrim after start-up: it paged its executable out of its resident set, or cannot.
+const (
+	pagedOutLine  = "Paged out the executable now that the agent is quiet"
+	noPageOutLine = "Cannot page out the executable"
+)
+
+// startIdle starts the idle agent from a copy of the binary of its own: MADV_PAGEOUT leaves the
+// pages other processes map too, and the agents of the other measurements run the same file
+// meanwhile, where on a server the agent is the only process running it. Its log level is
+// debug, for its page-out line; an idle agent logs nothing else.
 func startIdle(cfg *config) (*idleAgent, error) {
+	bin := filepath.Join(cfg.stateDir("idle"), "letsbe-agent")
+	if err := copyFile(cfg.agentBin, bin); err != nil {
+		return nil, err
+	}
+	own := *cfg
+	own.agentBin = bin
 	o := startOrchestrator(orchestratortest.Options{})
-	agent, err := startAgent(cfg, o, "idle") // default intervals
+	started := time.Now()
+	agent, err := startAgent(&own, o, "idle", "AGENT_LOG_LEVEL=debug") // default intervals
 	if err != nil {
 		o.Close()
 		return nil, err
@@ -46,7 +69,7 @@ func startIdle(cfg *config) (*idleAgent, error) {
 		o.Close()
 		return nil, err
 	}
-	return &idleAgent{o: o, agent: agent}, nil
+	return &idleAgent{o: o, agent: agent, started: started}, nil
 }
 
 func (a *idleAgent) close() {
@@ -54,10 +77,34 @@ func (a *idleAgent) close() {
 	a.o.Close()
 }
 
+// waitQuiet waits, up to timeout, until the agent has logged its page-out (or that it cannot
+// page out), and says what it saw.
+func (a *idleAgent) waitQuiet(ctx context.Context, timeout time.Duration) string {
+	var seen string
+	err := testpoll.Wait(ctx, timeout, func() error {
+		for line := range strings.Lines(a.agent.Output()) {
+			switch {
+			case strings.Contains(line, pagedOutLine):
+				seen = fmt.Sprintf("after its page-out of the executable, %.1f s after start", time.Since(a.started).Seconds())
+			case strings.Contains(line, noPageOutLine):
+				seen = fmt.Sprintf("%.1f s after start, where it logged that it cannot page out its executable", time.Since(a.started).Seconds())
+			default:
+				continue
+			}
+			return nil
+		}
+		return errors.New("no page-out yet")
+	})
+	if err != nil {
+		return fmt.Sprintf("%.0f s after start, without a page-out of the executable", time.Since(a.started).Seconds())
+	}
+	return seen
+}
+
 // measure samples RSS and CPU time over window, then counts goroutines (which may end the
 // process: see agentProc.goroutines).
 func (a *idleAgent) measure(ctx context.Context, window time.Duration) (idleFootprint, error) {
-	res := idleFootprint{Window: window}
+	res := idleFootprint{Window: window, From: a.waitQuiet(ctx, time.Minute)}
 	pid := a.agent.Pid()
 	m0, err := readMemory(pid)
 	if err != nil {
@@ -87,6 +134,31 @@ func (a *idleAgent) measure(ctx context.Context, window time.Duration) (idleFoot
 		return res, fmt.Errorf("count goroutines: %w", err)
 	}
 	return res, nil
+}
+
+// copyFile copies the executable src to dst, synced: the kernel pages out clean pages only, and
+// the pages of a file just written stay dirty until written back.
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // retained is the agent's memory after many finished tasks.

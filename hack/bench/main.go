@@ -206,7 +206,7 @@ func measureAll(ctx context.Context, cfg *config, res *results) error {
 	var idleErr error
 	idleDone := make(chan struct{})
 	if cfg.wants("idle") {
-		progress("Idle agent: %s window from 3 s after start-up (default heartbeat interval and long poll)", cfg.idleWindow)
+		progress("Idle agent: %s window once it is quiet (default heartbeat interval and long poll)", cfg.idleWindow)
 		idle, err := startIdle(cfg)
 		if err != nil {
 			return fmt.Errorf("idle agent: %w", err)
@@ -214,9 +214,8 @@ func measureAll(ctx context.Context, cfg *config, res *results) error {
 		go func() {
 			defer close(idleDone)
 			defer idle.close()
-			sleepCtx(ctx, 3*time.Second) // start-up work stays outside the window
-			res.Idle, idleErr = idle.measure(ctx, cfg.idleWindow)
-			progress("Idle window done")
+			res.Idle, idleErr = idle.measure(ctx, cfg.idleWindow) // once it is quiet
+			progress("Idle window done (from %s)", res.Idle.From)
 		}()
 	} else {
 		close(idleDone)

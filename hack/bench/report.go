@@ -375,13 +375,17 @@ and the final report's arrival counts ("final report first").
 	b.WriteString("\n## Footprint\n\n")
 	fmt.Fprintf(&b, "- Binary: %s bytes, built like `make build` (CGO_ENABLED=0, -trimpath, -ldflags '-s -w').\n", thousands(float64(r.BinarySize)))
 	if r.Idle.Window > 0 {
-		fmt.Fprintf(&b, `- Idle: default settings (AGENT_HEARTBEAT_INTERVAL 30s, 25 s long polls), from 3 s after
-  registration, while the pickup measurements ran next to it. VmRSS %s (%s) at the start
-  and %s (%s) at the end of the window; CPU (utime+stime from /proc/PID/stat) %.2f s over
-  %.1f s. File-backed pages are the parts of the mapped binary that were touched: shared with
-  the page cache and reclaimable, but counted in RSS.
+		fmt.Fprintf(&b, `- Idle: default settings (AGENT_HEARTBEAT_INTERVAL 30s, 25 s long polls; AGENT_LOG_LEVEL debug
+  for its page-out line), while the pickup measurements ran next to it, from a copy of the
+  binary of its own: on a server no other process maps its file, and MADV_PAGEOUT leaves the
+  pages that others map too. The window began once the agent was quiet: %s
+  (internal/memtrim pages it out at its first quiet check after start-up, once per quiet
+  spell). VmRSS %s (%s) at the start and %s (%s) at the end of the window (the summary takes
+  the larger); CPU (utime+stime from /proc/PID/stat) %.2f s over %.1f s. File-backed pages are
+  the parts of the mapped binary that are resident: what the heartbeat and the long polls run
+  comes back after the page-out; shared with the page cache and reclaimable, but counted in RSS.
 - Goroutines at idle: %d, from the %s.
-`, mib(r.Idle.Start.RSS), split(r.Idle.Start), mib(r.Idle.End.RSS), split(r.Idle.End), r.Idle.CPU.Seconds(), r.Idle.Window.Seconds(),
+`, r.Idle.From, mib(r.Idle.Start.RSS), split(r.Idle.Start), mib(r.Idle.End.RSS), split(r.Idle.End), r.Idle.CPU.Seconds(), r.Idle.Window.Seconds(),
 			r.Idle.Goroutines, r.Idle.GoroutinesFrom)
 	}
 	if r.Retained.Tasks > 0 {
