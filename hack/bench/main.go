@@ -1,12 +1,13 @@
 // Command bench measures the agent as the operator sees it: end-to-end throughput of the real
 // stripped binary against the reference orchestrator (served in-process on loopback) next to a
 // bare HTTP client doing the same protocol and a durable reference (the same client keeping the
-// agent's delivery guarantee with an fdatasync'd, group-committed log), the agent's CPU time and
-// allocations per task, its throughput against an orchestrator that answers every request late,
-// pickup latency, footprint, the SHELL executor's overhead, and the Go micro-benchmarks of the
-// store and reconcile pipeline (read from the raw `go test -bench` output). It prints one
-// markdown table, compared with the targets of issues 6 and 16, and writes it with the machine
-// facts and the details to docs/benchmarks.md.
+// agent's delivery guarantee with an fdatasync'd, group-committed log), each side a process of
+// its own (the bench binary started with "side"), the CPU time and allocations per task of the
+// agent and of both sides, the agent's throughput against an orchestrator that answers every
+// request late, pickup latency, footprint, the SHELL executor's overhead, and the Go
+// micro-benchmarks of the store and reconcile pipeline (read from the raw `go test -bench`
+// output). It prints one markdown table, compared with the targets of issues 6 and 16, and
+// writes it with the machine facts and the details to docs/benchmarks.md.
 //
 //	go run ./hack/bench -agent bin/letsbe-agent -gobench bin/bench-raw.txt -out docs/benchmarks.md
 //
