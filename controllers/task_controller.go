@@ -158,7 +158,9 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		}
 		return reconcile.Result{}, fmt.Errorf("mark task %s running: %w", task.Name, err)
 	}
-	log.V(1).Info("Task started", "timeout", timeout.String())
+	if v := log.V(1); v.Enabled() { // timeout.String() allocates, also for a line not written
+		v.Info("Task started", "timeout", timeout.String())
+	}
 
 	execCtx, cancelTimeout := context.WithTimeoutCause(execCtx, timeout, &executors.TimeoutError{After: timeout})
 	defer cancelTimeout()

@@ -93,8 +93,12 @@ func (l *lazySink) Error(err error, msg string, keysAndValues ...any) {
 	l.sink().Error(err, msg, keysAndValues...)
 }
 
-// WithValues implements logr.LogSink.
+// WithValues implements logr.LogSink. No values, no new sink: controller-runtime's
+// log.FromContext (ctrl.LoggerFrom) calls WithValues with none each time.
 func (l *lazySink) WithValues(keysAndValues ...any) logr.LogSink {
+	if len(keysAndValues) == 0 {
+		return l
+	}
 	return &lazySink{root: l.root, parent: l, op: opValues, kv: keysAndValues}
 }
 

@@ -28,6 +28,7 @@ func writeLines(log logr.Logger) {
 	l := log.WithName("controllers").WithValues("controller", "tasks")
 	req := l.WithValues("reconcileID", "r-1").WithValues("task", "t-1", "type", "ECHO")
 	req.Info("Task started", "timeout", "1h")
+	req.WithValues().Info("No values added") // as controller-runtime's log.FromContext does
 	req.V(1).Info("Task succeeded")
 	req.Error(errors.New("boom"), "Task failed", "reason", "Failed")
 	helper := func(log logr.Logger) { log.WithCallDepth(1).Info("Logged by a helper") }
@@ -98,6 +99,15 @@ func TestLazyDefers(t *testing.T) {
 	}
 	if n := strings.Count(buf.String(), `"msg":"Written`); n != 2 {
 		t.Errorf("%d lines written, want 2:\n%s", n, buf.String())
+	}
+}
+
+// TestLazyNoValuesNoSink: WithValues with no values (controller-runtime's log.FromContext calls
+// it so on every use) makes no new logger. Not parallel: AllocsPerRun.
+func TestLazyNoValuesNoSink(t *testing.T) {
+	log := Lazy(zapLogger(&bytes.Buffer{}, zapcore.InfoLevel))
+	if n := testing.AllocsPerRun(100, func() { log.WithValues().V(1).Info("Not written") }); n != 0 {
+		t.Errorf("WithValues with no values: %v allocations, want 0", n)
 	}
 }
 
