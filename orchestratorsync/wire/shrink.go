@@ -50,7 +50,7 @@ func EncodeReport(r Report, maxBytes int) ([]byte, error) {
 // EncodeWithin encodes r within budget, shrinking its result as needed; minimal says whether
 // the body is the minimal report (nothing smaller can be sent).
 func EncodeWithin(r Report, budget int) (body []byte, minimal bool, err error) {
-	full, err := json.Marshal(r)
+	full, err := marshalReport(r)
 	if err != nil {
 		return nil, false, err
 	}
@@ -83,13 +83,13 @@ func EncodeMinimal(r Report, budget, originalBytes int, reason string) ([]byte, 
 		}
 		m.Events = []Event{ev}
 	}
-	body, err := json.Marshal(m)
+	body, err := marshalReport(m)
 	if err != nil || len(body) <= budget || m.Error == "" {
 		return body, err
 	}
 	over := len(body) - budget
 	m.Error = cutText(m.Error, max(encodedLen(m.Error)-over, minStringCap))
-	return json.Marshal(m)
+	return marshalReport(m)
 }
 
 // truncRecord is result.report_truncated.
@@ -269,8 +269,7 @@ func (n *jnode) encode(b *bytes.Buffer) {
 }
 
 func writeJSONString(b *bytes.Buffer, s string) {
-	enc, _ := json.Marshal(s) // a string always encodes
-	b.Write(enc)
+	b.Write(appendString(b.AvailableBuffer(), s))
 }
 
 // stringRef is one string of the result, with its path and original sizes.
@@ -367,7 +366,7 @@ func shrinkResult(r Report, budget, fullBytes int) (body []byte, ok bool, err er
 		b.WriteByte('}')
 		out := r
 		out.Result = b.Bytes()
-		return json.Marshal(out)
+		return marshalReport(out)
 	}
 	// attempt drops the bulky strings and cuts every other string to at most cut encoded
 	// bytes (none when cut is 0), and renders the report with the record of what changed.

@@ -462,38 +462,8 @@ type Report struct {
 func (r Report) IsFinal() bool { return r.Status == StatusCompleted || r.Status == StatusFailed }
 
 // MarshalJSON sends times as RFC 3339 UTC, error only with FAILED, and neither result nor
-// finished_at nor error with RUNNING.
-func (r Report) MarshalJSON() ([]byte, error) {
-	w := struct {
-		AgentID    string          `json:"agent_id"`
-		Status     string          `json:"status"`
-		Result     json.RawMessage `json:"result,omitempty"`
-		Error      string          `json:"error,omitempty"`
-		StartedAt  string          `json:"started_at,omitempty"`
-		FinishedAt string          `json:"finished_at,omitempty"`
-		Events     []Event         `json:"events,omitempty"`
-	}{AgentID: r.AgentID, Status: r.Status, Events: r.Events}
-	var err error
-	if r.StartedAt != nil {
-		if w.StartedAt, err = FormatTime(*r.StartedAt); err != nil {
-			return nil, fmt.Errorf("report started_at: %w", err)
-		}
-	}
-	if r.Status != StatusRunning {
-		if !isNull(r.Result) {
-			w.Result = r.Result
-		}
-		if r.FinishedAt != nil {
-			if w.FinishedAt, err = FormatTime(*r.FinishedAt); err != nil {
-				return nil, fmt.Errorf("report finished_at: %w", err)
-			}
-		}
-	}
-	if r.Status == StatusFailed {
-		w.Error = r.Error
-	}
-	return json.Marshal(w)
-}
+// finished_at nor error with RUNNING (see appendReport).
+func (r Report) MarshalJSON() ([]byte, error) { return marshalReport(r) }
 
 // Event is one entry of a report's event log.
 type Event struct {
@@ -504,16 +474,7 @@ type Event struct {
 
 // MarshalJSON sends the time as RFC 3339 UTC (omitted when zero).
 func (e Event) MarshalJSON() ([]byte, error) {
-	w := struct {
-		Time    string `json:"time,omitempty"`
-		Type    string `json:"type"`
-		Message string `json:"message,omitempty"`
-	}{Type: e.Type, Message: e.Message}
-	var err error
-	if w.Time, err = FormatTime(e.Time); err != nil {
-		return nil, fmt.Errorf("event time: %w", err)
-	}
-	return json.Marshal(w)
+	return appendEvent(make([]byte, 0, 64+len(e.Type)+len(e.Message)), e)
 }
 
 // FormatTime formats t as RFC 3339 in UTC with the sub-second digits it has; zero gives "".
