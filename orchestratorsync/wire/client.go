@@ -74,8 +74,9 @@ type Client struct {
 	hc        *http.Client
 	timeout   time.Duration
 	maxTask   int64
-	userAgent string
-	token     string // immutable: one Client per credential (WithToken)
+	userAgent []string // the header values, shared by every request (never modified)
+	token     string   // immutable: one Client per credential (WithToken)
+	auth      []string // "Bearer " + token, nil without a token
 	observe   func(endpoint string, code int, elapsed time.Duration)
 	bootID    string
 }
@@ -112,7 +113,7 @@ func NewClient(cfg Config) (*Client, error) {
 	c := &Client{
 		prefix:    strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"),
 		timeout:   cfg.Timeout,
-		userAgent: cfg.UserAgent,
+		userAgent: []string{cfg.UserAgent},
 		observe:   cfg.Observe,
 		bootID:    cfg.BootID,
 	}
@@ -126,15 +127,15 @@ func NewClient(cfg Config) (*Client, error) {
 	if c.maxTask <= 0 {
 		c.maxTask = DefaultMaxTaskBytes
 	}
-	if c.userAgent == "" {
-		c.userAgent = DefaultUserAgent
+	if cfg.UserAgent == "" {
+		c.userAgent = []string{DefaultUserAgent}
 	}
 	rt := cfg.Transport
 	if rt == nil {
 		rt = DefaultTransport()
 	}
 	c.hc = &http.Client{Transport: rt, CheckRedirect: checkRedirect}
-	c.token = cfg.Token
+	c.setToken(cfg.Token)
 	return c, nil
 }
 
@@ -221,14 +222,21 @@ func (c *Client) WithToken(token string) (*Client, error) {
 		return nil, fmt.Errorf("orchestrator client: token %w", err)
 	}
 	cp := *c
-	cp.token = token
+	cp.setToken(token)
 	return &cp, nil
+}
+
+func (c *Client) setToken(token string) {
+	c.token, c.auth = token, nil
+	if token != "" {
+		c.auth = []string{"Bearer " + token}
+	}
 }
 
 // Register calls POST /agents/register.
 func (c *Client) Register(ctx context.Context, req RegisterRequest) (*RegisterResponse, error) {
 	const ep = "/agents/register"
-	resp, err := c.do(ctx, http.MethodPost, ep, "", req, c.timeout)
+	resp, err := c.doJSON(ctx, http.MethodPost, ep, req, c.timeout, readLimit{max: MaxResponseBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +260,7 @@ func (c *Client) Heartbeat(ctx context.Context, agentID string, req HeartbeatReq
 	default:
 		return nil, invalidArg(http.MethodPost, ep, "invalid heartbeat status %q", req.Status)
 	}
-	resp, err := c.doWith(ctx, http.MethodPost, ep, "", req, c.timeout, readLimit{max: MaxHeartbeatBytes})
+	resp, err := c.doJSON(ctx, http.MethodPost, ep, req, c.timeout, readLimit{max: MaxHeartbeatBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -273,15 +281,16 @@ func (c *Client) NextTask(ctx context.Context, agentID string, wait time.Duratio
 	if agentID == "" {
 		return nil, invalidArg(http.MethodGet, ep, "empty agent id")
 	}
-	q := url.Values{"agent_id": {agentID}, "boot_id": {c.bootID}}
+	// The parameters in the order url.Values.Encode gives them.
+	query := "agent_id=" + url.QueryEscape(agentID) + "&boot_id=" + url.QueryEscape(c.bootID)
 	timeout := c.timeout
 	if wait > 0 {
 		secs := int64(min(math.Ceil(wait.Seconds()), MaxWait.Seconds()))
 		secs = max(secs, 1)
-		q.Set("wait", strconv.FormatInt(secs, 10))
+		query += "&wait=" + strconv.FormatInt(secs, 10)
 		timeout += time.Duration(secs) * time.Second
 	}
-	resp, err := c.doWith(ctx, http.MethodGet, ep, q.Encode(), nil, timeout, readLimit{max: c.maxTask, oversize: c.oversizeTask})
+	resp, err := c.doWith(ctx, http.MethodGet, ep, query, nil, timeout, readLimit{max: c.maxTask, oversize: c.oversizeTask})
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +339,11 @@ func (c *Client) Report(ctx context.Context, taskID string, r Report) error {
 	case r.Status != StatusRunning && r.Status != StatusCompleted && r.Status != StatusFailed:
 		return invalidArg(http.MethodPatch, ep, "invalid report status %q", r.Status)
 	}
-	_, err := c.do(ctx, http.MethodPatch, ep, "", r, c.timeout)
+	body, err := marshalReport(r)
+	if err != nil {
+		return invalidArg(http.MethodPatch, ep, "encode request: %v", err)
+	}
+	_, err = c.do(ctx, http.MethodPatch, ep, "", body, c.timeout)
 	return err
 }
 
@@ -344,12 +357,9 @@ func (c *Client) ReportBody(ctx context.Context, taskID string, body []byte) err
 	case len(body) == 0:
 		return invalidArg(http.MethodPatch, ep, "empty report body")
 	}
-	_, err := c.do(ctx, http.MethodPatch, ep, "", rawJSON(body), c.timeout)
+	_, err := c.do(ctx, http.MethodPatch, ep, "", body, c.timeout)
 	return err
 }
-
-// rawJSON is a request body sent as is.
-type rawJSON []byte
 
 // escapeSegment escapes one path segment, including "." and ".." which proxies would collapse.
 func escapeSegment(s string) string {
@@ -374,43 +384,50 @@ type readLimit struct {
 
 // do sends one request and returns a 2xx answer with its body (at most MaxResponseBytes),
 // an *APIError for any other status, or a request error. ep is the escaped path relative to
-// the base URL; query is already encoded.
-func (c *Client) do(ctx context.Context, method, ep, query string, in any, timeout time.Duration) (*response, error) {
-	return c.doWith(ctx, method, ep, query, in, timeout, readLimit{max: MaxResponseBytes})
+// the base URL; query is already encoded; payload, when not nil, is the JSON body.
+func (c *Client) do(ctx context.Context, method, ep, query string, payload []byte, timeout time.Duration) (response, error) {
+	return c.doWith(ctx, method, ep, query, payload, timeout, readLimit{max: MaxResponseBytes})
 }
 
+// doJSON is do with in encoded as the JSON body.
+func (c *Client) doJSON(ctx context.Context, method, ep string, in any, timeout time.Duration, lim readLimit) (response, error) {
+	payload, err := json.Marshal(in)
+	if err != nil {
+		return response{}, invalidArg(method, ep, "encode request: %v", err)
+	}
+	return c.doWith(ctx, method, ep, "", payload, timeout, lim)
+}
+
+// Request header values, shared by every request (never modified).
+var (
+	acceptJSON      = []string{"application/json"}
+	contentTypeJSON = []string{"application/json"}
+)
+
 // doWith is do with the read limit of a successful answer given.
-func (c *Client) doWith(ctx context.Context, method, ep, query string, in any, timeout time.Duration, lim readLimit) (*response, error) {
+func (c *Client) doWith(ctx context.Context, method, ep, query string, payload []byte, timeout time.Duration, lim readLimit) (response, error) {
 	var body io.Reader
-	var payload []byte
-	if raw, ok := in.(rawJSON); ok {
-		payload = raw
-		body = bytes.NewReader(payload)
-	} else if in != nil {
-		var err error
-		if payload, err = json.Marshal(in); err != nil {
-			return nil, invalidArg(method, ep, "encode request: %v", err)
-		}
+	if payload != nil {
 		body = bytes.NewReader(payload)
 	}
-	token := c.token
 	target := c.prefix + ep
 	if query != "" {
-		target += "?" + query
+		target = c.prefix + ep + "?" + query
 	}
 	reqCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, method, target, body)
 	if err != nil {
-		return nil, invalidArg(method, ep, "build request: %v", err)
+		return response{}, invalidArg(method, ep, "build request: %v", err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	// Canonical keys, set without Header.Set's copies.
+	if c.auth != nil {
+		req.Header["Authorization"] = c.auth
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.userAgent)
+	req.Header["Accept"] = acceptJSON
+	req.Header["User-Agent"] = c.userAgent
 	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = contentTypeJSON
 	}
 
 	start := time.Now()
@@ -419,9 +436,10 @@ func (c *Client) doWith(ctx context.Context, method, ep, query string, in any, t
 		if c.observe != nil {
 			c.observe(endpointName(ep), 0, time.Since(start))
 		}
-		return nil, c.requestFailed(ctx, reqCtx, method, ep, timeout, err)
+		return response{}, c.requestFailed(ctx, reqCtx, method, ep, timeout, err)
 	}
-	defer drainAndClose(resp.Body)
+	readAll := false // the body was read to its end: nothing to drain
+	defer func() { closeBody(resp.Body, readAll) }()
 	if c.observe != nil {
 		defer func() { c.observe(endpointName(ep), resp.StatusCode, time.Since(start)) }()
 	}
@@ -429,27 +447,45 @@ func (c *Client) doWith(ctx context.Context, method, ep, query string, in any, t
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		limit = MaxResponseBytes
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, err := readBody(resp, limit)
 	if err != nil {
-		return nil, c.requestFailed(ctx, reqCtx, method, ep, timeout, err)
+		return response{}, c.requestFailed(ctx, reqCtx, method, ep, timeout, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, &APIError{
+		return response{}, &APIError{
 			Endpoint:   ep,
 			Method:     method,
 			StatusCode: resp.StatusCode,
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-			Message:    messageSnippet(data[:min(len(data), MaxResponseBytes)], token),
+			Message:    messageSnippet(data[:min(len(data), MaxResponseBytes)], c.token),
 		}
 	}
 	if int64(len(data)) > limit {
 		if lim.oversize != nil {
-			return nil, lim.oversize(data, resp.Body, resp.ContentLength)
+			return response{}, lim.oversize(data, resp.Body, resp.ContentLength)
 		}
-		return nil, &requestError{method: method, endpoint: ep,
+		return response{}, &requestError{method: method, endpoint: ep,
 			err: fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, limit)}
 	}
-	return &response{status: resp.StatusCode, body: data}, nil
+	readAll = true
+	return response{status: resp.StatusCode, body: data}, nil
+}
+
+// readBody reads at most limit+1 bytes of the answer's body: a body longer than limit is
+// told by its length. A body of known length is read into a buffer of that size.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	n := resp.ContentLength
+	if n < 0 || n > limit {
+		return io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(resp.Body, data); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // a body shorter than its Content-Length
+		}
+		return nil, err
+	}
+	return data, nil
 }
 
 // requestFailed classifies a failure to get an answer: the caller's context ending is
@@ -483,7 +519,11 @@ func endpointName(ep string) string {
 	return "other"
 }
 
-func drainAndClose(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrainBytes))
+// closeBody closes an answer's body, first reading what is left of it (up to maxDrainBytes)
+// unless it was read to its end, so that the connection can be used again.
+func closeBody(body io.ReadCloser, readAll bool) {
+	if !readAll {
+		_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrainBytes))
+	}
 	_ = body.Close()
 }

@@ -39,6 +39,6 @@ func (c *Client) ReportProgress(ctx context.Context, taskID string, r ProgressRe
 		return invalidArg(http.MethodPatch, ep, "report has no agent_id")
 	}
 	r.Status = StatusRunning
-	_, err := c.do(ctx, http.MethodPatch, ep, "", r, min(c.timeout, progressTimeout))
+	_, err := c.doJSON(ctx, http.MethodPatch, ep, r, min(c.timeout, progressTimeout), readLimit{max: MaxResponseBytes})
 	return err
 }
