@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -346,6 +347,7 @@ func (t *Task) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
+	d.Payload = bytes.Clone(d.Payload) // b is the caller's
 	*t = *d
 	return nil
 }
@@ -376,17 +378,11 @@ func (e *InvalidTaskError) Error() string {
 // null or absent; an absent or null payload becomes the literal null; created_at is RFC 3339
 // or ignored. A body that is not a JSON object, an empty or missing id or type, or an unusable
 // timeout_seconds (negative or not a number) is an *InvalidTaskError.
+//
+// The Task's Payload shares body's memory.
 func DecodeTask(body []byte) (*Task, error) {
-	var w struct {
-		ID             json.RawMessage `json:"id"`
-		Type           json.RawMessage `json:"type"`
-		Payload        json.RawMessage `json:"payload"`
-		TimeoutSeconds json.RawMessage `json:"timeout_seconds"`
-		CreatedAt      json.RawMessage `json:"created_at"`
-		NotAfter       json.RawMessage `json:"not_after"`
-		Signature      json.RawMessage `json:"signature"`
-	}
-	if err := decodeObject(body, &w); err != nil {
+	w, err := scanTaskFields(body)
+	if err != nil {
 		return nil, &InvalidTaskError{Reason: err.Error()}
 	}
 	id, err := decodeStringOrNumber(w.ID)
@@ -396,6 +392,7 @@ func DecodeTask(body []byte) (*Task, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, &InvalidTaskError{Reason: "missing id"}
 	}
+	var ok bool
 	if usable, err := checkTaskID(w.ID, id); err != nil {
 		if !usable {
 			return nil, &InvalidTaskError{Reason: err.Error()}
@@ -403,7 +400,7 @@ func DecodeTask(body []byte) (*Task, error) {
 		return nil, &InvalidTaskError{ID: id, Reason: err.Error(), Unstorable: true}
 	}
 	t := &Task{ID: id, Payload: w.Payload}
-	if isNull(w.Type) || json.Unmarshal(w.Type, &t.Type) != nil {
+	if t.Type, ok = decodeString(w.Type); !ok {
 		return nil, &InvalidTaskError{ID: id, Reason: "type must be a non-empty string"}
 	}
 	if strings.TrimSpace(t.Type) == "" {
@@ -426,16 +423,15 @@ func DecodeTask(body []byte) (*Task, error) {
 		if !isNull(w.TimeoutSeconds) {
 			o.TimeoutRaw = append(json.RawMessage(nil), trimJSONSpace(w.TimeoutSeconds)...)
 		}
-		if !isNull(w.NotAfter) && json.Unmarshal(w.NotAfter, &o.NotAfter) != nil {
+		if o.NotAfter, ok = decodeString(w.NotAfter); !ok && !isNull(w.NotAfter) {
 			return nil, &InvalidTaskError{ID: id, Reason: "not_after must be an RFC 3339 string"}
 		}
-		if !isNull(w.Signature) && json.Unmarshal(w.Signature, &o.Signature) != nil {
+		if o.Signature, ok = decodeString(w.Signature); !ok && !isNull(w.Signature) {
 			return nil, &InvalidTaskError{ID: id, Reason: "signature must be a string"}
 		}
 		t.Origin = o
 	}
-	var created string
-	if !isNull(w.CreatedAt) && json.Unmarshal(w.CreatedAt, &created) == nil {
+	if created, ok := decodeString(w.CreatedAt); ok {
 		ts, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(created))
 		if y := ts.UTC().Year(); err == nil && y >= 0 && y <= 9999 {
 			t.CreatedAt = ts.UTC()
@@ -521,6 +517,25 @@ func decodeObject(body []byte, v any) error {
 	return nil
 }
 
+// decodeString returns a JSON string's value; ok is false for anything else (null and absent
+// included).
+func decodeString(raw json.RawMessage) (string, bool) {
+	raw = trimJSONSpace(raw)
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if raw[len(raw)-1] == '"' && plainString(raw[1:len(raw)-1]) {
+		return string(raw[1 : len(raw)-1]), true // the common case, without a decoder
+	}
+	return decodeJSONString(raw)
+}
+
+func decodeJSONString(raw json.RawMessage) (string, bool) {
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err == nil
+}
+
 // decodeStringOrNumber returns a JSON string's value or a JSON number's literal text; null or
 // absent gives "".
 func decodeStringOrNumber(raw json.RawMessage) (string, error) {
@@ -585,4 +600,109 @@ func decodeNumber(raw json.RawMessage) (v float64, ok bool, err error) {
 	}
 	// ErrRange gives ±Inf for huge values and 0 for tiny ones; callers clamp.
 	return f, true, nil
+}
+
+// taskFields are the raw values of the members of a next-task body that DecodeTask reads, nil
+// when absent: slices of the body, matched to the names as encoding/json matches struct fields
+// (ignoring case, the last of a name winning).
+type taskFields struct {
+	ID, Type, Payload, TimeoutSeconds, CreatedAt, NotAfter, Signature json.RawMessage
+}
+
+// scanTaskFields finds the members of a next-task body that must be a JSON object, without
+// copying them: what json.Unmarshal into a struct of json.RawMessage fields gives, and its
+// error for a body that is not valid JSON.
+func scanTaskFields(body []byte) (taskFields, error) {
+	var f taskFields
+	body = trimJSONSpace(body)
+	switch {
+	case len(body) == 0:
+		return f, errors.New("empty body")
+	case body[0] != '{':
+		return f, errors.New("body is not a JSON object")
+	case !json.Valid(body):
+		return f, decodeObject(body, &struct{}{}) // the decoder's own words
+	}
+	// Valid JSON: each member is a string key, a colon and one value.
+	for i := skipJSONSpace(body, 1); body[i] != '}'; {
+		keyEnd := skipJSONString(body, i)
+		key := body[i+1 : keyEnd-1]
+		i = skipJSONSpace(body, skipJSONSpace(body, keyEnd)+1)
+		end := skipJSONValue(body, i)
+		if field := f.named(key); field != nil {
+			*field = body[i:end]
+		}
+		if i = skipJSONSpace(body, end); body[i] == ',' {
+			i = skipJSONSpace(body, i+1)
+		}
+	}
+	return f, nil
+}
+
+// named returns the field a member key (its JSON string literal's inside) stands for, or nil.
+func (f *taskFields) named(key []byte) *json.RawMessage {
+	if bytes.IndexByte(key, '\\') >= 0 {
+		var name string
+		if json.Unmarshal([]byte(`"`+string(key)+`"`), &name) != nil {
+			return nil
+		}
+		key = []byte(name)
+	}
+	for _, c := range [...]struct {
+		name  string
+		field *json.RawMessage
+	}{
+		{"id", &f.ID}, {"type", &f.Type}, {"payload", &f.Payload}, {"timeout_seconds", &f.TimeoutSeconds},
+		{"created_at", &f.CreatedAt}, {"not_after", &f.NotAfter}, {"signature", &f.Signature},
+	} {
+		if bytes.EqualFold(key, []byte(c.name)) {
+			return c.field
+		}
+	}
+	return nil
+}
+
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipJSONString returns the index after the string literal of valid JSON starting at i.
+func skipJSONString(b []byte, i int) int {
+	for i++; ; i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// skipJSONValue returns the index after the value of valid JSON starting at i.
+func skipJSONValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipJSONString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = skipJSONString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
 }
