@@ -168,6 +168,7 @@ type retained struct {
 	Conc         int
 	Elapsed      time.Duration
 	Mem          memory
+	PagedOut     bool // the agent's page-out of its executable was seen before Mem was read
 }
 
 // measureRetained runs n tasks through an agent and then reads its memory: small ECHO tasks,
@@ -201,38 +202,40 @@ func measureRetained(ctx context.Context, cfg *config, n, conc, payloadBytes int
 		return res, fmt.Errorf("%w\n%s", err, agent.logTail())
 	}
 	res.Elapsed = b.Elapsed
-	m, err := settledMemory(ctx, agent.Pid())
-	if err != nil {
+	if res.Mem, res.PagedOut, err = settledMemory(ctx, agent.Pid()); err != nil {
 		return res, err
 	}
-	res.Mem = m
 	return res, nil
 }
 
 // settledMemory reads the agent's memory once it has settled after a run: the collector
-// deletes reported Tasks on its own goroutine and the agent returns a burst's garbage to the
-// system once it is quiet (internal/memtrim), so RSS is read every second until it has not
-// fallen by more than 1 MiB three times in a row, for at most 20 s.
-func settledMemory(ctx context.Context, pid int) (memory, error) {
-	const step, maxWait, slack = time.Second, 20 * time.Second, 1 << 20
-	m, err := readMemory(pid)
-	if err != nil {
-		return m, err
+// deletes reported Tasks on its own goroutine, and at its first quiet check (internal/memtrim,
+// every memtrim.DefaultInterval) the agent returns a burst's garbage to the system and pages its
+// executable out. RSS is read every second until the page-out is seen (file-backed RSS down to
+// half of the most seen since the run) and RSS has not fallen by more than 1 MiB three times in
+// a row, for at most 30 s; pagedOut says whether the page-out was seen.
+func settledMemory(ctx context.Context, pid int) (m memory, pagedOut bool, err error) {
+	const step, maxWait, slack = time.Second, 30 * time.Second, 1 << 20
+	if m, err = readMemory(pid); err != nil {
+		return m, false, err
 	}
-	for steady, waited := 0, time.Duration(0); steady < 3 && waited < maxWait; waited += step {
+	mostFile := m.File
+	for steady, waited := 0, time.Duration(0); (steady < 3 || !pagedOut) && waited < maxWait; waited += step {
 		sleepCtx(ctx, step)
 		next, err := readMemory(pid)
 		if err != nil {
-			return m, err
+			return m, pagedOut, err
 		}
 		if next.RSS < m.RSS-slack {
 			steady = 0
 		} else {
 			steady++
 		}
+		mostFile = max(mostFile, next.File)
+		pagedOut = pagedOut || next.File < mostFile/2
 		m = next
 	}
-	return m, nil
+	return m, pagedOut, nil
 }
 
 // runWindowed runs n tasks of one type and payload, keeping at most window of them enqueued

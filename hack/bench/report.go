@@ -393,11 +393,16 @@ and the final report's arrival counts ("final report first").
 		if r.Retained.PayloadBytes > 0 {
 			what = fmt.Sprintf("FILE_WRITE tasks of %d KiB", r.Retained.PayloadBytes>>10)
 		}
-		fmt.Fprintf(&b, `- After %s %s at concurrency %d (%.1f s), read once RSS has settled: VmRSS %s (%s),
+		settled := "once RSS has settled after the agent's page-out of its executable (file-backed RSS halved)"
+		if !r.Retained.PagedOut {
+			settled = "after 30 s without a page-out of the agent's executable seen (file-backed RSS never halved)"
+		}
+		fmt.Fprintf(&b, `- After %s %s at concurrency %d (%.1f s), read %s: VmRSS %s (%s),
   VmHWM (peak) %s. The agent keeps the last 1,000 reported tasks in its store without payloads
   or results and deletes older ones; reported tasks leave the journal; a burst's garbage goes
-  back to the system once the agent is quiet.
-`, thousands(float64(r.Retained.Tasks)), what, r.Retained.Conc, r.Retained.Elapsed.Seconds(), mib(r.Retained.Mem.RSS), split(r.Retained.Mem), mib(r.Retained.Mem.HWM))
+  back to the system, and the executable's pages out of its resident set, at its first quiet
+  check (internal/memtrim).
+`, thousands(float64(r.Retained.Tasks)), what, r.Retained.Conc, r.Retained.Elapsed.Seconds(), settled, mib(r.Retained.Mem.RSS), split(r.Retained.Mem), mib(r.Retained.Mem.HWM))
 	}
 	if r.Shell.Runs > 0 {
 		fmt.Fprintf(&b, `- SHELL overhead: the SHELL executor (payload decoding, command-line parsing, allowlist,
