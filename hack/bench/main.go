@@ -207,6 +207,10 @@ func measureAll(ctx context.Context, cfg *config, res *results) error {
 	var idleErr error
 	idleDone := make(chan struct{})
 	if cfg.wants("idle") {
+		progress("Dependency floor: hack/bench/floor's anonymous memory")
+		if res.Floor, err = measureFloor(cfg.workDir); err != nil {
+			return err
+		}
 		progress("Idle agent: %s window once it is quiet (default heartbeat interval and long poll)", cfg.idleWindow)
 		idle, err := startIdle(cfg)
 		if err != nil {
