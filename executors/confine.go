@@ -478,15 +478,7 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 	l.refs++
 	k.mu.Unlock()
 	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		k.mu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
+	return k.unlocker(key, l)
 }
 
 // tryLock locks key if nobody holds it, and returns its unlock function; ok is false (and
@@ -500,6 +492,12 @@ func (k *keyedMutex) tryLock(key string) (unlock func(), ok bool) {
 	l := &keyedLock{refs: 1}
 	l.mu.Lock()
 	k.locks[key] = l
+	return k.unlocker(key, l), true
+}
+
+// unlocker returns the unlock function of l, held for key: it unlocks l and forgets it once
+// nobody else holds or waits for it.
+func (k *keyedMutex) unlocker(key string, l *keyedLock) func() {
 	return func() {
 		l.mu.Unlock()
 		k.mu.Lock()
@@ -508,7 +506,7 @@ func (k *keyedMutex) tryLock(key string) (unlock func(), ok bool) {
 			delete(k.locks, key)
 		}
 		k.mu.Unlock()
-	}, true
+	}
 }
 
 func maxBytesOrDefault(n int64) int64 {
