@@ -40,10 +40,7 @@ func TestAdmitRefusesBeforeRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	controllertest.Start(t, r.Start)
 
 	for _, name := range []string{"refused", "panics", "admitted"} {
 		controllertest.CreatePending(t, mem, name, "RUN", `{}`, 0)

@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
+	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
 	"github.com/letsbe/sysadmin-agent/executors"
 )
 
@@ -81,15 +81,7 @@ func BenchmarkRunnerEcho(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	}()
+	ctx := controllertest.Start(b, r.Start)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {

@@ -173,10 +173,7 @@ func TestTaskCollectorCollectsABurst(t *testing.T) {
 		}
 	})
 	c := &controllers.TaskCollector{Store: mem, Notifier: mem, Retention: time.Hour, MaxRetained: 10, Interval: time.Hour, Logger: testr.New(t)}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	ctx := controllertest.Start(t, c.Start)
 	for i := range 30 {
 		name := fmt.Sprintf("t-%02d", i)
 		controllertest.CreatePending(t, mem, name, agentv1.TypeEcho, "", 0)

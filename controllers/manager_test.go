@@ -1,12 +1,12 @@
 package controllers_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -20,19 +20,18 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
+	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
 	"github.com/letsbe/sysadmin-agent/executors"
 	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 )
 
-// TestControllersUnderAManager: the reconcilers registered with a controller-runtime manager
-// (cluster mode's wiring, SetupWithManager) drive Tasks to completion through the real API
-// server, over a cluster store that reads from the API server and a cache limited to one
-// namespace; the collector deletes reported Tasks past their retention.
-func TestControllersUnderAManager(t *testing.T) {
-	t.Parallel()
+// newManager returns a manager (not started) on the test API server, with a cache limited to a
+// namespace of its own, and that namespace and the manager's logger.
+func newManager(t *testing.T) (ns string, log logr.Logger, mgr ctrl.Manager) {
+	t.Helper()
 	env := kubetest.Get(t)
-	ns := env.Namespace(t)
-	log := testr.NewWithOptions(t, testr.Options{Verbosity: 1})
+	ns = env.Namespace(t)
+	log = testr.NewWithOptions(t, testr.Options{Verbosity: 1})
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Logger:                 log,
@@ -43,6 +42,16 @@ func TestControllersUnderAManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ns, log, mgr
+}
+
+// TestControllersUnderAManager: the reconcilers registered with a controller-runtime manager
+// (cluster mode's wiring, SetupWithManager) drive Tasks to completion through the real API
+// server, over a cluster store that reads from the API server and a cache limited to one
+// namespace; the collector deletes reported Tasks past their retention.
+func TestControllersUnderAManager(t *testing.T) {
+	t.Parallel()
+	ns, log, mgr := newManager(t)
 	st, err := kube.New(t.Context(), kube.Options{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Informers: mgr.GetCache(), Namespace: ns, Logger: log,
 	})
@@ -72,15 +81,7 @@ func TestControllersUnderAManager(t *testing.T) {
 	// A Task that exists before the manager starts, and one after; ids that are not object
 	// names reach the reconcilers as ids.
 	create(t, st, "Before_Start", "ECHO", `{"n":1}`, 0)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	controllertest.Start(t, mgr.Start)
 	create(t, st, "After_Start", "SHELL", `{"cmd":"echo hi"}`, 0)
 	for _, id := range []string{"Before_Start", "After_Start"} {
 		got := waitFor(t, st, id, final)
@@ -115,19 +116,7 @@ func TestControllersUnderAManager(t *testing.T) {
 // observed again after its spec changes.
 func TestStackControllerUnderAManager(t *testing.T) {
 	t.Parallel()
-	env := kubetest.Get(t)
-	ns := env.Namespace(t)
-	log := testr.NewWithOptions(t, testr.Options{Verbosity: 1})
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Logger:                 log,
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, log, mgr := newManager(t)
 	kopts := kube.Options{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Informers: mgr.GetCache(), Namespace: ns, Logger: log}
 	st, err := kube.New(t.Context(), kopts)
 	if err != nil {
@@ -149,15 +138,7 @@ func TestStackControllerUnderAManager(t *testing.T) {
 	if err := controllers.SetupWithManager(mgr, opts); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	controllertest.Start(t, mgr.Start)
 	stack := &agentv1.Stack{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Spec: agentv1.StackSpec{Project: "app", ComposePath: "/x/compose.yml", Revision: 1}}
 	if err := stacks.Create(t.Context(), stack); err != nil {
 		t.Fatal(err)

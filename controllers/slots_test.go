@@ -43,10 +43,7 @@ func TestMaxConcurrentTasksIsOneLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	controllertest.Start(t, r.Start)
 
 	var names []string
 	for i := range 12 {

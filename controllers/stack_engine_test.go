@@ -69,15 +69,7 @@ func newStackEnv(t *testing.T, cfg executors.DockerReloadConfig, selfHeal bool, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
+	controllertest.Start(t, r.Start)
 	return e
 }
 

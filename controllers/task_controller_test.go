@@ -65,16 +65,8 @@ func startWith(t *testing.T, mem controllertest.Store, extra map[string]executor
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Start(ctx) }()
-	t.Cleanup(func() {
-		h.registry.CancelAll(controllers.ErrShuttingDown)
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
+	controllertest.Start(t, r.Start)
+	t.Cleanup(func() { h.registry.CancelAll(controllers.ErrShuttingDown) }) // before the Runner stops
 	return h
 }
 
@@ -152,10 +144,7 @@ func TestResultTooLargeForTheStoreIsDroppedNotLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	controllertest.Start(t, r.Start)
 
 	create(t, mem, "big", "BIG", `{}`, 0)
 	got := waitFor(t, mem, "big", final)
@@ -245,15 +234,7 @@ func TestStuckExecutorIsFailedAndFreesTheWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
+	controllertest.Start(t, r.Start)
 
 	create(t, mem, "timeout", "STUCK", `{}`, 200*time.Millisecond)
 	got := waitFor(t, mem, "timeout", final)

@@ -1,7 +1,7 @@
 // Package controllertest holds test helpers for the Task reconcilers that work over any store
-// (in memory, or on an API server): a function-backed executor, creating a pending Task, and
-// waiting (woken by the store's notifications) until a Task reaches a state. It is for tests
-// only.
+// (in memory, or on an API server): a function-backed executor, running a controller until the
+// test ends, creating a pending Task, and waiting (woken by the store's notifications) until a
+// Task reaches a state. It is for tests only.
 package controllertest
 
 import (
@@ -27,6 +27,23 @@ func (f Func) Execute(ctx context.Context, p json.RawMessage) (any, error) { ret
 type Store interface {
 	store.Store
 	store.Notifier
+}
+
+// Start runs start (a Runner's, a collector's or a manager's Start) in a goroutine of its own
+// until the test ends, then cancels its context, waits for it to return and fails the test if
+// it returned an error. It returns start's context.
+func Start(t testing.TB, start func(context.Context) error) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	})
+	return ctx
 }
 
 // CreatePending creates a new Task with the orchestrator's task id id, as intake does: named
