@@ -1,16 +1,13 @@
 package orchestratorsync_test
 
 import (
-	"context"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/letsbe/sysadmin-agent/internal/testpoll"
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr/testr"
 
@@ -39,12 +36,7 @@ func (f failCreates) Persist(ev store.Event) func() error {
 func TestIntakeStopsWhileNotDurable(t *testing.T) {
 	t.Parallel()
 	orch := orchestratortest.New(orchestratortest.Options{})
-	hs := httptest.NewServer(orch)
-	t.Cleanup(hs.Close)
-	client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := serve(t, orch)
 	var full atomic.Bool
 	var unhealthy atomic.Bool
 	mem := memory.New(memory.WithPersister(failCreates{&full}))
@@ -64,10 +56,7 @@ func TestIntakeStopsWhileNotDurable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runSyncer(t, s)
 	// A creation that fails: reported FAILED, not stored.
 	full.Store(true)
 	id := orch.Enqueue(agentv1.TypeEcho, []byte(`{}`), 0)

@@ -141,11 +141,8 @@ func TestHostileIntervalsCancelListsTokensAndIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
 	started := time.Now()
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runSyncer(t, s)
 
 	testpoll.Until(t, waitTimeout, "the long id reported and two heartbeats", func() bool {
 		return h.get(func(h *hostileOrch) bool { return len(h.reports[longID]) > 0 && h.heartbeats >= 2 })

@@ -3,11 +3,8 @@ package orchestratorsync_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr/testr"
 
@@ -33,12 +30,7 @@ func (g gatedPersister) Persist(store.Event) func() error {
 func TestPollerTakesTasksWhileTheStoreIsWriting(t *testing.T) {
 	t.Parallel()
 	orch := orchestratortest.New(orchestratortest.Options{})
-	hs := httptest.NewServer(orch)
-	t.Cleanup(hs.Close)
-	client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := serve(t, orch)
 	gate := make(chan struct{})
 	mem := memory.New(memory.WithPersister(gatedPersister{gate: gate}))
 	s, err := orchestratorsync.New(orchestratorsync.Options{

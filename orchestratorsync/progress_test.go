@@ -2,12 +2,9 @@ package orchestratorsync_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	"github.com/go-logr/logr/testr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,12 +24,7 @@ import (
 func startProgressSyncer(t *testing.T, feature bool) (*orchestratortest.Server, *memory.Store, *progress.Hub) {
 	t.Helper()
 	orch := orchestratortest.New(orchestratortest.Options{Progress: feature})
-	hs := httptest.NewServer(orch)
-	t.Cleanup(hs.Close)
-	client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := serve(t, orch)
 	mem := memory.New()
 	hub := progress.NewHub()
 	s, err := orchestratorsync.New(orchestratorsync.Options{
@@ -47,10 +39,7 @@ func startProgressSyncer(t *testing.T, feature bool) (*orchestratortest.Server, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runSyncer(t, s)
 	<-s.Registered()
 	return orch, mem, hub
 }

@@ -35,6 +35,19 @@ type syncFixture struct {
 	done   chan struct{}
 }
 
+// serve serves h (the reference orchestrator, maybe wrapped) on loopback until the test ends,
+// and returns a client of it with the enrollment token.
+func serve(t *testing.T, h http.Handler) *wire.Client {
+	t.Helper()
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
 func startSyncer(t *testing.T, maxTasks int, wrap func(http.Handler) http.Handler, extra ...func(*orchestratorsync.Options)) *syncFixture {
 	t.Helper()
 	orch := orchestratortest.New(orchestratortest.Options{IssueAgentTokens: true})
@@ -42,12 +55,7 @@ func startSyncer(t *testing.T, maxTasks int, wrap func(http.Handler) http.Handle
 	if wrap != nil {
 		h = wrap(orch)
 	}
-	hs := httptest.NewServer(h)
-	t.Cleanup(hs.Close)
-	client, err := wire.NewClient(wire.Config{BaseURL: hs.URL, Token: orchestratortest.DefaultEnrollmentToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := serve(t, h)
 	mem := memory.New()
 	opts := orchestratorsync.Options{
 		Client: client, Store: mem, Notifier: mem, StateDir: t.TempDir(),
