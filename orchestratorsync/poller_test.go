@@ -97,6 +97,19 @@ func (w *intakeWatch) countFinished() {
 	w.finished++
 }
 
+// startWatched starts a syncer with slots slots against the reference orchestrator answering
+// every request late, behind an intakeWatch.
+func startWatched(t *testing.T, slots int) (*syncFixture, *intakeWatch) {
+	t.Helper()
+	var w *intakeWatch
+	f := startSyncer(t, slots, func(orch http.Handler) http.Handler {
+		w = &intakeWatch{next: orchestratortest.NewFaulty(orch, orchestratortest.FaultOptions{SlowRate: 1, SlowDelay: 5 * time.Millisecond}), slots: slots}
+		return w
+	})
+	w.orch = f.orch
+	return f, w
+}
+
 // finishStored plays the controllers: it finishes the Tasks held and every Task stored from
 // now on, as soon as it is, until the test ends.
 func finishStored(t *testing.T, f *syncFixture, w *intakeWatch) {
@@ -147,12 +160,7 @@ func finishStored(t *testing.T, f *syncFixture, w *intakeWatch) {
 func TestPollerFillsItsSlotsWithLatencyAndParksOneWhenIdle(t *testing.T) {
 	t.Parallel()
 	const slots = 4
-	var w *intakeWatch
-	f := startSyncer(t, slots, func(orch http.Handler) http.Handler {
-		w = &intakeWatch{next: orchestratortest.NewFaulty(orch, orchestratortest.FaultOptions{SlowRate: 1, SlowDelay: 5 * time.Millisecond}), slots: slots}
-		return w
-	})
-	w.orch = f.orch
+	f, w := startWatched(t, slots)
 
 	// Held Tasks: exactly as many taken as there are slots, whatever the queue holds.
 	var ids []string
@@ -219,12 +227,7 @@ func TestPollerFillsItsSlotsWithLatencyAndParksOneWhenIdle(t *testing.T) {
 func TestDrainStopsEveryPollerAndLosesNoTask(t *testing.T) {
 	t.Parallel()
 	const slots = 4
-	var w *intakeWatch
-	f := startSyncer(t, slots, func(orch http.Handler) http.Handler {
-		w = &intakeWatch{next: orchestratortest.NewFaulty(orch, orchestratortest.FaultOptions{SlowRate: 1, SlowDelay: 5 * time.Millisecond}), slots: slots}
-		return w
-	})
-	w.orch = f.orch
+	f, w := startWatched(t, slots)
 	finishStored(t, f, w)
 	var ids []string
 	for range 50 * slots {
