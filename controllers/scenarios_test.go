@@ -16,6 +16,7 @@ import (
 
 	"github.com/letsbe/sysadmin-agent/api/store/kube/kubetest"
 	"github.com/letsbe/sysadmin-agent/api/store/memory"
+	"github.com/letsbe/sysadmin-agent/api/store/storetest"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/controllers"
 	"github.com/letsbe/sysadmin-agent/controllers/controllertest"
@@ -138,7 +139,7 @@ func scenarioOutcomes(t *testing.T, st controllertest.Store) {
 				if got.Status.Result == nil {
 					t.Fatal("no result")
 				}
-				if diff := cmp.Diff(decodeJSON(t, []byte(tc.wantResult)), decodeJSON(t, got.Status.Result.Raw)); diff != "" {
+				if diff := cmp.Diff(storetest.JSONValue(t, []byte(tc.wantResult)), storetest.JSONValue(t, got.Status.Result.Raw)); diff != "" {
 					t.Errorf("result (-want +got):\n%s", diff)
 				}
 			}

@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -287,17 +286,4 @@ func TestExecutorConditions(t *testing.T) {
 			t.Errorf("condition %s = %s %s, want %s %s", want.typ, c.Status, c.Reason, want.status, want.reason)
 		}
 	}
-}
-
-// decodeJSON decodes raw JSON keeping numbers exact, to compare JSON values whatever their
-// key order (the API server stores objects with sorted keys).
-func decodeJSON(t *testing.T, raw []byte) any {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("decode %s: %v", raw, err)
-	}
-	return v
 }

@@ -1,7 +1,6 @@
 package kube_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -102,7 +101,7 @@ func TestCRDStatusSubresource(t *testing.T) {
 	if diff := cmp.Diff(*want, got.Status, sameSecond); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(decodeJSON(t, obj.Spec.Payload.Raw), decodeJSON(t, got.Spec.Payload.Raw)); diff != "" {
+	if diff := cmp.Diff(storetest.JSONValue(t, obj.Spec.Payload.Raw), storetest.JSONValue(t, got.Spec.Payload.Raw)); diff != "" {
 		t.Errorf("payload (-sent +stored):\n%s", diff)
 	}
 
@@ -118,19 +117,6 @@ func TestCRDStatusSubresource(t *testing.T) {
 			t.Errorf("bad %s: got %v, want Invalid", name, err)
 		}
 	}
-}
-
-// decodeJSON decodes raw JSON keeping numbers exact, to compare JSON values whatever their
-// key order (the API server stores objects with sorted keys).
-func decodeJSON(t *testing.T, raw []byte) any {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("decode %s: %v", raw, err)
-	}
-	return v
 }
 
 // TestCRDPrinterColumns: `kubectl get tasks` shows the task id, type, phase, Ready and its

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -35,6 +37,19 @@ func NewTask(id string) *agentv1.Task {
 		Spec: agentv1.TaskSpec{TaskID: id, Type: agentv1.TypeEcho,
 			Payload: &runtime.RawExtension{Raw: []byte(`{"m":1}`)}},
 	}
+}
+
+// JSONValue decodes raw JSON keeping numbers exact, to compare JSON a store returned (a
+// payload, a result) whatever its key order: the API server stores objects with sorted keys.
+func JSONValue(t testing.TB, raw []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return v
 }
 
 // Run proves a Store implementation: newStore returns an empty store of its own for each
