@@ -10,6 +10,8 @@ import (
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -82,6 +84,56 @@ func (o *objects) create(ctx context.Context, obj client.Object) error {
 	}
 	obj.SetManagedFields(nil)
 	return nil
+}
+
+// maxConflictRetries bounds update's retries of an unconditional write on Conflict.
+const maxConflictRetries = 16
+
+// update writes obj (a *agentv1.Task or *agentv1.Stack), its status when status is set (the
+// status subresource) or else all of it but the status, and returns what the API server
+// stored. With a resourceVersion obj is written as it is, and a stale one is a Conflict;
+// without, set copies obj's part onto a fresh read (read, the store's Get), which is written,
+// again at once on Conflict, up to maxConflictRetries times.
+func update[T client.Object](ctx context.Context, o *objects, obj T, status bool, read func(context.Context, string) (T, error), set func(cur T)) (T, error) {
+	put := func(obj T) error {
+		if status {
+			return o.c.Status().Update(ctx, obj)
+		}
+		return o.c.Update(ctx, obj)
+	}
+	var none T
+	if obj.GetResourceVersion() != "" {
+		cp := obj.DeepCopyObject().(T)
+		cp.SetNamespace(o.ns)
+		if err := put(cp); err != nil {
+			return none, err
+		}
+		return cp, nil
+	}
+	var written T
+	err := retry.RetryOnConflict(wait.Backoff{Steps: maxConflictRetries}, func() error {
+		cur, err := read(ctx, obj.GetName())
+		if err != nil {
+			return err
+		}
+		set(cur)
+		if err := put(cur); err != nil {
+			return err
+		}
+		written = cur
+		return nil
+	})
+	if err != nil {
+		if apierrors.IsConflict(err) {
+			what := o.kind
+			if status {
+				what = "status of " + o.kind
+			}
+			err = fmt.Errorf("update %s %s: still conflicting after %d attempts", what, obj.GetName(), maxConflictRetries)
+		}
+		return none, err
+	}
+	return written, nil
 }
 
 // listAll lists the objects of the namespace into list from the API server and makes its

@@ -2,11 +2,6 @@ package kube
 
 import (
 	"context"
-	"fmt"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/letsbe/sysadmin-agent/api/store"
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
@@ -54,52 +49,25 @@ func (s *StackStore) Create(ctx context.Context, stack *agentv1.Stack) error {
 // Update implements store.StackStore. The API server ignores a status in an update of the main
 // resource and bumps the generation when the spec changes.
 func (s *StackStore) Update(ctx context.Context, stack *agentv1.Stack) error {
-	return s.write(ctx, stack, false)
+	return s.write(ctx, stack, false, func(cur *agentv1.Stack) {
+		cur.Spec = stack.Spec
+		cur.Labels, cur.Annotations = stack.Labels, stack.Annotations
+	})
 }
 
 // UpdateStatus implements store.StackStore.
 func (s *StackStore) UpdateStatus(ctx context.Context, stack *agentv1.Stack) error {
-	return s.write(ctx, stack, true)
+	return s.write(ctx, stack, true, func(cur *agentv1.Stack) { stack.Status.DeepCopyInto(&cur.Status) })
 }
 
-func (s *StackStore) write(ctx context.Context, stack *agentv1.Stack, status bool) error {
-	put := func(obj *agentv1.Stack) error {
-		if status {
-			return s.c.Status().Update(ctx, obj)
-		}
-		return s.c.Update(ctx, obj)
+// write writes stack with update and gives it the new resourceVersion and generation.
+func (s *StackStore) write(ctx context.Context, stack *agentv1.Stack, status bool, set func(cur *agentv1.Stack)) error {
+	written, err := update(ctx, &s.objects, stack, status, s.Get, set)
+	if err != nil {
+		return err
 	}
-	if stack.ResourceVersion != "" {
-		obj := stack.DeepCopy()
-		obj.Namespace = s.ns
-		if err := put(obj); err != nil {
-			return err
-		}
-		stack.ResourceVersion, stack.Generation = obj.ResourceVersion, obj.Generation
-		return nil
-	}
-	// Unconditionally: re-read and write again at once on Conflict.
-	err := retry.RetryOnConflict(wait.Backoff{Steps: maxConflictRetries}, func() error {
-		cur, err := s.Get(ctx, stack.Name)
-		if err != nil {
-			return err
-		}
-		if status {
-			stack.Status.DeepCopyInto(&cur.Status)
-		} else {
-			cur.Spec = stack.Spec
-			cur.Labels, cur.Annotations = stack.Labels, stack.Annotations
-		}
-		if err := put(cur); err != nil {
-			return err
-		}
-		stack.ResourceVersion, stack.Generation = cur.ResourceVersion, cur.Generation
-		return nil
-	})
-	if apierrors.IsConflict(err) {
-		return fmt.Errorf("update stack %s: still conflicting after %d attempts", stack.Name, maxConflictRetries)
-	}
-	return err
+	stack.ResourceVersion, stack.Generation = written.ResourceVersion, written.Generation
+	return nil
 }
 
 // List implements store.StackStore: the Stacks of the namespace, ordered by name.

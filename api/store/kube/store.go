@@ -2,15 +2,11 @@ package kube
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/go-logr/logr"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,9 +15,6 @@ import (
 )
 
 var taskResource = agentv1.GroupVersion.WithResource("tasks").GroupResource()
-
-// maxConflictRetries bounds the retries of an unconditional status update on Conflict.
-const maxConflictRetries = 16
 
 // NewScheme returns a scheme with the Kubernetes built-in types and the Task API, for the
 // client and cache the store uses.
@@ -88,38 +81,16 @@ func (s *Store) Create(ctx context.Context, task *agentv1.Task) error {
 }
 
 // UpdateStatus implements store.Store. An empty resourceVersion writes unconditionally, as with
-// the in-memory store (re-reading on Conflict).
+// the in-memory store (re-reading on Conflict: the status is ours to write whole).
 func (s *Store) UpdateStatus(ctx context.Context, task *agentv1.Task) error {
-	if task.ResourceVersion == "" {
-		return s.updateStatusUnconditionally(ctx, task)
-	}
-	obj := task.DeepCopy()
-	obj.Namespace = s.ns
-	if err := s.c.Status().Update(ctx, obj); err != nil {
+	written, err := update(ctx, &s.objects, task, true, s.Get, func(cur *agentv1.Task) {
+		task.Status.DeepCopyInto(&cur.Status)
+	})
+	if err != nil {
 		return err
 	}
-	task.ResourceVersion = obj.ResourceVersion
+	task.ResourceVersion = written.ResourceVersion
 	return nil
-}
-
-func (s *Store) updateStatusUnconditionally(ctx context.Context, task *agentv1.Task) error {
-	// Re-read and write again at once on Conflict: the status is ours to write whole.
-	err := retry.RetryOnConflict(wait.Backoff{Steps: maxConflictRetries}, func() error {
-		cur, err := s.Get(ctx, task.Name)
-		if err != nil {
-			return err
-		}
-		task.Status.DeepCopyInto(&cur.Status)
-		if err := s.c.Status().Update(ctx, cur); err != nil {
-			return err
-		}
-		task.ResourceVersion = cur.ResourceVersion
-		return nil
-	})
-	if apierrors.IsConflict(err) {
-		return fmt.Errorf("update status of task %s: still conflicting after %d attempts", task.Name, maxConflictRetries)
-	}
-	return err
 }
 
 // List implements store.Store: the Tasks of the namespace, ordered by name.
