@@ -78,15 +78,17 @@ func (o ProgressOptions) startProgress(ctx context.Context, task string) (_ cont
 		return ctx, func() []progress.Event { return nil }
 	}
 	tp := newTaskProgress(o.withDefaults(), task)
-	go tp.run()
 	return executors.WithProgress(ctx, tp), tp.stop
 }
 
 // taskProgress is the Progress of one execution. The executor's calls only buffer and wake
-// the flusher goroutine, which offers a batch at most once per interval.
+// the flusher goroutine, which offers a batch at most once per interval. The flusher starts
+// with the first event or output: most executions (ECHO, FILE_WRITE, ...) have none, and
+// cost no goroutine.
 type taskProgress struct {
 	opts ProgressOptions
 	task string
+	// Made, and the flusher started, by the first signal (under mu); fixed from then on.
 	wake chan struct{}
 	quit chan struct{}
 	done chan struct{}
@@ -109,13 +111,7 @@ type stream struct {
 }
 
 func newTaskProgress(opts ProgressOptions, task string) *taskProgress {
-	tp := &taskProgress{
-		opts: opts,
-		task: task,
-		wake: make(chan struct{}, 1),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
-	}
+	tp := &taskProgress{opts: opts, task: task}
 	tp.Mask(opts.Masks...)
 	return tp
 }
@@ -188,7 +184,17 @@ func (tp *taskProgress) stream(name string) *stream {
 	return s
 }
 
+// signal wakes the flusher, starting it first if need be; called with tp.mu held.
 func (tp *taskProgress) signal() {
+	if tp.wake == nil {
+		tp.wake, tp.quit, tp.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		go tp.run()
+	}
+	tp.wakeUp()
+}
+
+// wakeUp wakes the started flusher.
+func (tp *taskProgress) wakeUp() {
 	select {
 	case tp.wake <- struct{}{}:
 	default:
@@ -265,7 +271,7 @@ func (tp *taskProgress) run() {
 		}
 		last = tp.opts.Clock.Now()
 		if tp.offer() {
-			tp.signal() // more waits: go again after the interval
+			tp.wakeUp() // more waits: go again after the interval
 		}
 	}
 }
@@ -359,10 +365,13 @@ func (tp *taskProgress) next() (progress.Batch, []int, int) {
 // returns. It returns the executor's last events.
 func (tp *taskProgress) stop() []progress.Event {
 	tp.mu.Lock()
-	tp.stopped = true
+	tp.stopped = true // no signal after this: no flusher starts
+	started := tp.wake != nil
 	tp.mu.Unlock()
-	close(tp.quit)
-	<-tp.done
+	if started {
+		close(tp.quit)
+		<-tp.done
+	}
 	tp.opts.Hub.Close(tp.task)
 	tp.mu.Lock()
 	defer tp.mu.Unlock()

@@ -92,10 +92,10 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 
 	// Read, never changed here: it may be the store's own (store.View).
 	task, err := store.View(ctx, r.Store, req.Name)
-	if apierrors.IsNotFound(err) {
-		return reconcile.Result{}, nil
-	}
 	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return reconcile.Result{}, nil
+		}
 		return reconcile.Result{}, fmt.Errorf("get task %s: %w", req.Name, err)
 	}
 	if task.Spec.Type != r.Type {
@@ -411,7 +411,7 @@ func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome, e
 		out.result = nil
 		task, final, err = r.writeFinal(ctx, name, out)
 	}
-	if apierrors.IsNotFound(err) {
+	if err != nil && apierrors.IsNotFound(err) { // IsNotFound allocates, also for nil
 		return nil
 	}
 	if errors.Is(err, store.ErrNotDurable) {
