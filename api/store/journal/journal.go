@@ -531,7 +531,7 @@ func (j *Journal) validate(p *pending) (op, bool) {
 		j.refuse(p, errors.New("the task's creation was not written"))
 		return op{}, false
 	}
-	v, err := json.Marshal(ev.Task)
+	v, err := encodeTask(ev.Task)
 	if err == nil && int64(len(v)) > bolt.MaxValueSize {
 		err = fmt.Errorf("task of %d bytes is over the journal's limit of %d bytes", len(v), bolt.MaxValueSize)
 	}
