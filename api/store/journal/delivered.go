@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"encoding/binary"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"time"
@@ -12,14 +13,26 @@ import (
 	"github.com/letsbe/sysadmin-agent/api/store"
 )
 
-// The delivered reports live in two buckets: by id (the record time, a flag and the report)
-// and by time (time and id, with the size of the body kept), for pruning oldest first.
+// The delivered reports live in one bucket, in the order they were recorded: the key is the
+// record time (8 bytes, nanoseconds, big-endian) and the id, the value a flag byte and the report
+// (flags only once its body is dropped). Records are only ever appended there and pruned from
+// its start, so a commit writes its last page or two. The journal finds an id's record by its
+// time, which it keeps in memory by a hash of the id (a small map of whole ids holds those
+// whose hash another id held when they were recorded), so asking for an id that was never
+// delivered, as intake does for every task, reads nothing.
+//
+// Journals before this layout kept two buckets, by id (time, flags, body) and by time (time
+// and id, the body's size): Open moves them into the log once.
 var (
-	bucketDelivered     = []byte("delivered")
-	bucketDeliveredTime = []byte("delivered-by-time")
+	bucketDeliveredLog    = []byte("delivered-log")
+	bucketDeliveredByID   = []byte("delivered")         // before the log
+	bucketDeliveredByTime = []byte("delivered-by-time") // before the log
 )
 
 const flagBody = 1
+
+// deliveredFill is the log's fill percent: it is appended to, never split in its middle.
+const deliveredFill = 1.0
 
 // WithDelivered bounds the delivered reports the journal keeps (store.DeliveredLimits'
 // defaults for zero fields).
@@ -45,16 +58,89 @@ type deliveredStats struct {
 type delivered struct {
 	lim   store.DeliveredLimits
 	stats deliveredStats
+	seed  maphash.Seed
+	hashf func(string) uint64 // tests only: instead of maphash
 
 	mu      sync.Mutex
 	last    time.Time                   // the latest record time: records are ordered by time
 	queued  map[string]*deliveredRecord // recorded, not committed yet (failed ones too)
 	pending []*deliveredRecord          // failed, to be written again
+	// The record time of each id in the log, by the hash of the id; collide holds the ids
+	// whose hash was another id's when they were recorded. Changed by the commit loop in its
+	// transaction (and undone if it fails), read by LookupDelivered: an entry there before its
+	// record is committed is answered from queued, one removed a little early was being
+	// forgotten anyway.
+	index   map[uint64]int64
+	collide map[string]int64
 }
 
 func (d *delivered) init() {
 	d.lim = store.DeliveredLimits{}.WithDefaults()
 	d.queued = make(map[string]*deliveredRecord)
+	d.seed = maphash.MakeSeed()
+	d.index = make(map[uint64]int64)
+	d.collide = make(map[string]int64)
+}
+
+// indexChange is the state of one index entry before a change, to undo it.
+type indexChange struct {
+	collide bool
+	hash    uint64
+	id      string
+	at      int64
+	had     bool
+}
+
+// find returns the record time of id in the index, and whether it is a collide entry.
+// Caller holds mu.
+func (d *delivered) find(id string, h uint64) (at int64, ok, collided bool) {
+	if at, ok := d.collide[id]; ok {
+		return at, true, true
+	}
+	at, ok = d.index[h]
+	return at, ok, false
+}
+
+// set sets (ok) or removes an index entry, noting its earlier state in undo. Caller holds mu.
+func (d *delivered) set(undo *[]indexChange, collided bool, h uint64, id string, at int64, ok bool) {
+	c := indexChange{collide: collided, hash: h, id: id}
+	if collided {
+		c.at, c.had = d.collide[id]
+		if ok {
+			d.collide[id] = at
+		} else {
+			delete(d.collide, id)
+		}
+	} else {
+		c.at, c.had = d.index[h]
+		if ok {
+			d.index[h] = at
+		} else {
+			delete(d.index, h)
+		}
+	}
+	*undo = append(*undo, c)
+}
+
+// undo reverts index changes of a transaction that failed.
+func (d *delivered) undo(changes []indexChange) {
+	if len(changes) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range slices.Backward(changes) {
+		switch {
+		case c.collide && c.had:
+			d.collide[c.id] = c.at
+		case c.collide:
+			delete(d.collide, c.id)
+		case c.had:
+			d.index[c.hash] = c.at
+		default:
+			delete(d.index, c.hash)
+		}
+	}
 }
 
 // RecordDelivered implements store.Delivered. The record is queued behind every change
@@ -77,40 +163,57 @@ func (j *Journal) RecordDelivered(id string, body []byte) {
 	}
 }
 
-// LookupDelivered implements store.Delivered.
+// LookupDelivered implements store.Delivered. An id the index does not hold reads nothing.
 func (j *Journal) LookupDelivered(id string) ([]byte, bool) {
 	d := &j.dlv
 	now := d.lim.Now()
-	d.mu.Lock()
-	rec, ok := d.queued[id]
-	d.mu.Unlock()
-	if ok {
-		if now.Sub(rec.at) > d.lim.Window {
+	h := d.hash(id)
+	for {
+		d.mu.Lock()
+		rec, queued := d.queued[id]
+		at, found, _ := d.find(id, h)
+		d.mu.Unlock()
+		if queued {
+			if now.Sub(rec.at) > d.lim.Window {
+				return nil, false
+			}
+			return slices.Clone(rec.body), true
+		}
+		if !found || now.Sub(time.Unix(0, at)) > d.lim.Window {
 			return nil, false
 		}
-		return slices.Clone(rec.body), true
-	}
-	var body []byte
-	found := false
-	_ = j.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketDelivered).Get([]byte(id))
-		if len(v) < 9 {
-			return nil
-		}
-		at := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
-		if now.Sub(at) > d.lim.Window {
-			return nil
-		}
-		found = true
-		if v[8]&flagBody != 0 {
-			body = slices.Clone(v[9:])
-			if body == nil {
-				body = []byte{}
+		var body []byte
+		var read bool
+		_ = j.db.View(func(tx *bolt.Tx) error {
+			v := tx.Bucket(bucketDeliveredLog).Get(timeKeyNanos(at, id))
+			if len(v) == 0 {
+				return nil // another id's hash, or changed meanwhile
 			}
+			read = true
+			if v[0]&flagBody != 0 {
+				body = append([]byte{}, v[1:]...)
+			}
+			return nil
+		})
+		if read {
+			return body, true
 		}
-		return nil
-	})
-	return body, found
+		// Recorded again or forgotten since the index was read: ask again.
+		d.mu.Lock()
+		_, queued = d.queued[id]
+		again, foundAgain, _ := d.find(id, h)
+		d.mu.Unlock()
+		if !queued && (!foundAgain || again == at) {
+			return nil, false
+		}
+	}
+}
+
+func (d *delivered) hash(id string) uint64 {
+	if d.hashf != nil {
+		return d.hashf(id)
+	}
+	return maphash.String(d.seed, id)
 }
 
 // Flush waits until every change and record queued before it is committed, or failed.
@@ -145,58 +248,115 @@ func (d *delivered) takeRetries() []*deliveredRecord {
 	return recs
 }
 
-// loadDelivered counts what the journal keeps.
+// loadDelivered counts what the journal keeps and indexes it.
 func (j *Journal) loadDelivered() error {
+	d := &j.dlv
 	return j.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDeliveredTime).ForEach(func(k, v []byte) error {
-			if len(k) < 8 || len(v) != 8 {
+		return tx.Bucket(bucketDeliveredLog).ForEach(func(k, v []byte) error {
+			if len(k) < 8 || len(v) == 0 {
 				return nil
 			}
-			j.dlv.stats.count++
-			j.dlv.stats.bytes += int64(binary.BigEndian.Uint64(v))
-			if at := time.Unix(0, int64(binary.BigEndian.Uint64(k))); at.After(j.dlv.last) {
-				j.dlv.last = at
+			d.stats.count++
+			if v[0]&flagBody != 0 {
+				d.stats.bytes += int64(len(v) - 1)
+			}
+			at := int64(binary.BigEndian.Uint64(k))
+			if t := time.Unix(0, at); t.After(d.last) {
+				d.last = t
+			}
+			id, h := string(k[8:]), d.hash(string(k[8:]))
+			if _, taken := d.index[h]; taken {
+				d.collide[id] = at // each id has one record: another id holds the hash
+			} else {
+				d.index[h] = at
 			}
 			return nil
 		})
 	})
 }
 
-func timeKey(at time.Time, id string) []byte {
+// upgradeDelivered moves the delivered reports of a journal before the log (a bucket by id
+// and one by time) into the log, in one transaction.
+func upgradeDelivered(db *bolt.DB) error {
+	old := false
+	_ = db.View(func(tx *bolt.Tx) error {
+		old = tx.Bucket(bucketDeliveredByTime) != nil || tx.Bucket(bucketDeliveredByID) != nil
+		return nil
+	})
+	if !old {
+		return nil
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		log := tx.Bucket(bucketDeliveredLog)
+		log.FillPercent = deliveredFill
+		byID, byTime := tx.Bucket(bucketDeliveredByID), tx.Bucket(bucketDeliveredByTime)
+		if byID != nil && byTime != nil {
+			err := byTime.ForEach(func(k, _ []byte) error {
+				if len(k) <= 8 {
+					return nil
+				}
+				// By id: the record time (8 bytes), the flags, the body.
+				if v := byID.Get(k[8:]); len(v) >= 9 && bytes.Equal(v[:8], k[:8]) {
+					return log.Put(k, v[8:])
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		for _, name := range [][]byte{bucketDeliveredByID, bucketDeliveredByTime} {
+			if tx.Bucket(name) != nil {
+				if err := tx.DeleteBucket(name); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func timeKey(at time.Time, id string) []byte { return timeKeyNanos(at.UnixNano(), id) }
+
+func timeKeyNanos(at int64, id string) []byte {
 	k := make([]byte, 8, 8+len(id))
-	binary.BigEndian.PutUint64(k, uint64(at.UnixNano()))
+	binary.BigEndian.PutUint64(k, uint64(at))
 	return append(k, id...)
 }
 
-func u64(n int) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
-
-// putDelivered writes one record, replacing an earlier one of the same id.
-func (j *Journal) putDelivered(tx *bolt.Tx, rec *deliveredRecord, ds *deliveredStats) error {
-	db, tb := tx.Bucket(bucketDelivered), tx.Bucket(bucketDeliveredTime)
-	key := []byte(rec.id)
-	if old := db.Get(key); len(old) >= 9 {
-		tk := timeKey(time.Unix(0, int64(binary.BigEndian.Uint64(old))), rec.id)
-		if v := tb.Get(tk); len(v) == 8 {
-			ds.bytes -= int64(binary.BigEndian.Uint64(v))
+// putDelivered appends one record to the log, replacing an earlier one of the same id.
+func (j *Journal) putDelivered(log *bolt.Bucket, rec *deliveredRecord, ds *deliveredStats, undo *[]indexChange) error {
+	d := &j.dlv
+	h := d.hash(rec.id)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	at, found, collided := d.find(rec.id, h)
+	if found {
+		k := timeKeyNanos(at, rec.id)
+		switch v := log.Get(k); {
+		case len(v) > 0:
+			// Its earlier record: replaced.
 			ds.count--
-		}
-		if err := tb.Delete(tk); err != nil {
-			return err
+			if v[0]&flagBody != 0 {
+				ds.bytes -= int64(len(v) - 1)
+			}
+			if err := log.Delete(k); err != nil {
+				return err
+			}
+		case !collided:
+			collided = true // the hash is another id's
 		}
 	}
 	body := rec.body
 	flags := byte(flagBody)
-	if int64(len(body)) > j.dlv.lim.MaxBytes {
+	if int64(len(body)) > d.lim.MaxBytes {
 		body, flags = nil, 0
 	}
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 9+len(body)), uint64(rec.at.UnixNano()))
-	v = append(append(v, flags), body...)
-	if err := db.Put(key, v); err != nil {
+	v := append(append(make([]byte, 0, 1+len(body)), flags), body...)
+	if err := log.Put(timeKey(rec.at, rec.id), v); err != nil {
 		return err
 	}
-	if err := tb.Put(timeKey(rec.at, rec.id), u64(len(body))); err != nil {
-		return err
-	}
+	d.set(undo, collided, h, rec.id, rec.at.UnixNano(), true)
 	ds.count++
 	ds.bytes += int64(len(body))
 	return nil
@@ -204,55 +364,57 @@ func (j *Journal) putDelivered(tx *bolt.Tx, rec *deliveredRecord, ds *deliveredS
 
 // pruneDelivered forgets the oldest ids beyond the window or the count, then drops the oldest
 // bodies beyond the byte budget (their ids stay).
-func (j *Journal) pruneDelivered(tx *bolt.Tx, ds *deliveredStats) error {
-	lim := j.dlv.lim
-	db, tb := tx.Bucket(bucketDelivered), tx.Bucket(bucketDeliveredTime)
+func (j *Journal) pruneDelivered(log *bolt.Bucket, ds *deliveredStats, undo *[]indexChange) error {
+	d := &j.dlv
+	lim := d.lim
 	cutoff := lim.Now().Add(-lim.Window).UnixNano()
 	var drop [][]byte
-	c := tb.Cursor()
+	c := log.Cursor()
 	for k, v := c.First(); len(k) >= 8; k, v = c.Next() {
 		if ds.count <= lim.MaxEntries && int64(binary.BigEndian.Uint64(k)) >= cutoff {
 			break
 		}
 		drop = append(drop, slices.Clone(k))
 		ds.count--
-		if len(v) == 8 {
-			ds.bytes -= int64(binary.BigEndian.Uint64(v))
+		if len(v) > 0 && v[0]&flagBody != 0 {
+			ds.bytes -= int64(len(v) - 1)
 		}
 	}
-	for _, k := range drop {
-		if err := tb.Delete(k); err != nil {
-			return err
+	if len(drop) > 0 {
+		d.mu.Lock()
+		for _, k := range drop {
+			id, at := string(k[8:]), int64(binary.BigEndian.Uint64(k))
+			h := d.hash(id)
+			if c, ok := d.collide[id]; ok && c == at {
+				d.set(undo, true, h, id, 0, false)
+			} else if i, ok := d.index[h]; ok && i == at {
+				d.set(undo, false, h, id, 0, false)
+			}
 		}
-		if err := db.Delete(k[8:]); err != nil {
-			return err
+		d.mu.Unlock()
+		for _, k := range drop {
+			if err := log.Delete(k); err != nil {
+				return err
+			}
 		}
 	}
 	if ds.bytes <= lim.MaxBytes {
 		return nil
 	}
 	var strip [][]byte
-	c = tb.Cursor()
+	c = log.Cursor()
 	k, v := c.First()
 	if ds.floor != nil {
 		k, v = c.Seek(ds.floor)
 	}
 	for ; k != nil && ds.bytes > lim.MaxBytes; k, v = c.Next() {
-		if n := int64(binary.BigEndian.Uint64(v)); len(v) == 8 && n > 0 {
+		if len(v) > 1 && v[0]&flagBody != 0 {
 			strip = append(strip, slices.Clone(k))
-			ds.bytes -= n
+			ds.bytes -= int64(len(v) - 1)
 		}
 	}
 	for _, k := range strip {
-		if err := tb.Put(k, u64(0)); err != nil {
-			return err
-		}
-		old := db.Get(k[8:])
-		if len(old) < 9 {
-			continue
-		}
-		v := append(slices.Clone(old[:8]), 0)
-		if err := db.Put(k[8:], v); err != nil {
+		if err := log.Put(k, []byte{0}); err != nil {
 			return err
 		}
 	}

@@ -152,6 +152,10 @@ func open(dir string, log logr.Logger, opts ...Option) (*Journal, error) {
 	for _, o := range opts {
 		o(j)
 	}
+	if err := upgradeDelivered(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("upgrade journal %s: move its delivered reports: %w", path, err)
+	}
 	if err := j.loadDelivered(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("read journal %s: %w", path, err)
@@ -171,7 +175,7 @@ func openDB(path string) (db *bolt.DB, err error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketTasks, bucketMeta, bucketDelivered, bucketDeliveredTime} {
+		for _, name := range [][]byte{bucketTasks, bucketMeta, bucketDeliveredLog} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -572,12 +576,13 @@ func (j *Journal) refuse(p *pending, err error) {
 func (j *Journal) commit(ops []op) error {
 	var depth int64
 	var ds deliveredStats
+	var undo []indexChange
 	start := time.Now()
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		depth = 0
 		ds = j.dlv.stats
 		tasks := tx.Bucket(bucketTasks)
-		hasDelivered := false
+		var log *bolt.Bucket
 		for _, o := range ops {
 			switch o.kind {
 			case opPut:
@@ -596,8 +601,11 @@ func (j *Journal) commit(ops []op) error {
 					depth--
 				}
 			case opDelivered:
-				hasDelivered = true
-				if err := j.putDelivered(tx, o.rec, &ds); err != nil {
+				if log == nil {
+					log = tx.Bucket(bucketDeliveredLog)
+					log.FillPercent = deliveredFill
+				}
+				if err := j.putDelivered(log, o.rec, &ds, &undo); err != nil {
 					return err
 				}
 			case opProbe:
@@ -606,8 +614,8 @@ func (j *Journal) commit(ops []op) error {
 				}
 			}
 		}
-		if hasDelivered {
-			return j.pruneDelivered(tx, &ds)
+		if log != nil {
+			return j.pruneDelivered(log, &ds, &undo)
 		}
 		return nil
 	})
@@ -615,6 +623,7 @@ func (j *Journal) commit(ops []op) error {
 		j.observe(time.Since(start), err)
 	}
 	if err != nil {
+		j.dlv.undo(undo)
 		return err
 	}
 	j.depth.Add(depth)
