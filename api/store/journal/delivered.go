@@ -42,9 +42,28 @@ func WithDelivered(lim store.DeliveredLimits) Option {
 
 // deliveredRecord is one RecordDelivered call.
 type deliveredRecord struct {
-	id   string
-	at   time.Time
-	body []byte
+	id    string
+	at    time.Time
+	body  []byte
+	value []byte // its value in the log: flags and the body kept
+}
+
+// newDeliveredRecord returns the record of body, and a pending change of it nobody waits
+// for, in one allocation and one copy of body.
+func newDeliveredRecord(id string, at time.Time, body []byte, maxBytes int64) (*deliveredRecord, *pending) {
+	pr := &struct {
+		p pending
+		r deliveredRecord
+	}{r: deliveredRecord{id: id, at: at}}
+	pr.p.rec, pr.p.lazy = &pr.r, true
+	if int64(len(body)) > maxBytes {
+		// Too large to keep: only the id is written (until then the body is looked up).
+		pr.r.body, pr.r.value = slices.Clone(body), []byte{0}
+	} else {
+		pr.r.value = append(append(make([]byte, 0, 1+len(body)), flagBody), body...)
+		pr.r.body = pr.r.value[1:]
+	}
+	return &pr.r, &pr.p
 }
 
 // deliveredStats are the kept ids and body bytes, and the time key below which no body is
@@ -154,11 +173,11 @@ func (j *Journal) RecordDelivered(id string, body []byte) {
 		at = d.last
 	}
 	d.last = at
-	rec := &deliveredRecord{id: id, at: at, body: slices.Clone(body)}
+	rec, p := newDeliveredRecord(id, at, body, d.lim.MaxBytes)
 	d.queued[id] = rec
 	d.mu.Unlock()
 	// Nobody waits for it: it is committed with the next change that is waited for (or soon).
-	if !j.enqueue(&pending{rec: rec, done: make(chan struct{}), lazy: true}) {
+	if !j.enqueue(p) {
 		j.log.Info("Journal closed: a delivered report is not recorded", "task", truncate(id))
 	}
 }
@@ -218,9 +237,10 @@ func (d *delivered) hash(id string) uint64 {
 
 // Flush waits until every change and record queued before it is committed, or failed.
 func (j *Journal) Flush() {
-	p := &pending{done: make(chan struct{})}
+	p := &pending{waited: true}
+	p.done.Add(1)
 	if j.enqueue(p) {
-		<-p.done
+		p.done.Wait()
 	}
 }
 
@@ -347,18 +367,12 @@ func (j *Journal) putDelivered(log *bolt.Bucket, rec *deliveredRecord, ds *deliv
 			collided = true // the hash is another id's
 		}
 	}
-	body := rec.body
-	flags := byte(flagBody)
-	if int64(len(body)) > d.lim.MaxBytes {
-		body, flags = nil, 0
-	}
-	v := append(append(make([]byte, 0, 1+len(body)), flags), body...)
-	if err := log.Put(timeKey(rec.at, rec.id), v); err != nil {
+	if err := log.Put(timeKey(rec.at, rec.id), rec.value); err != nil {
 		return err
 	}
 	d.set(undo, collided, h, rec.id, rec.at.UnixNano(), true)
 	ds.count++
-	ds.bytes += int64(len(body))
+	ds.bytes += int64(len(rec.value) - 1)
 	return nil
 }
 

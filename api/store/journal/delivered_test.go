@@ -71,7 +71,8 @@ func TestDeliveredIndexUndoneWhenCommitFails(t *testing.T) {
 	at := time.Now()
 	rec := func(id, body string) op {
 		at = at.Add(time.Millisecond)
-		return op{kind: opDelivered, key: []byte(id), rec: &deliveredRecord{id: id, at: at, body: []byte(body)}}
+		r, _ := newDeliveredRecord(id, at, []byte(body), j.dlv.lim.MaxBytes)
+		return op{kind: opDelivered, key: []byte(id), rec: r}
 	}
 	if err := j.commit([]op{rec("t-1", "first")}); err != nil {
 		t.Fatal(err)

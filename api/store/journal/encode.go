@@ -13,15 +13,21 @@ import (
 	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 )
 
-// encodeTask returns the journal record of t: exactly the bytes of json.Marshal(t), so that
-// every version of the journal reads it, built without reflection for the fields Tasks carry;
-// a Task with anything else (annotations, owner references, a string or payload json would
-// escape, ...) is left to json.Marshal.
-func encodeTask(t *agentv1.Task) ([]byte, error) {
-	if b, ok := appendTask(make([]byte, 0, 1024+rawLen(t.Spec.Payload)+rawLen(t.Status.Result)), t); ok {
-		return b, nil
+// encodeTask appends the journal record of t to b: exactly the bytes of json.Marshal(t), so
+// that every version of the journal reads it, built without reflection for the fields Tasks
+// carry; a Task with anything else (annotations, owner references, a string or payload json
+// would escape, ...) is left to json.Marshal.
+func encodeTask(b []byte, t *agentv1.Task) ([]byte, error) {
+	if out, ok := appendTask(b, t); ok {
+		return out, nil
 	}
-	return json.Marshal(t)
+	v, err := json.Marshal(t)
+	return append(b, v...), err
+}
+
+// recordSize is room for the key and record of most Tasks like t.
+func recordSize(t *agentv1.Task) int {
+	return len(t.Name) + 1280 + rawLen(t.Spec.Payload) + rawLen(t.Status.Result)
 }
 
 func rawLen(r *runtime.RawExtension) int {

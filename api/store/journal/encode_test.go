@@ -19,7 +19,7 @@ import (
 func checkEncode(t *testing.T, task *agentv1.Task) {
 	t.Helper()
 	want, wantErr := json.Marshal(task)
-	got, err := encodeTask(task)
+	got, err := encodeTask(nil, task)
 	if (err != nil) != (wantErr != nil) || !bytes.Equal(want, got) {
 		t.Fatalf("encodeTask differs from json.Marshal:\n got %q (%v)\nwant %q (%v)", got, err, want, wantErr)
 	}
@@ -120,7 +120,7 @@ func TestEncodeTaskRandom(t *testing.T) {
 			}
 		}
 		want, wantErr := json.Marshal(task)
-		got, err := encodeTask(task)
+		got, err := encodeTask(nil, task)
 		if (err != nil) != (wantErr != nil) || !bytes.Equal(want, got) {
 			t.Fatalf("seed %d: encodeTask differs from json.Marshal:\n got %q (%v)\nwant %q (%v)", seed, got, err, want, wantErr)
 		}

@@ -31,7 +31,7 @@ func sizedTask(name string, payloadBytes int) *agentv1.Task {
 }
 
 func added(t *agentv1.Task) *pending {
-	return &pending{ev: &store.Event{Type: store.Added, Task: t}, done: make(chan struct{})}
+	return &pending{ev: &store.Event{Type: store.Added, Task: t}}
 }
 
 // One batch holding a task id bbolt refuses (40 KiB) and good changes: only the bad one fails,
@@ -91,7 +91,7 @@ func TestFullDiskFailsOnlyWhatDoesNotFitAndRecovers(t *testing.T) {
 	// Room inside the file for small changes: a large record written and removed.
 	room := added(sizedTask("room", 256<<10))
 	j.write([]*pending{room}, false)
-	j.write([]*pending{{ev: &store.Event{Type: store.Deleted, Task: room.ev.Task}, done: make(chan struct{})}}, false)
+	j.write([]*pending{{ev: &store.Event{Type: store.Deleted, Task: room.ev.Task}}}, false)
 	if room.err != nil {
 		t.Fatal(room.err)
 	}

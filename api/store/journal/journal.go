@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,20 +61,43 @@ type Journal struct {
 	unwritten   map[string]struct{} // Tasks with a change that failed and is not written yet
 
 	// Owned by the commit loop.
+	present       map[string]struct{}    // the Tasks in the journal, by name
 	dirty         map[string]store.Event // latest change of a Task that failed to be written
 	failedCreates map[string]struct{}    // Tasks whose creation failed: later changes are refused
 	probeBytes    int                    // size of the probe write while unhealthy
+	// Reused by each write: its changes, the index of each Task's last change, and what a
+	// transaction changed of the index of delivered reports and of present.
+	freshBuf   []op
+	lastBuf    map[string]int
+	undoBuf    []indexChange
+	changedBuf []presence
 }
 
 // pending is one change waiting for its commit: a Task's change (ev) or a delivered report.
 type pending struct {
-	ev   *store.Event
-	rec  *deliveredRecord
-	err  error // set before done is closed
-	done chan struct{}
+	ev  *store.Event
+	rec *deliveredRecord
+	err error // set before done is done
 	// lazy: nobody waits for it (see Persist); it is committed with the next change that is
 	// waited for, or after lazyDelay.
 	lazy bool
+	// waited: done was added to, and is done once the change is committed or failed.
+	waited bool
+	done   sync.WaitGroup
+}
+
+// newPending returns a pending change of ev, in one allocation, that done waits for unless lazy.
+func newPending(ev store.Event, lazy bool) *pending {
+	pe := &struct {
+		p  pending
+		ev store.Event
+	}{ev: ev}
+	pe.p.ev, pe.p.lazy = &pe.ev, lazy
+	if !lazy {
+		pe.p.waited = true
+		pe.p.done.Add(1)
+	}
+	return &pe.p
 }
 
 // lazyDelay is how long the commit loop holds changes nobody waits for before it commits
@@ -144,6 +168,7 @@ func open(dir string, log logr.Logger, opts ...Option) (*Journal, error) {
 	j := &Journal{
 		db: db, log: log, path: path, now: time.Now, probe: DefaultProbeInterval,
 		queue: make(chan *pending, 4096), done: make(chan struct{}),
+		present: make(map[string]struct{}), lastBuf: make(map[string]int),
 		dirty: make(map[string]store.Event), failedCreates: make(map[string]struct{}),
 		unwritten: make(map[string]struct{}),
 	}
@@ -228,6 +253,7 @@ func (j *Journal) Load(mem *memory.Store) (int, error) {
 			if err := mem.Restore(&t); err != nil {
 				return err
 			}
+			j.present[t.Name] = struct{}{}
 			n++
 			return nil
 		})
@@ -278,7 +304,7 @@ func (j *Journal) Load(mem *memory.Store) (int, error) {
 // again.
 func (j *Journal) Persist(ev store.Event) func() error {
 	lazy := ev.Type == store.Deleted || ev.Task.Status.Report.FinalReported || (ev.Deferrable && ev.Type == store.Modified)
-	p := &pending{ev: &ev, done: make(chan struct{}), lazy: lazy}
+	p := newPending(ev, lazy)
 	if !j.enqueue(p) {
 		return func() error { return errors.New("journal closed") }
 	}
@@ -286,7 +312,7 @@ func (j *Journal) Persist(ev store.Event) func() error {
 		return func() error { return nil }
 	}
 	return func() error {
-		<-p.done
+		p.done.Wait()
 		return p.err
 	}
 }
@@ -324,7 +350,9 @@ func (j *Journal) commitLoop() {
 	commit := func() {
 		j.write(batch, false)
 		for _, p := range batch {
-			close(p.done)
+			if p.waited {
+				p.done.Done()
+			}
 		}
 		batch = batch[:0]
 		if lazyDue != nil {
@@ -409,8 +437,12 @@ type op struct {
 // probe record as large as the largest change that failed, all written, so that a disk with room
 // for small changes only stays unhealthy (rather than taking a task and failing it each time).
 func (j *Journal) write(batch []*pending, probe bool) {
-	var fresh []op
-	last := lastChanges(batch)
+	fresh := j.freshBuf[:0]
+	defer func() {
+		clear(fresh) // keeps no change alive until the next write
+		j.freshBuf = fresh[:0]
+	}()
+	last := j.lastChanges(batch)
 	for i, p := range batch {
 		if p.lazy && p.ev != nil && p.ev.Type == store.Modified && last[p.ev.Task.Name] > i {
 			continue // superseded by a later change of the Task, which carries all of it
@@ -420,7 +452,10 @@ func (j *Journal) write(batch []*pending, probe bool) {
 		}
 	}
 	// Retries after validation: a change in this batch supersedes its Task's retry.
-	ops := append(j.retries(), fresh...)
+	ops := fresh
+	if retries := j.retries(); len(retries) > 0 {
+		ops = append(retries, fresh...)
+	}
 	if probe {
 		ops = append(ops, op{kind: opProbe, key: keyProbe})
 	}
@@ -477,8 +512,9 @@ func (j *Journal) write(batch []*pending, probe bool) {
 }
 
 // lastChanges returns the index of each Task's last change in batch.
-func lastChanges(batch []*pending) map[string]int {
-	last := make(map[string]int, len(batch))
+func (j *Journal) lastChanges(batch []*pending) map[string]int {
+	last := j.lastBuf
+	clear(last)
 	for i, p := range batch {
 		if p.ev != nil {
 			last[p.ev.Task.Name] = i
@@ -535,7 +571,9 @@ func (j *Journal) validate(p *pending) (op, bool) {
 		j.refuse(p, errors.New("the task's creation was not written"))
 		return op{}, false
 	}
-	v, err := encodeTask(ev.Task)
+	// The key and the value in one allocation.
+	kv, err := encodeTask(append(make([]byte, 0, recordSize(ev.Task)), name...), ev.Task)
+	key, v := kv[:len(name):len(name)], kv[len(name):]
 	if err == nil && int64(len(v)) > bolt.MaxValueSize {
 		err = fmt.Errorf("task of %d bytes is over the journal's limit of %d bytes", len(v), bolt.MaxValueSize)
 	}
@@ -546,7 +584,7 @@ func (j *Journal) validate(p *pending) (op, bool) {
 		}
 		return op{}, false
 	}
-	return op{p: p, kind: opPut, key: []byte(name), value: v, ev: ev}, true
+	return op{p: p, kind: opPut, key: key, value: v, ev: ev}, true
 }
 
 func checkKey(name string) error {
@@ -574,31 +612,34 @@ func (j *Journal) refuse(p *pending, err error) {
 
 // commit writes ops in one transaction.
 func (j *Journal) commit(ops []op) error {
-	var depth int64
 	var ds deliveredStats
-	var undo []indexChange
+	undo, changed := j.undoBuf[:0], j.changedBuf[:0] // to undo if the transaction fails
+	defer func() {
+		clear(changed)
+		j.undoBuf, j.changedBuf = undo[:0], changed[:0]
+	}()
 	start := time.Now()
 	err := j.db.Update(func(tx *bolt.Tx) error {
-		depth = 0
 		ds = j.dlv.stats
 		tasks := tx.Bucket(bucketTasks)
 		var log *bolt.Bucket
 		for _, o := range ops {
 			switch o.kind {
 			case opPut:
-				existed := tasks.Get(o.key) != nil
 				if err := tasks.Put(o.key, o.value); err != nil {
 					return err
 				}
-				if !existed {
-					depth++
+				if _, ok := j.present[o.ev.Task.Name]; !ok {
+					j.present[o.ev.Task.Name] = struct{}{}
+					changed = append(changed, presence{o.ev.Task.Name, false})
 				}
 			case opRemove:
-				if tasks.Get(o.key) != nil {
+				if _, ok := j.present[o.ev.Task.Name]; ok {
 					if err := tasks.Delete(o.key); err != nil {
 						return err
 					}
-					depth--
+					delete(j.present, o.ev.Task.Name)
+					changed = append(changed, presence{o.ev.Task.Name, true})
 				}
 			case opDelivered:
 				if log == nil {
@@ -624,9 +665,16 @@ func (j *Journal) commit(ops []op) error {
 	}
 	if err != nil {
 		j.dlv.undo(undo)
+		for _, c := range slices.Backward(changed) {
+			if c.was {
+				j.present[c.name] = struct{}{}
+			} else {
+				delete(j.present, c.name)
+			}
+		}
 		return err
 	}
-	j.depth.Add(depth)
+	j.depth.Store(int64(len(j.present)))
 	j.dlv.stats = ds
 	for _, o := range ops {
 		if o.kind == opProbe {
@@ -635,6 +683,12 @@ func (j *Journal) commit(ops []op) error {
 		}
 	}
 	return nil
+}
+
+// presence is whether a Task was in the journal before a transaction changed it.
+type presence struct {
+	name string
+	was  bool
 }
 
 // writeProbe writes a record about as large as the last change that failed, so that a
