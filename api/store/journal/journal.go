@@ -29,6 +29,13 @@ var (
 	keyProbe    = []byte("probe")
 )
 
+// tasksFill is the Tasks bucket's fill percent: every node a commit touches is written
+// whole, so full pages mean fewer pages per commit.
+const tasksFill = 1.0
+
+// maxArena bounds the room for records a write keeps for the next one.
+const maxArena = 4 << 20
+
 // maxBatch bounds the changes written in one transaction.
 const maxBatch = 512
 
@@ -68,6 +75,7 @@ type Journal struct {
 	// Reused by each write: its changes, the index of each Task's last change, and what a
 	// transaction changed of the index of delivered reports and of present.
 	freshBuf   []op
+	arena      []byte // the keys and records of a write's changes
 	lastBuf    map[string]int
 	undoBuf    []indexChange
 	changedBuf []presence
@@ -441,6 +449,11 @@ func (j *Journal) write(batch []*pending, probe bool) {
 	defer func() {
 		clear(fresh) // keeps no change alive until the next write
 		j.freshBuf = fresh[:0]
+		// bbolt copied the records into its pages at commit: the room is free again.
+		j.arena = j.arena[:0]
+		if cap(j.arena) > maxArena {
+			j.arena = nil
+		}
 	}()
 	last := j.lastChanges(batch)
 	for i, p := range batch {
@@ -571,9 +584,15 @@ func (j *Journal) validate(p *pending) (op, bool) {
 		j.refuse(p, errors.New("the task's creation was not written"))
 		return op{}, false
 	}
-	// The key and the value in one allocation.
-	kv, err := encodeTask(append(make([]byte, 0, recordSize(ev.Task)), name...), ev.Task)
-	key, v := kv[:len(name):len(name)], kv[len(name):]
+	// Key and record in the write's arena: bbolt keeps them only until the commit.
+	// (Should it grow, the earlier changes' slices keep the array they point into.)
+	start := len(j.arena)
+	if cap(j.arena)-start < recordSize(ev.Task) {
+		j.arena = slices.Grow(j.arena, max(recordSize(ev.Task), 64<<10))
+	}
+	kv, err := encodeTask(append(j.arena, name...), ev.Task)
+	j.arena = kv
+	key, v := kv[start:start+len(name):start+len(name)], kv[start+len(name):len(kv):len(kv)]
 	if err == nil && int64(len(v)) > bolt.MaxValueSize {
 		err = fmt.Errorf("task of %d bytes is over the journal's limit of %d bytes", len(v), bolt.MaxValueSize)
 	}
@@ -622,6 +641,7 @@ func (j *Journal) commit(ops []op) error {
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		ds = j.dlv.stats
 		tasks := tx.Bucket(bucketTasks)
+		tasks.FillPercent = tasksFill
 		var log *bolt.Bucket
 		for _, o := range ops {
 			switch o.kind {
