@@ -326,7 +326,7 @@ func (s *Syncer) intakeAsync(ctx context.Context, task *wire.Task, agentID strin
 // acquired for it is bound to it.
 func (s *Syncer) intake(ctx context.Context, wt *wire.Task, agentID string) {
 	task := &agentv1.Task{
-		TypeMeta: metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
+		TypeMeta: metav1.TypeMeta{APIVersion: taskAPIVersion, Kind: "Task"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   agentv1.TaskName(wt.ID),
 			Labels: map[string]string{agentv1.LabelTaskType: labelValue(wt.Type)},
@@ -351,6 +351,9 @@ func (s *Syncer) intake(ctx context.Context, wt *wire.Task, agentID string) {
 	s.create(ctx, task)
 }
 
+// taskAPIVersion is the apiVersion of the Tasks intake makes.
+var taskAPIVersion = agentv1.GroupVersion.String()
+
 // dropTask gives up on a task handed over without an id that can be reported under (none,
 // not valid UTF-8, a lone surrogate; docs/orchestrator-api.md, "Task ids").
 func (s *Syncer) dropTask(e *wire.InvalidTaskError) {
@@ -364,7 +367,7 @@ func (s *Syncer) dropTask(e *wire.InvalidTaskError) {
 // answered with the report accepted before, or refused again the same way.
 func (s *Syncer) refuseInvalid(e *wire.InvalidTaskError, agentID string) {
 	task := &agentv1.Task{
-		TypeMeta:   metav1.TypeMeta{APIVersion: agentv1.GroupVersion.String(), Kind: "Task"},
+		TypeMeta:   metav1.TypeMeta{APIVersion: taskAPIVersion, Kind: "Task"},
 		ObjectMeta: metav1.ObjectMeta{Name: agentv1.TaskName(e.ID)},
 		Spec:       agentv1.TaskSpec{TaskID: e.ID, AgentID: agentID},
 	}
@@ -382,16 +385,20 @@ func (s *Syncer) refuseInvalid(e *wire.InvalidTaskError, agentID string) {
 }
 
 func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
-	log := s.log.WithValues("task", task.TaskID(), "type", task.Spec.Type)
 	if s.answeredBefore(task, true) {
 		return // finished and reported within the dedup window: never run twice
 	}
 	bound := s.slots.bind(task.Name)
 	err := s.opts.Store.Create(ctx, task)
-	switch {
-	case err == nil:
-		log.V(1).Info("Task accepted")
+	if err == nil {
+		if log := s.log.V(1); log.Enabled() { // its values would be made for nothing
+			log.Info("Task accepted", "task", task.TaskID(), "type", task.Spec.Type)
+		}
 		s.rep.queue.Add(task.Name) // stored: acknowledge it (RUNNING), or report its end
+		return
+	}
+	log := s.log.WithValues("task", task.TaskID(), "type", task.Spec.Type)
+	switch {
 	case apierrors.IsAlreadyExists(err):
 		// Offered again (its acknowledgement went missing): keep ours, answer with its state.
 		if bound {

@@ -153,11 +153,11 @@ func (r *reporter) lookup(ctx context.Context, name string) (task *agentv1.Task,
 // deliver sends what the Task needs and returns whether (and when) to try again.
 func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, bool) {
 	task, direct, err := r.lookup(ctx, name)
-	if apierrors.IsNotFound(err) {
-		r.forget(name)
-		return 0, false
-	}
 	if err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(name)
+			return 0, false
+		}
 		return time.Second, true
 	}
 	if !direct && !needsReport(task) {
@@ -167,7 +167,6 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 	if !direct && r.d.unwritten(name) {
 		return time.Second, true // reported once durable
 	}
-	log := r.d.log.WithValues("task", name)
 	final := task.Status.Phase.IsFinal()
 	if final {
 		r.d.beforeFinal(name) // a progress report in flight must not arrive after the final one
@@ -188,16 +187,20 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 	})
 	cancel()
 	class := wire.Classify(err)
-	switch {
-	case class == wire.ClassNone:
+	if class == wire.ClassNone {
 		if final && r.d.delivered != nil {
 			// The exact bytes accepted, before the Task may leave the store: a task offered
 			// again later is answered with this same report (never run twice).
 			r.d.delivered.RecordDelivered(task.TaskID(), body)
 		}
 		r.delivered(ctx, name, direct, final, false, "", "")
-		log.V(1).Info("Report delivered", "status", report.Status, "bytes", len(body), "minimal", minimal)
+		if log := r.d.log.V(1); log.Enabled() { // its values would be made for nothing
+			log.Info("Report delivered", "task", name, "status", report.Status, "bytes", len(body), "minimal", minimal)
+		}
 		return 0, false
+	}
+	log := r.d.log.WithValues("task", name)
+	switch {
 	case class == wire.ClassGone:
 		log.Info("Orchestrator refused the report for good; not sending it again", "status", report.Status, "error", err.Error())
 		r.delivered(ctx, name, direct, final, true, err.Error(), "")
