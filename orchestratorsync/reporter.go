@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/internal/deadline"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/wire"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,9 +35,15 @@ type reporter struct {
 	d     reporterDeps
 	queue workqueue.TypedDelayingInterface[string]
 
+	// deadlines bound the sends and the store writes that record them (reportTimeout).
+	deadlines deadline.Shared
+
 	mu     sync.Mutex
 	state  map[string]*delivery
 	direct map[string]*agentv1.Task // FAILED Tasks the store cannot hold (refused ids)
+	// records is the parent of the store writes that record deliveries during run: not
+	// cancelled with run's context, deferrable; one for all, so that they share deadlines.
+	records context.Context
 }
 
 // delivery is the in-memory state of one Task's report.
@@ -95,6 +102,9 @@ func (r *reporter) enqueueExisting(ctx context.Context) error {
 // run delivers queued reports, up to workers at once, each on a goroutine of its own (none
 // wait at idle), and returns when ctx ends and the deliveries under way returned.
 func (r *reporter) run(ctx context.Context) {
+	r.mu.Lock()
+	r.records = recordContext(ctx)
+	r.mu.Unlock()
 	stop := context.AfterFunc(ctx, r.queue.ShutDown)
 	defer stop()
 	busy := make(chan struct{}, r.d.workers)
@@ -176,7 +186,7 @@ func (r *reporter) deliver(ctx context.Context, name string) (time.Duration, boo
 
 	var body []byte
 	var minimal bool
-	sendCtx, cancel := context.WithTimeout(ctx, reportTimeout)
+	sendCtx, cancel := r.deadlines.Context(ctx, reportTimeout)
 	err = r.d.session.do(sendCtx, func(c *wire.Client, agentID string) error {
 		report.AgentID = agentID
 		var err error
@@ -310,10 +320,15 @@ func (r *reporter) delivered(ctx context.Context, name string, direct, final, re
 func (r *reporter) markDelivered(ctx context.Context, name string, final, rejected bool, msg, event string) {
 	r.forget(name)
 	now := metav1.NewTime(r.d.clock.Now().UTC())
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+	r.mu.Lock()
+	parent := r.records
+	r.mu.Unlock()
+	if parent == nil {
+		parent = recordContext(ctx)
+	}
+	ctx, cancel := r.deadlines.Context(parent, reportTimeout)
 	defer cancel()
-	// A delivery lost in a crash only sends the report once more (the store need not wait).
-	_, err := store.MutateStatus(store.Deferrable(ctx), r.d.store, name, func(t *agentv1.Task) bool {
+	_, err := store.MutateStatus(ctx, r.d.store, name, func(t *agentv1.Task) bool {
 		if final {
 			if t.Status.Report.FinalReported {
 				return false
@@ -335,6 +350,13 @@ func (r *reporter) markDelivered(ctx context.Context, name string, final, reject
 	if err != nil && !apierrors.IsNotFound(err) {
 		r.d.log.Error(err, "Cannot record the report's delivery", "task", name)
 	}
+}
+
+// recordContext returns the parent of a store write that records a delivery made under ctx:
+// ctx's values without its cancellation, and deferrable: a delivery lost in a crash only sends
+// the report once more, so the store need not wait for the write to be durable.
+func recordContext(ctx context.Context) context.Context {
+	return store.Deferrable(context.WithoutCancel(ctx))
 }
 
 // flush waits until no Task needs a final report, or ctx ends.

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/letsbe/sysadmin-agent/orchestratorsync/internal/deadline"
 )
 
 // Client defaults and limits.
@@ -79,6 +81,7 @@ type Client struct {
 	auth      []string // "Bearer " + token, nil without a token
 	observe   func(endpoint string, code int, elapsed time.Duration)
 	bootID    string
+	deadlines *deadline.Shared // of the calls' timeouts; shared with the WithToken copies
 }
 
 // NewClient validates cfg, applies defaults and returns a client.
@@ -116,6 +119,7 @@ func NewClient(cfg Config) (*Client, error) {
 		userAgent: []string{cfg.UserAgent},
 		observe:   cfg.Observe,
 		bootID:    cfg.BootID,
+		deadlines: new(deadline.Shared),
 	}
 	if c.bootID == "" {
 		c.bootID = newBootID()
@@ -410,12 +414,14 @@ func (c *Client) doWith(ctx context.Context, method, ep, query string, payload [
 	if payload != nil {
 		body = bytes.NewReader(payload)
 	}
-	target := c.prefix + ep
-	if query != "" {
+	var target string
+	if query == "" {
+		target = c.prefix + ep
+	} else {
 		target = c.prefix + ep + "?" + query
 	}
-	reqCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	reqCtx, done := c.deadlines.Context(ctx, timeout)
+	defer done()
 	req, err := http.NewRequestWithContext(reqCtx, method, target, body)
 	if err != nil {
 		return response{}, invalidArg(method, ep, "build request: %v", err)
