@@ -185,7 +185,7 @@ func (m *Store) Create(_ context.Context, task *agentv1.Task) error {
 	created(&obj.ObjectMeta, m.nextRevision(), m.now())
 	compact(obj)
 	m.objects[obj.Name] = obj
-	task.ObjectMeta = *obj.ObjectMeta.DeepCopy()
+	setCreated(&task.ObjectMeta, obj.ObjectMeta)
 	return m.commit(store.Event{Type: store.Added, Task: obj})
 }
 

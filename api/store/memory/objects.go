@@ -40,6 +40,12 @@ func created(meta *metav1.ObjectMeta, rv string, now time.Time) {
 	}
 }
 
+// setCreated copies the server-set metadata of a created object back to the caller's, as a
+// client's Create does (the rest of the caller's object is what was stored already).
+func setCreated(dst *metav1.ObjectMeta, created metav1.ObjectMeta) {
+	dst.ResourceVersion, dst.UID, dst.Generation, dst.CreationTimestamp = created.ResourceVersion, created.UID, created.Generation, created.CreationTimestamp
+}
+
 // current returns the stored object (T is *agentv1.Task or *agentv1.Stack) that a write of
 // obj replaces: NotFound when there is none, Conflict when obj has a resourceVersion that is
 // not the stored one. Called with the store's lock held.

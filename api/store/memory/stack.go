@@ -69,7 +69,7 @@ func (m *StackStore) Create(_ context.Context, stack *agentv1.Stack) error {
 	obj.Spec = stack.Spec
 	created(&obj.ObjectMeta, m.nextRevision(), m.now())
 	m.objects[obj.Name] = obj
-	stack.ObjectMeta = *obj.ObjectMeta.DeepCopy()
+	setCreated(&stack.ObjectMeta, obj.ObjectMeta)
 	m.subs.notify(store.StackEvent{Type: store.Added, Stack: obj})
 	return nil
 }
