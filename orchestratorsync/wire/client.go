@@ -72,16 +72,20 @@ type Config struct {
 // Client talks to the orchestrator (contract v1). It is safe for concurrent use. Each method
 // makes one attempt; retrying is the caller's decision (IsRetryable, NextDelay).
 type Client struct {
-	prefix    string // scheme://host/path-prefix, escaped, without a trailing slash
+	base      url.URL // the scheme and host of every request
+	basePath  string  // the path prefix, escaped, without a trailing slash
 	hc        *http.Client
 	timeout   time.Duration
 	maxTask   int64
-	userAgent []string // the header values, shared by every request (never modified)
-	token     string   // immutable: one Client per credential (WithToken)
-	auth      []string // "Bearer " + token, nil without a token
-	observe   func(endpoint string, code int, elapsed time.Duration)
-	bootID    string
-	deadlines *deadline.Shared // of the calls' timeouts; shared with the WithToken copies
+	userAgent string
+	token     string // immutable: one Client per credential (WithToken)
+	// header and bodyHeader are the headers of every request without and with a body, shared
+	// by all of them: neither the Client nor its transport changes them (a RoundTripper must
+	// not modify its request).
+	header, bodyHeader http.Header
+	observe            func(endpoint string, code int, elapsed time.Duration)
+	bootID             string
+	deadlines          *deadline.Shared // of the calls' timeouts; shared with the WithToken copies
 }
 
 // NewClient validates cfg, applies defaults and returns a client.
@@ -114,9 +118,10 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("orchestrator client: Token %w", err)
 	}
 	c := &Client{
-		prefix:    strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"),
+		base:      url.URL{Scheme: u.Scheme, Host: removeEmptyPort(u.Host)},
+		basePath:  strings.TrimRight(u.EscapedPath(), "/"),
 		timeout:   cfg.Timeout,
-		userAgent: []string{cfg.UserAgent},
+		userAgent: cfg.UserAgent,
 		observe:   cfg.Observe,
 		bootID:    cfg.BootID,
 		deadlines: new(deadline.Shared),
@@ -131,8 +136,8 @@ func NewClient(cfg Config) (*Client, error) {
 	if c.maxTask <= 0 {
 		c.maxTask = DefaultMaxTaskBytes
 	}
-	if cfg.UserAgent == "" {
-		c.userAgent = []string{DefaultUserAgent}
+	if c.userAgent == "" {
+		c.userAgent = DefaultUserAgent
 	}
 	rt := cfg.Transport
 	if rt == nil {
@@ -231,10 +236,13 @@ func (c *Client) WithToken(token string) (*Client, error) {
 }
 
 func (c *Client) setToken(token string) {
-	c.token, c.auth = token, nil
+	c.token = token
+	c.header = http.Header{"Accept": {"application/json"}, "User-Agent": {c.userAgent}}
 	if token != "" {
-		c.auth = []string{"Bearer " + token}
+		c.header["Authorization"] = []string{"Bearer " + token}
 	}
+	c.bodyHeader = c.header.Clone()
+	c.bodyHeader["Content-Type"] = []string{"application/json"}
 }
 
 // Register calls POST /agents/register.
@@ -402,38 +410,13 @@ func (c *Client) doJSON(ctx context.Context, method, ep string, in any, timeout 
 	return c.doWith(ctx, method, ep, "", payload, timeout, lim)
 }
 
-// Request header values, shared by every request (never modified).
-var (
-	acceptJSON      = []string{"application/json"}
-	contentTypeJSON = []string{"application/json"}
-)
-
 // doWith is do with the read limit of a successful answer given.
 func (c *Client) doWith(ctx context.Context, method, ep, query string, payload []byte, timeout time.Duration, lim readLimit) (response, error) {
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	var target string
-	if query == "" {
-		target = c.prefix + ep
-	} else {
-		target = c.prefix + ep + "?" + query
-	}
 	reqCtx, done := c.deadlines.Context(ctx, timeout)
 	defer done()
-	req, err := http.NewRequestWithContext(reqCtx, method, target, body)
+	req, err := c.newRequest(reqCtx, method, ep, query, payload)
 	if err != nil {
 		return response{}, invalidArg(method, ep, "build request: %v", err)
-	}
-	// Canonical keys, set without Header.Set's copies.
-	if c.auth != nil {
-		req.Header["Authorization"] = c.auth
-	}
-	req.Header["Accept"] = acceptJSON
-	req.Header["User-Agent"] = c.userAgent
-	if payload != nil {
-		req.Header["Content-Type"] = contentTypeJSON
 	}
 
 	start := time.Now()
@@ -475,6 +458,41 @@ func (c *Client) doWith(ctx context.Context, method, ep, query string, payload [
 	}
 	readAll = true
 	return response{status: resp.StatusCode, body: data}, nil
+}
+
+// newRequest returns the request to the escaped path ep under the base URL with the encoded
+// query: what http.NewRequestWithContext makes of the URL as a string, without parsing the
+// base URL again, and with the client's shared headers.
+func (c *Client) newRequest(ctx context.Context, method, ep, query string, payload []byte) (*http.Request, error) {
+	u := c.base
+	u.RawPath = c.basePath + ep
+	u.RawQuery = query
+	var err error
+	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
+		return nil, err
+	}
+	req := http.Request{
+		Method: method, URL: &u, Host: u.Host, Header: c.header,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	}
+	if payload != nil {
+		req.Header = c.bodyHeader
+		req.ContentLength = int64(len(payload))
+		req.Body = io.NopCloser(bytes.NewReader(payload))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(payload)), nil }
+		if len(payload) == 0 {
+			req.Body, req.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
+		}
+	}
+	return req.WithContext(ctx), nil
+}
+
+// removeEmptyPort strips an empty port ("host:"), as http.NewRequest does.
+func removeEmptyPort(host string) string {
+	if strings.LastIndex(host, ":") > strings.LastIndex(host, "]") {
+		return strings.TrimSuffix(host, ":")
+	}
+	return host
 }
 
 // readBody reads at most limit+1 bytes of the answer's body: a body longer than limit is
