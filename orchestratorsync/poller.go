@@ -224,7 +224,8 @@ func (s *Syncer) poll(ctx context.Context, wait time.Duration, wg *sync.WaitGrou
 		s.slots.unused()
 		return polledNothing, nil
 	}
-	wg.Go(func() { s.intakeAsync(ctx, task, received) })
+	t, id := task, received // copies for the goroutine: task and received may stay on the stack
+	wg.Go(func() { s.intakeAsync(ctx, t, id) })
 	return polledTask, nil
 }
 
