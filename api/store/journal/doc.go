@@ -5,7 +5,7 @@
 // creation, before anyone hears of it (whatever is done with a new Task is a later write, which
 // waits for the creation; the store hands the first such write over as the creation itself), so
 // a Task is durable before it starts, its Running phase before its executor runs, and its final
-// status before it is reported. Concurrent writes share one fsync (group commit). Only what a
+// status before it is reported. Concurrent writes share one fsync (group commit; a commit with fewer of them than the last waits up to half a commit's time for the others). Only what a
 // crash may lose is not waited for, and shares the next commit (or one within 50 ms): that a
 // report was delivered (store.Deferrable), the removal of a reported Task, the accepted report
 // (lost, a report is only sent once more, an identical repeat the orchestrator ignores). A change the journal can never take (a key over bbolt's limit) fails alone,

@@ -108,6 +108,10 @@ func newPending(ev store.Event, lazy bool) *pending {
 	return &pe.p
 }
 
+// maxGroupWait bounds how long a commit waits for more changes when it has fewer than the
+// last one.
+const maxGroupWait = time.Millisecond
+
 // lazyDelay is how long the commit loop holds changes nobody waits for before it commits
 // them without another change.
 const lazyDelay = 50 * time.Millisecond
@@ -337,8 +341,11 @@ func (j *Journal) enqueue(p *pending) bool {
 }
 
 // commitLoop writes queued changes, as many as are waiting at once, in one transaction: one
-// fsync for all of them. Changes nobody waits for (lazy) are held until one that is waited
-// for comes, or for lazyDelay, so that they share its commit. While the journal is unhealthy
+// fsync for all of them. When fewer changes that are waited for have come than in the last
+// commit, it waits a little for the others (half as long as the last commit took, at most
+// maxGroupWait), as concurrent writers' next changes tend to come close together. Changes
+// nobody waits for (lazy) are held until one that is waited for comes, or for lazyDelay, so
+// that they share its commit. While the journal is unhealthy
 // it probes: it writes again what failed (or a probe record) every probe interval until a
 // write succeeds.
 func (j *Journal) commitLoop() {
@@ -349,6 +356,10 @@ func (j *Journal) commitLoop() {
 	lazyTimer := time.NewTimer(lazyDelay)
 	lazyTimer.Stop()
 	var lazyDue <-chan time.Time // set while batch holds lazy changes only
+	// The changes waited for in the last commit, and how long it took.
+	lastEager, lastCommit := 0, time.Duration(0)
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
 	defer func() {
 		if tick != nil {
 			tick.Stop()
@@ -356,7 +367,9 @@ func (j *Journal) commitLoop() {
 		lazyTimer.Stop()
 	}()
 	commit := func() {
+		start := time.Now()
 		j.write(batch, false)
+		lastCommit = time.Since(start)
 		for _, p := range batch {
 			if p.waited {
 				p.done.Done()
@@ -378,7 +391,16 @@ func (j *Journal) commitLoop() {
 				return
 			}
 			batch = append(batch, p)
-			eager := !p.lazy
+			eager := 0 // changes waited for
+			if !p.lazy {
+				eager++
+			}
+			take := func(p *pending) {
+				batch = append(batch, p)
+				if !p.lazy {
+					eager++
+				}
+			}
 		drain:
 			for len(batch) < maxBatch {
 				select {
@@ -386,14 +408,35 @@ func (j *Journal) commitLoop() {
 					if !ok {
 						break drain
 					}
-					batch = append(batch, p)
-					eager = eager || !p.lazy
+					take(p)
 				default:
 					break drain
 				}
 			}
+			if wait := min(lastCommit/2, maxGroupWait); eager > 0 && eager < lastEager && wait > 0 {
+				// Writers at once: the last commit had more of them, whose next changes
+				// may be on their way. Wait for them a little (half as long as a commit
+				// takes, so at most half a commit's latency), to share this commit's fsyncs.
+				gather.Reset(wait)
+			gather:
+				for len(batch) < maxBatch && eager < lastEager {
+					select {
+					case p, ok := <-j.queue:
+						if !ok {
+							break gather
+						}
+						take(p)
+					case <-gather.C:
+						break gather
+					}
+				}
+				gather.Stop()
+			}
+			if eager > 0 {
+				lastEager = eager
+			}
 			switch {
-			case eager || len(batch) >= maxBatch:
+			case eager > 0 || len(batch) >= maxBatch:
 				commit()
 			case lazyDue == nil:
 				lazyTimer.Reset(lazyDelay)
