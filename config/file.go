@@ -2,12 +2,13 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/letsbe/sysadmin-agent/internal/boundedread"
 )
 
 // maxConfigFileBytes bounds the config file.
@@ -17,14 +18,7 @@ const maxConfigFileBytes = 1 << 20
 // max-concurrent-tasks, ...). Lists may be YAML sequences, labels a YAML mapping. Unknown keys
 // are an error, so a typo never goes unnoticed.
 func readFile(path string) (map[string]string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config file (--config): %w", err)
-	}
-	if fi.Size() > maxConfigFileBytes {
-		return nil, fmt.Errorf("config file %s (--config) is larger than %d bytes", path, maxConfigFileBytes)
-	}
-	b, err := os.ReadFile(path)
+	b, err := boundedread.File(path, maxConfigFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read config file (--config): %w", err)
 	}

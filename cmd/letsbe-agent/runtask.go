@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/letsbe/sysadmin-agent/config"
+	"github.com/letsbe/sysadmin-agent/internal/boundedread"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -93,23 +94,10 @@ a task).`,
 
 // readTaskFile reads the task file name, or stdin for "-", up to maxTaskFileBytes.
 func readTaskFile(stdin io.Reader, name string) ([]byte, error) {
-	r := stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
+	if name == "-" {
+		return boundedread.Reader(stdin, "standard input", maxTaskFileBytes)
 	}
-	b, err := io.ReadAll(io.LimitReader(r, maxTaskFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if len(b) > maxTaskFileBytes {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, maxTaskFileBytes)
-	}
-	return b, nil
+	return boundedread.File(name, maxTaskFileBytes)
 }
 
 // runOneTask runs an agent against a loopback orchestrator that hands out body once, and

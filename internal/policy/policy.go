@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/letsbe/sysadmin-agent/executors"
+	"github.com/letsbe/sysadmin-agent/internal/boundedread"
 )
 
 // maxFileBytes bounds a policy file.
@@ -128,17 +127,9 @@ func checkRoots(where string, roots []string) error {
 
 // LoadFile reads and parses a policy file.
 func LoadFile(path string) (*File, error) {
-	fh, err := os.Open(path)
+	b, err := boundedread.File(path, maxFileBytes)
 	if err != nil {
 		return nil, err
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, maxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(b) > maxFileBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxFileBytes)
 	}
 	f, err := ParseFile(b)
 	if err != nil {

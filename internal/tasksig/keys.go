@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -19,6 +17,8 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-logr/logr"
+
+	"github.com/letsbe/sysadmin-agent/internal/boundedread"
 )
 
 // maxKeyFileBytes bounds a JWKS file.
@@ -119,17 +119,9 @@ func keyAlgorithm(key jose.JSONWebKey) (jose.SignatureAlgorithm, error) {
 
 // LoadKeySet reads a JWKS file (ParseKeySet).
 func LoadKeySet(path string) (*KeySet, error) {
-	f, err := os.Open(path)
+	b, err := boundedread.File(path, maxKeyFileBytes)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(b) > maxKeyFileBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxKeyFileBytes)
 	}
 	ks, err := ParseKeySet(b)
 	if err != nil {

@@ -42,6 +42,7 @@ import (
 	_ "github.com/letsbe/sysadmin-agent/executors"
 	_ "github.com/letsbe/sysadmin-agent/executors/browser"
 	_ "github.com/letsbe/sysadmin-agent/internal/agenthttp"
+	_ "github.com/letsbe/sysadmin-agent/internal/boundedread"
 	_ "github.com/letsbe/sysadmin-agent/internal/devguard"
 	_ "github.com/letsbe/sysadmin-agent/internal/logging"
 	_ "github.com/letsbe/sysadmin-agent/internal/memtrim"
