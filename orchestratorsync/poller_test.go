@@ -18,77 +18,43 @@ import (
 )
 
 // intakeWatch sits in front of the reference orchestrator, which answers every request late
-// (orchestratortest.Faulty, every request slow): it counts the next-task requests in flight,
-// from their arrival (the delay included) until their answer starts (before the agent can see
-// it), and their peak; and at the end of each it checks that the orchestrator has not handed
-// out more tasks than the agent has slots: those of the Tasks the test finished come back, the
-// others are held.
+// (orchestratortest.Faulty, every request slow): it counts the next-task requests in flight
+// and their peak (orchestratortest.InFlight); and at the end of each it checks that the
+// orchestrator has not handed out more tasks than the agent has slots: those of the Tasks the
+// test finished come back, the others are held.
 type intakeWatch struct {
-	next  http.Handler
+	polls *orchestratortest.InFlight
 	orch  *orchestratortest.Server
 	slots int
 
-	mu             sync.Mutex
-	finished       int // Tasks the test finished, counted before their store write
-	inFlight, peak int
-	violation      error
+	mu        sync.Mutex
+	finished  int // Tasks the test finished, counted before their store write
+	violation error
 }
 
 func (w *intakeWatch) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/tasks/next" {
-		w.next.ServeHTTP(rw, r)
-		return
+	if r.URL.Path == "/tasks/next" {
+		defer w.check()
 	}
-	w.mu.Lock()
-	w.inFlight++
-	w.peak = max(w.peak, w.inFlight)
-	w.mu.Unlock()
-	ans := &answerWatch{ResponseWriter: rw, answered: w.answered}
-	defer func() {
-		ans.answer()
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		// Every task handed out holds a slot until the agent sees it final, which is after
-		// the test counted it finished: so at any time assigned <= finished + slots.
-		if a := w.orch.Stats().TasksAssigned; a > w.finished+w.slots && w.violation == nil {
-			w.violation = fmt.Errorf("%d tasks handed out with %d finished and %d slots", a, w.finished, w.slots)
-		}
-	}()
-	w.next.ServeHTTP(ans, r)
+	w.polls.ServeHTTP(rw, r)
 }
 
-func (w *intakeWatch) answered() {
+// check runs once a next-task request's handler ended. Every task handed out holds a slot
+// until the agent sees it final, which is after the test counted it finished: so at any time
+// assigned <= finished + slots.
+func (w *intakeWatch) check() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.inFlight--
+	if a := w.orch.Stats().TasksAssigned; a > w.finished+w.slots && w.violation == nil {
+		w.violation = fmt.Errorf("%d tasks handed out with %d finished and %d slots", a, w.finished, w.slots)
+	}
 }
-
-// answerWatch calls answered once, when the answer starts (or the handler ends without one).
-type answerWatch struct {
-	http.ResponseWriter
-	answered func()
-	once     sync.Once
-}
-
-func (a *answerWatch) answer() { a.once.Do(a.answered) }
-
-func (a *answerWatch) WriteHeader(code int) { a.answer(); a.ResponseWriter.WriteHeader(code) }
-
-func (a *answerWatch) Write(b []byte) (int, error) { a.answer(); return a.ResponseWriter.Write(b) }
-
-// Unwrap lets http.ResponseController reach the connection's Flush and Hijack.
-func (a *answerWatch) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
 func (w *intakeWatch) state() (inFlight, peak int, violation error) {
+	inFlight, peak = w.polls.Counts()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.inFlight, w.peak, w.violation
-}
-
-func (w *intakeWatch) resetPeak() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.peak = w.inFlight
+	return inFlight, peak, w.violation
 }
 
 func (w *intakeWatch) countFinished() {
@@ -103,7 +69,8 @@ func startWatched(t *testing.T, slots int) (*syncFixture, *intakeWatch) {
 	t.Helper()
 	var w *intakeWatch
 	f := startSyncer(t, slots, func(orch http.Handler) http.Handler {
-		w = &intakeWatch{next: orchestratortest.NewFaulty(orch, orchestratortest.FaultOptions{SlowRate: 1, SlowDelay: 5 * time.Millisecond}), slots: slots}
+		slow := orchestratortest.NewFaulty(orch, orchestratortest.FaultOptions{SlowRate: 1, SlowDelay: 5 * time.Millisecond})
+		w = &intakeWatch{polls: orchestratortest.NewInFlight(slow, "/tasks/next"), slots: slots}
 		return w
 	})
 	w.orch = f.orch
@@ -212,7 +179,7 @@ func TestPollerFillsItsSlotsWithLatencyAndParksOneWhenIdle(t *testing.T) {
 		}
 		return nil
 	})
-	w.resetPeak()
+	w.polls.ResetPeak()
 	polls := f.orch.Stats().NextTask
 	testpoll.Until(t, waitTimeout, "two more long polls", func() bool { return f.orch.Stats().NextTask >= polls+2 })
 	if _, peak, _ := w.state(); peak != 1 {

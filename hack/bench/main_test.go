@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/procfs"
 
-	"github.com/letsbe/sysadmin-agent/internal/testpoll"
 	"github.com/letsbe/sysadmin-agent/orchestratorsync/orchestratortest"
 )
 
@@ -414,48 +413,5 @@ func TestHandWritten(t *testing.T) {
 		if got := handWritten(tt.in); got != tt.want {
 			t.Errorf("handWritten(%q) = %q, want %q", tt.in, got, tt.want)
 		}
-	}
-}
-
-func TestPollCounter(t *testing.T) {
-	t.Parallel()
-	release := make(chan struct{})
-	c := &pollCounter{next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/tasks/next" {
-			<-release
-		}
-		w.WriteHeader(http.StatusNoContent)
-		_ = http.NewResponseController(w).Flush()
-	})}
-	hs := httptest.NewServer(c)
-	defer hs.Close()
-	get := func(path string) error {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, hs.URL+path, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		return resp.Body.Close()
-	}
-	if err := get("/agents/x/heartbeat"); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Go(func() {
-			if err := get("/tasks/next"); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	testpoll.Until(t, 10*time.Second, "3 polls in flight", func() bool { return c.peakNow() == 3 })
-	close(release)
-	wg.Wait()
-	c.resetPeak()
-	if got := c.peakNow(); got != 0 {
-		t.Fatalf("peak after every answer = %d, want 0", got)
 	}
 }

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/letsbe/sysadmin-agent/internal/agenttest"
@@ -27,59 +25,6 @@ type slowRun struct {
 	PeakPolls int
 }
 
-// pollCounter counts the next-task requests in flight at the orchestrator, from their arrival
-// (the added latency included) until their answer starts, before the agent can see it (the
-// reference orchestrator flushes its answer before its handler returns), and their peak.
-type pollCounter struct {
-	next http.Handler
-
-	mu      sync.Mutex
-	n, peak int
-}
-
-func (c *pollCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/tasks/next" {
-		c.next.ServeHTTP(w, r)
-		return
-	}
-	c.mu.Lock()
-	c.n++
-	c.peak = max(c.peak, c.n)
-	c.mu.Unlock()
-	aw := &answerStart{ResponseWriter: w, started: func() { c.mu.Lock(); c.n--; c.mu.Unlock() }}
-	defer aw.start()
-	c.next.ServeHTTP(aw, r)
-}
-
-// resetPeak starts a new peak from the requests in flight now.
-func (c *pollCounter) resetPeak() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.peak = c.n
-}
-
-func (c *pollCounter) peakNow() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.peak
-}
-
-// answerStart calls started once, when the answer starts (or the handler ends without one).
-type answerStart struct {
-	http.ResponseWriter
-	started func()
-	once    sync.Once
-}
-
-func (a *answerStart) start() { a.once.Do(a.started) }
-
-func (a *answerStart) WriteHeader(code int) { a.start(); a.ResponseWriter.WriteHeader(code) }
-
-func (a *answerStart) Write(b []byte) (int, error) { a.start(); return a.ResponseWriter.Write(b) }
-
-// Unwrap lets http.ResponseController reach the connection's Flush.
-func (a *answerStart) Unwrap() http.ResponseWriter { return a.ResponseWriter }
-
 // ratio is the throughput at the highest concurrency over that at the lowest.
 func (s slowOrchestrator) ratio() (lo, hi slowRun, r float64) {
 	if len(s.Runs) < 2 {
@@ -100,7 +45,8 @@ func measureSlowOrchestrator(ctx context.Context, cfg *config) (slowOrchestrator
 	res := slowOrchestrator{Latency: cfg.latency}
 	for _, conc := range []int{1, targetTargetConc} {
 		srv := orchestratortest.New(orchestratortest.Options{})
-		polls := &pollCounter{next: orchestratortest.NewFaulty(srv, orchestratortest.FaultOptions{SlowRate: 1, SlowDelay: cfg.latency})}
+		slow := orchestratortest.NewFaulty(srv, orchestratortest.FaultOptions{SlowRate: 1, SlowDelay: cfg.latency})
+		polls := orchestratortest.NewInFlight(slow, "/tasks/next")
 		o := agenttest.Serve(srv, polls)
 		b, err := func() (batch, error) {
 			defer o.Close()
@@ -115,7 +61,7 @@ func measureSlowOrchestrator(ctx context.Context, cfg *config) (slowOrchestrator
 			if _, err := runBatch(ctx, o, 2*conc, cfg.batchTimeout()); err != nil {
 				return batch{}, fmt.Errorf("warm-up: %w\n%s", err, agent.logTail())
 			}
-			polls.resetPeak()
+			polls.ResetPeak()
 			b, err := measuredBatch(ctx, o, agent, cfg.slowTasks(conc), cfg.batchTimeout())
 			if err != nil {
 				return batch{}, fmt.Errorf("%w\n%s", err, agent.logTail())
@@ -126,9 +72,10 @@ func measureSlowOrchestrator(ctx context.Context, cfg *config) (slowOrchestrator
 			return res, fmt.Errorf("concurrency %d: %w", conc, err)
 		}
 		cpu, _ := costPerTask([]batch{b})
+		_, peak := polls.Counts()
 		progress("  %s latency, concurrency %d: %.0f tasks/s (%.2f next-task requests per task, at most %d at once; %.0f µs agent CPU per task)",
-			cfg.latency, conc, b.rate(), float64(b.Requests.Next)/float64(b.Tasks), polls.peakNow(), float64(cpu)/float64(time.Microsecond))
-		res.Runs = append(res.Runs, slowRun{Conc: conc, Batch: b, PeakPolls: polls.peakNow()})
+			cfg.latency, conc, b.rate(), float64(b.Requests.Next)/float64(b.Tasks), peak, float64(cpu)/float64(time.Microsecond))
+		res.Runs = append(res.Runs, slowRun{Conc: conc, Batch: b, PeakPolls: peak})
 	}
 	return res, nil
 }
