@@ -585,7 +585,7 @@ func (j *Journal) retries() []op {
 	var ops []op
 	// Delivered reports first: a Task's removal never goes in before its report.
 	for _, rec := range j.dlv.takeRetries() {
-		ops = append(ops, op{kind: opDelivered, key: []byte(rec.id), rec: rec})
+		ops = append(ops, op{kind: opDelivered, key: j.arenaKey(rec.id), rec: rec})
 	}
 	for name, ev := range j.dirty {
 		delete(j.dirty, name)
@@ -607,7 +607,7 @@ func (j *Journal) validate(p *pending) (op, bool) {
 			j.refuse(p, err)
 			return op{}, false
 		}
-		return op{p: p, kind: opDelivered, key: []byte(p.rec.id), rec: p.rec}, true
+		return op{p: p, kind: opDelivered, key: j.arenaKey(p.rec.id), rec: p.rec}, true
 	}
 	ev := *p.ev
 	name := ev.Task.Name
@@ -619,7 +619,7 @@ func (j *Journal) validate(p *pending) (op, bool) {
 	delete(j.dirty, name)
 	if ev.Type == store.Deleted || ev.Task.Status.Report.FinalReported {
 		delete(j.failedCreates, name)
-		return op{p: p, kind: opRemove, key: []byte(name), ev: ev}, true
+		return op{p: p, kind: opRemove, key: j.arenaKey(name), ev: ev}, true
 	}
 	if ev.Type == store.Added {
 		delete(j.failedCreates, name)
@@ -647,6 +647,16 @@ func (j *Journal) validate(p *pending) (op, bool) {
 		return op{}, false
 	}
 	return op{p: p, kind: opPut, key: key, value: v, ev: ev}, true
+}
+
+// arenaKey returns name as a key in the write's arena.
+func (j *Journal) arenaKey(name string) []byte {
+	start := len(j.arena)
+	if cap(j.arena)-start < len(name) {
+		j.arena = slices.Grow(j.arena, max(len(name), 64<<10))
+	}
+	j.arena = append(j.arena, name...)
+	return j.arena[start:len(j.arena):len(j.arena)]
 }
 
 func checkKey(name string) error {
