@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -430,14 +431,22 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 
 // labelValue makes a task type usable as a label value (63 characters of [A-Za-z0-9_.-]).
 func labelValue(typ string) string {
+	if len(typ) <= 63 && !strings.ContainsFunc(typ, notLabelRune) {
+		return typ // the common case ("ECHO"), without a copy
+	}
 	b := []byte(typ)
 	if len(b) > 63 {
 		b = b[:63]
 	}
 	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+		if notLabelRune(rune(c)) {
 			b[i] = '_'
 		}
 	}
 	return string(b)
+}
+
+// notLabelRune reports whether r cannot be in a label value.
+func notLabelRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')
 }
