@@ -74,7 +74,7 @@ type Config struct {
 type Client struct {
 	base      url.URL // the scheme and host of every request
 	basePath  string  // the path prefix, escaped, without a trailing slash
-	rt        http.RoundTripper
+	hc        *http.Client
 	timeout   time.Duration
 	maxTask   int64
 	userAgent string
@@ -143,7 +143,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if rt == nil {
 		rt = DefaultTransport()
 	}
-	c.rt = rt
+	c.hc = &http.Client{Transport: rt, CheckRedirect: checkRedirect}
 	c.setToken(cfg.Token)
 	return c, nil
 }
@@ -186,89 +186,6 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 		return http.ErrUseLastResponse
 	}
 	return nil
-}
-
-// send sends req and follows the redirects checkRedirect allows, as an http.Client with
-// checkRedirect as its CheckRedirect does (the redirected request carries the first one's
-// headers and body, and a Referer), without the copy of the headers that the client makes of
-// every request up front in case it is redirected.
-func (c *Client) send(req *http.Request) (*http.Response, error) {
-	var via []*http.Request
-	for {
-		resp, err := c.rt.RoundTrip(req)
-		if err != nil {
-			if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
-				err = http.ErrSchemeMismatch
-			}
-			return nil, err
-		}
-		if resp == nil {
-			return nil, fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", c.rt)
-		}
-		if resp.Body == nil {
-			resp.Body = http.NoBody
-		}
-		via = append(via, req)
-		next, err := redirected(req, resp, via)
-		if err != nil {
-			return nil, err
-		}
-		if next == nil {
-			return resp, nil
-		}
-		// The connection is reused if what is left of a small body is read.
-		if resp.ContentLength == -1 || resp.ContentLength <= 2<<10 {
-			_, _ = io.CopyN(io.Discard, resp.Body, 2<<10)
-		}
-		_ = resp.Body.Close()
-		req = next
-	}
-}
-
-// redirected returns the request that follows resp, the answer to req (via holds it and those
-// before), when resp is a redirect that checkRedirect allows; nil when resp is the answer.
-func redirected(req *http.Request, resp *http.Response, via []*http.Request) (*http.Request, error) {
-	first := via[0]
-	method := req.Method
-	switch resp.StatusCode {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther:
-		if method != http.MethodGet && method != http.MethodHead {
-			method = http.MethodGet // which checkRedirect refuses: the method changes
-		}
-	case http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		if first.GetBody == nil && first.ContentLength != 0 {
-			return nil, nil
-		}
-	default:
-		return nil, nil
-	}
-	loc := resp.Header.Get("Location")
-	if loc == "" {
-		return nil, nil
-	}
-	u, err := req.URL.Parse(loc)
-	if err != nil {
-		_ = resp.Body.Close()
-		return nil, fmt.Errorf("failed to parse Location header %q: %v", loc, err)
-	}
-	next := (&http.Request{Method: method, URL: u, Header: first.Header.Clone(), Response: resp}).WithContext(first.Context())
-	if method == first.Method && first.GetBody != nil {
-		if next.Body, err = first.GetBody(); err != nil {
-			_ = resp.Body.Close()
-			return nil, err
-		}
-		next.GetBody, next.ContentLength = first.GetBody, first.ContentLength
-	}
-	if req.URL.Scheme != "https" || u.Scheme != "http" {
-		next.Header.Set("Referer", req.URL.String())
-	}
-	switch err := checkRedirect(next, via); {
-	case errors.Is(err, http.ErrUseLastResponse):
-		return nil, nil // resp is the answer
-	case err != nil:
-		return nil, err
-	}
-	return next, nil
 }
 
 // hostPort is the URL's host with its port made explicit.
@@ -503,7 +420,7 @@ func (c *Client) doWith(ctx context.Context, method, ep, query string, payload [
 	}
 
 	start := time.Now()
-	resp, err := c.send(req)
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		if c.observe != nil {
 			c.observe(endpointName(ep), 0, time.Since(start))
