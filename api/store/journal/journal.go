@@ -358,6 +358,7 @@ func (j *Journal) commitLoop() {
 	var lazyDue <-chan time.Time // set while batch holds lazy changes only
 	// The changes waited for in the last commit, and how long it took.
 	lastEager, lastCommit := 0, time.Duration(0)
+	avgEager := 0 // a moving average of lastEager, times 16
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
 	defer func() {
@@ -413,10 +414,11 @@ func (j *Journal) commitLoop() {
 					break drain
 				}
 			}
-			if wait := min(lastCommit/2, maxGroupWait); eager > 0 && eager < lastEager && wait > 0 {
-				// Writers at once: the last commit had more of them, whose next changes
-				// may be on their way. Wait for them a little (half as long as a commit
-				// takes, so at most half a commit's latency), to share this commit's fsyncs.
+			if wait := min(lastCommit/2, maxGroupWait); eager > 0 && eager < lastEager && avgEager >= 24 && wait > 0 {
+				// Writers at once (the commits have had 1.5 or more on average): the last
+				// commit had more of them, whose next changes may be on their way. Wait for
+				// them a little (half as long as a commit takes, so at most half a commit's
+				// latency), to share this commit's fsyncs. A lone writer never waits.
 				gather.Reset(wait)
 			gather:
 				for len(batch) < maxBatch && eager < lastEager {
@@ -434,6 +436,7 @@ func (j *Journal) commitLoop() {
 			}
 			if eager > 0 {
 				lastEager = eager
+				avgEager += (16*eager - avgEager) / 8
 			}
 			switch {
 			case eager > 0 || len(batch) >= maxBatch:
