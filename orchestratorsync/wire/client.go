@@ -342,12 +342,10 @@ func (c *Client) oversizeTask(head []byte, rest io.Reader, contentLength int64) 
 
 // Report calls PATCH /tasks/{task_id}. Any 2xx (the contract names 200 and 204) is success.
 func (c *Client) Report(ctx context.Context, taskID string, r Report) error {
-	ep := "/tasks/" + escapeSegment(taskID)
+	ep, err := reportEndpoint(taskID, r.AgentID)
 	switch {
-	case taskID == "":
-		return invalidArg(http.MethodPatch, ep, "empty task id")
-	case r.AgentID == "":
-		return invalidArg(http.MethodPatch, ep, "report has no agent_id")
+	case err != nil:
+		return err
 	case r.Status != StatusRunning && r.Status != StatusCompleted && r.Status != StatusFailed:
 		return invalidArg(http.MethodPatch, ep, "invalid report status %q", r.Status)
 	}
@@ -371,6 +369,19 @@ func (c *Client) ReportBody(ctx context.Context, taskID string, body []byte) err
 	}
 	_, err := c.do(ctx, http.MethodPatch, ep, "", body, c.timeout)
 	return err
+}
+
+// reportEndpoint returns the report endpoint of a task, or why a report of agentID cannot be
+// sent there.
+func reportEndpoint(taskID, agentID string) (string, error) {
+	ep := "/tasks/" + escapeSegment(taskID)
+	switch {
+	case taskID == "":
+		return ep, invalidArg(http.MethodPatch, ep, "empty task id")
+	case agentID == "":
+		return ep, invalidArg(http.MethodPatch, ep, "report has no agent_id")
+	}
+	return ep, nil
 }
 
 // escapeSegment escapes one path segment, including "." and ".." which proxies would collapse.

@@ -31,14 +31,11 @@ type OutputChunk struct {
 
 // ReportProgress sends a progress report with PATCH /tasks/{task_id}.
 func (c *Client) ReportProgress(ctx context.Context, taskID string, r ProgressReport) error {
-	ep := "/tasks/" + escapeSegment(taskID)
-	switch {
-	case taskID == "":
-		return invalidArg(http.MethodPatch, ep, "empty task id")
-	case r.AgentID == "":
-		return invalidArg(http.MethodPatch, ep, "report has no agent_id")
+	ep, err := reportEndpoint(taskID, r.AgentID)
+	if err != nil {
+		return err
 	}
 	r.Status = StatusRunning
-	_, err := c.doJSON(ctx, http.MethodPatch, ep, r, min(c.timeout, progressTimeout), readLimit{max: MaxResponseBytes})
+	_, err = c.doJSON(ctx, http.MethodPatch, ep, r, min(c.timeout, progressTimeout), readLimit{max: MaxResponseBytes})
 	return err
 }
