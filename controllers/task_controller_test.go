@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/go-logr/logr/testr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -212,7 +214,17 @@ func TestStuckExecutorIsFailedAndFreesTheWorker(t *testing.T) {
 	t.Parallel()
 	mem := memory.New()
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
+	released := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(released)
+	// The log, through t.Log, and a signal per "returned at last" line: the test waits for both
+	// left-behind executors to return and be logged, so nothing writes to t after it ended.
+	returnedLate := make(chan struct{}, 2)
+	logger := funcr.New(func(prefix, args string) {
+		t.Log(prefix, args)
+		if strings.Contains(args, "Stuck executor returned at last") {
+			returnedLate <- struct{}{}
+		}
+	}, funcr.Options{Verbosity: 1})
 	stuck := funcExecutor(func(_ context.Context, p json.RawMessage) (any, error) {
 		if string(p) == `{"quick":true}` {
 			return map[string]bool{"ran": true}, nil
@@ -226,7 +238,7 @@ func TestStuckExecutorIsFailedAndFreesTheWorker(t *testing.T) {
 		MaxConcurrentReconciles: 1,
 		MaxTimeout:              time.Minute,
 		StopGrace:               100 * time.Millisecond,
-		Logger:                  testLogger(t),
+		Logger:                  logger,
 		Registry:                registry,
 		SkipNameValidation:      true,
 	})
@@ -254,6 +266,15 @@ func TestStuckExecutorIsFailedAndFreesTheWorker(t *testing.T) {
 	create(t, mem, "next", "STUCK", `{"quick":true}`, 0)
 	if got := waitFor(t, mem, "next", final); got.Status.Phase != agentv1.TaskSucceeded {
 		t.Errorf("the next task on the freed worker: %s %q", got.Status.Phase, got.Status.Error)
+	}
+
+	released()
+	for range 2 {
+		select {
+		case <-returnedLate:
+		case <-time.After(time.Minute):
+			t.Fatal("a left-behind executor returned, but no \"Stuck executor returned at last\" line was logged")
+		}
 	}
 }
 
