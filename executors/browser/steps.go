@@ -240,6 +240,12 @@ func (s *session) do(ctx context.Context, st *step, shots *screenshots, red reda
 	case actionGoto:
 		_, err := chromedp.Run(ctx, chromedp.Navigate(st.url))
 		var le *chromedp.LoadError
+		// Chromium aborts a load when the host's network interfaces change (Docker adding a
+		// bridge for a Compose deploy on the same host, say): the page was never served, so
+		// the goto is tried again, twice at most.
+		for try := 0; try < 2 && errors.As(err, &le) && le.ErrorText == "net::ERR_NETWORK_CHANGED" && ctx.Err() == nil; try++ {
+			_, err = chromedp.Run(ctx, chromedp.Navigate(st.url))
+		}
 		switch {
 		case errors.As(err, &le) && strings.Contains(le.ErrorText, "ERR_BLOCKED_BY_CLIENT"):
 			return fmt.Errorf("%w (blocked by the browser host allowlist)", err)
