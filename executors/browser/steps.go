@@ -241,8 +241,8 @@ func (s *session) do(ctx context.Context, st *step, shots *screenshots, red reda
 		_, err := chromedp.Run(ctx, chromedp.Navigate(st.url))
 		var le *chromedp.LoadError
 		// Chromium aborts a load when the host's network interfaces change (Docker adding a
-		// bridge for a Compose deploy on the same host, say): the page was never served, so
-		// the goto is tried again, twice at most.
+		// bridge for a Compose deploy on the same host, say); the goto is a GET, so it is
+		// loaded again, as a reload would, twice at most.
 		for try := 0; try < 2 && errors.As(err, &le) && le.ErrorText == "net::ERR_NETWORK_CHANGED" && ctx.Err() == nil; try++ {
 			_, err = chromedp.Run(ctx, chromedp.Navigate(st.url))
 		}
