@@ -122,15 +122,27 @@ func NewRunner(opts Options) (*Runner, error) {
 	if workers <= 0 {
 		workers = max(opts.MaxConcurrentReconciles, 1) * len(ks)
 	}
-	// The request's logger is built once; its values (the controller's name) are added to a
-	// line only when one is written (a lazy sink defers even that).
+	// The request's logger names the controller, the task and its type, so the reconcilers
+	// add nothing to it; its values are added to a line only when one is written (a lazy sink
+	// defers even that).
 	log := opts.Logger.WithValues("controller", runnerName)
+	logFor := func(req *taskRequest) logr.Logger {
+		if req == nil {
+			return log
+		}
+		return log.WithValues("task", req.Name, "type", req.Type)
+	}
+	for _, k := range ks {
+		if tr, ok := k.reconciler.(*TaskReconciler); ok {
+			tr.loggerNamesTask = true
+		}
+	}
 	c, err := controller.NewTypedUnmanaged(runnerName, controller.TypedOptions[taskRequest]{
 		Reconciler:              d,
 		MaxConcurrentReconciles: workers,
 		RecoverPanic:            ptr.To(true),
 		Logger:                  opts.Logger,
-		LogConstructor:          func(*taskRequest) logr.Logger { return log },
+		LogConstructor:          logFor,
 		SkipNameValidation:      ptr.To(opts.SkipNameValidation),
 		// client-go's rate-limiting queue: two goroutines of its own where controller-runtime's
 		// priority queue has five, and nothing here has priorities to give.
@@ -227,8 +239,14 @@ func (r *Runner) Start(ctx context.Context) error {
 	return errors.Join(err, <-stacks)
 }
 
-// taskSource feeds the Runner's controller: every Task that is not final, at start and on
-// change. It never blocks the store: q.Add is non-blocking, also after shutdown.
+// taskSource feeds the Runner's controller: every Task that is not final at start, and every
+// new or changed Task that is still pending. It never blocks the store: q.Add is
+// non-blocking, also after shutdown.
+//
+// A change of a Running Task is not queued: only this process's worker marks a Task Running,
+// and that worker holds it until it has written the final status (or failed it, or left it to
+// the rate-limited retries of its own error), so a reconcile for it would only find it held or
+// final. A Task left Running by an earlier process is queued by the list at start.
 func taskSource(st store.Store, n store.Notifier) source.TypedSource[taskRequest] {
 	return source.TypedFunc[taskRequest](func(ctx context.Context, q workqueue.TypedRateLimitingInterface[taskRequest]) error {
 		enqueue := func(t *agentv1.Task) {
@@ -237,7 +255,7 @@ func taskSource(st store.Store, n store.Notifier) source.TypedSource[taskRequest
 			}
 		}
 		unsubscribe := n.Subscribe(func(ev store.Event) {
-			if ev.Type != store.Deleted {
+			if ev.Type != store.Deleted && ev.Task.Status.Phase != agentv1.TaskRunning {
 				enqueue(ev.Task)
 			}
 		})

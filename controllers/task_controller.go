@@ -71,14 +71,21 @@ type TaskReconciler struct {
 	// ProcessKey seals the process groups recorded in the Tasks' status; the group of an
 	// interrupted Task is stopped only when its seal verifies. Without it none ever is.
 	ProcessKey []byte
+
+	// loggerNamesTask: the request's logger (its controller's LogConstructor) already carries
+	// the task and its type, as the Runner's does; Reconcile adds them otherwise.
+	loggerNamesTask bool
 }
 
 // Reconcile implements reconcile.Reconciler. A new Task (no status yet) or a Pending one is
 // marked Running, executed and given its final status in one pass. Execution errors end the Task FAILED (a payload that can
 // never succeed also returns a TerminalError); only store errors are retried.
 func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	log := ctrl.LoggerFrom(ctx).WithValues("task", req.Name, "type", r.Type)
-	ctx = ctrl.LoggerInto(ctx, log)
+	log := ctrl.LoggerFrom(ctx)
+	if !r.loggerNamesTask {
+		log = log.WithValues("task", req.Name, "type", r.Type)
+		ctx = ctrl.LoggerInto(ctx, log)
+	}
 	if r.Slots != nil {
 		// Before reading the Task: what it says (a cancellation, its expiry) is read after the
 		// wait.
@@ -406,7 +413,7 @@ func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome, e
 	if err != nil && !apierrors.IsNotFound(err) && !errors.Is(err, store.ErrNotDurable) && out.result != nil {
 		// The store refused the status, most likely for its size (an API server takes about
 		// 1.5 MiB per object): keep the outcome, drop the result, and say so.
-		ctrl.LoggerFrom(ctx).Error(err, "Cannot store the task's result; storing its status without it", "task", name, "resultBytes", len(out.result.Raw))
+		ctrl.LoggerFrom(ctx).Error(err, "Cannot store the task's result; storing its status without it", "resultBytes", len(out.result.Raw))
 		out.note = strings.TrimSpace(out.note + fmt.Sprintf(" result of %d bytes dropped: the store refused it", len(out.result.Raw)))
 		out.result = nil
 		task, final, err = r.writeFinal(ctx, name, out)
@@ -416,7 +423,7 @@ func (r *TaskReconciler) finish(ctx context.Context, name string, out outcome, e
 	}
 	if errors.Is(err, store.ErrNotDurable) {
 		// The store keeps the status and the journal writes it once it can; it is reported then.
-		ctrl.LoggerFrom(ctx).Error(err, "Cannot make the task's final status durable yet", "task", name)
+		ctrl.LoggerFrom(ctx).Error(err, "Cannot make the task's final status durable yet")
 		return nil
 	}
 	if err != nil {

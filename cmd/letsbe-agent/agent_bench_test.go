@@ -110,6 +110,7 @@ func benchAgentEcho(b *testing.B, conc int) {
 	runtime.ReadMemStats(&before)
 	cpu0 := processCPU()
 	commits0, commitTime0 := journalCommits(b)
+	reconciles0 := reconciles(b)
 	tasks := 0
 	for b.Loop() {
 		runBatch(benchBatch)
@@ -125,6 +126,7 @@ func benchAgentEcho(b *testing.B, conc int) {
 	commits, commitTime := journalCommits(b)
 	b.ReportMetric(float64(commits-commits0)/float64(tasks), "commits/task")
 	b.ReportMetric((commitTime-commitTime0)*1e6/float64(tasks), "commit-µs/task")
+	b.ReportMetric(float64(reconciles(b)-reconciles0)/float64(tasks), "reconciles/task")
 }
 
 // journalCommits returns the journal's write transactions so far (each one or two fsyncs) and
@@ -142,6 +144,24 @@ func journalCommits(b *testing.B) (uint64, float64) {
 	}
 	b.Fatal("no letsbe_agent_journal_write_seconds")
 	return 0, 0
+}
+
+// reconciles returns the reconciles of every controller so far, from
+// controller_runtime_reconcile_total.
+func reconciles(b *testing.B) float64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() == "controller_runtime_reconcile_total" {
+			for _, m := range f.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
 
 // waitIdleGoroutines waits until the agent is parked in a long poll with nothing to do and
