@@ -74,7 +74,7 @@ type Config struct {
 type Client struct {
 	base      url.URL // the scheme and host of every request
 	basePath  string  // the path prefix, escaped, without a trailing slash
-	hc        *http.Client
+	rt        http.RoundTripper
 	timeout   time.Duration
 	maxTask   int64
 	userAgent string
@@ -143,7 +143,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if rt == nil {
 		rt = DefaultTransport()
 	}
-	c.hc = &http.Client{Transport: rt, CheckRedirect: checkRedirect}
+	c.rt = rt
 	c.setToken(cfg.Token)
 	return c, nil
 }
@@ -175,17 +175,59 @@ func DefaultTransport() *http.Transport {
 	return t
 }
 
-// checkRedirect follows, at most maxRedirects times, only redirects that keep the method and
-// the origin (scheme, host and port): the bearer token and a report body never go anywhere
-// else. Any other redirect is answered as the redirect response itself (an error for the
-// caller).
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	first := via[0].URL
-	if len(via) >= maxRedirects || req.Method != via[0].Method ||
-		req.URL.Scheme != first.Scheme || !strings.EqualFold(hostPort(req.URL), hostPort(first)) {
-		return http.ErrUseLastResponse
+// send sends req through the transport and follows, at most maxRedirects times, only
+// redirects that keep the method and the origin (scheme, host and port): the bearer token and
+// a report body never go anywhere else. Any other redirect is answered as the redirect
+// response itself (an error for the caller). It is what http.Client.Do with such a
+// CheckRedirect does, without the copy of the headers and the list of requests it makes for
+// every request (the client's headers are shared and never changed).
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	first := req
+	for n := 1; ; n++ {
+		resp, err := c.rt.RoundTrip(req)
+		if err != nil {
+			return nil, err
+		}
+		next := redirected(first, req, resp, n)
+		if next == nil {
+			return resp, nil
+		}
+		closeBody(resp.Body, false) // so that the connection is used again
+		req = next
 	}
-	return nil
+}
+
+// redirected returns the request that follows resp, the answer to the n-th request sent for
+// first, or nil when resp is the answer: not a redirect, or one not to follow.
+func redirected(first, req *http.Request, resp *http.Response, n int) *http.Request {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther:
+		// http.Client turns these into a GET without a body: followed only for a GET.
+		if req.Method != http.MethodGet {
+			return nil
+		}
+	case http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return nil
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" || n > maxRedirects {
+		return nil
+	}
+	u, err := req.URL.Parse(loc)
+	if err != nil || u.Scheme != first.URL.Scheme || !strings.EqualFold(hostPort(u), hostPort(first.URL)) {
+		return nil
+	}
+	next := *req // the same method, headers and context
+	next.URL, next.Host = u, removeEmptyPort(u.Host)
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil
+		}
+		next.Body = body
+	}
+	return &next
 }
 
 // hostPort is the URL's host with its port made explicit.
@@ -431,7 +473,7 @@ func (c *Client) doWith(ctx context.Context, method, ep, query string, payload [
 	}
 
 	start := time.Now()
-	resp, err := c.hc.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		if c.observe != nil {
 			c.observe(endpointName(ep), 0, time.Since(start))

@@ -41,6 +41,15 @@ func TestRedirects(t *testing.T) {
 				return
 			}
 			_, _ = io.WriteString(w, `{"agent_id":"a-1"}`)
+		case "/four/agents/register": // one hop more than a client follows
+			http.Redirect(w, r, "/three/agents/register", http.StatusTemporaryRedirect)
+		case "/three/agents/register": // maxRedirects hops: followed
+			http.Redirect(w, r, "/two/agents/register", http.StatusPermanentRedirect)
+		case "/two/agents/register":
+			http.Redirect(w, r, "/same/agents/register", http.StatusTemporaryRedirect)
+		case "/see-other/agents/register":
+			// A POST answered 303 would become a GET without the body: not followed.
+			http.Redirect(w, r, "/final/agents/register", http.StatusSeeOther)
 		case "/loop/agents/register":
 			http.Redirect(w, r, "/loop/agents/register", http.StatusTemporaryRedirect)
 		default:
@@ -54,6 +63,9 @@ func TestRedirects(t *testing.T) {
 		ok     bool
 	}{
 		{"/same", true},
+		{"/three", true},
+		{"/four", false},
+		{"/see-other", false},
 		{"/cross", false},
 		{"/cross-host", false},
 		{"/loop", false},
