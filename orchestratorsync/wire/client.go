@@ -172,6 +172,9 @@ func DefaultTransport() *http.Transport {
 	t.ExpectContinueTimeout = time.Second
 	t.ResponseHeaderTimeout = 0 // long polls hold the header back; the request context bounds it
 	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	// Answers are small JSON: no "Accept-Encoding: gzip" on every request, no decompressor
+	// between the body and its size limit.
+	t.DisableCompression = true
 	return t
 }
 

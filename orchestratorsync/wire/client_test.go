@@ -29,6 +29,8 @@ type recorded struct {
 	UserAgent   string
 	ContentType string
 	Body        string
+	// AcceptEncoding is empty on every request: answers are never compressed.
+	AcceptEncoding string
 }
 
 type canned struct {
@@ -50,6 +52,7 @@ func newRecordingServer(t *testing.T, resp canned) (*httptest.Server, func() []r
 			Method: r.Method, RequestURI: r.RequestURI, Auth: r.Header.Get("Authorization"),
 			Accept: r.Header.Get("Accept"), UserAgent: r.Header.Get("User-Agent"),
 			ContentType: r.Header.Get("Content-Type"), Body: string(b),
+			AcceptEncoding: r.Header.Get("Accept-Encoding"),
 		})
 		mu.Unlock()
 		for k, v := range resp.headers {
