@@ -125,6 +125,62 @@ func TestPollerNeverTakesMoreThanItsSlots(t *testing.T) {
 	}
 }
 
+// TestReportsInFlightStayWithinReportWorkers: final reports that are ready together go out on
+// ReportWorkers workers at once, no more and no fewer, and every one is delivered; the
+// syncer returns at shutdown without waiting for its idle workers.
+func TestReportsInFlightStayWithinReportWorkers(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var inFlight, peak int
+	slowReports := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.Contains(r.URL.Path, "/tasks/") || strings.HasSuffix(r.URL.Path, "/tasks/next") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			mu.Lock()
+			inFlight++
+			peak = max(peak, inFlight)
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			next.ServeHTTP(w, r)
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+		})
+	}
+	const tasks, workers = 8, 2
+	f := startSyncer(t, tasks, slowReports, func(o *orchestratorsync.Options) { o.ReportWorkers = workers })
+	var ids []string
+	for range tasks {
+		ids = append(ids, f.orch.Enqueue("ECHO", []byte(`{}`), 0))
+	}
+	testpoll.Until(t, waitTimeout, "every task taken", func() bool { return f.mem.Len() == tasks })
+	for _, id := range ids {
+		finish(t, f.mem, id, true)
+	}
+	testpoll.Until(t, waitTimeout, "every final report", func() bool {
+		for _, id := range ids {
+			if s, _ := f.orch.Task(id); s.Status != "COMPLETED" {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if peak != workers {
+		t.Errorf("%d reports in flight at most, want %d (ReportWorkers)", peak, workers)
+	}
+	stopped := make(chan struct{})
+	go func() { f.cancel(); <-f.done; close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(waitTimeout):
+		t.Fatal("the syncer did not return after its context ended")
+	}
+}
+
 // TestUnsupportedTypeIsStoredForItsReconciler: a task of a type no executor handles is stored
 // like any other (the controllers' unsupported-type reconciler fails it); once failed, it is
 // reported and its slot comes back.
