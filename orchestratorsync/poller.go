@@ -391,7 +391,8 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 		return // finished and reported within the dedup window: never run twice
 	}
 	bound := s.slots.bind(task.Name)
-	err := s.opts.Store.Create(ctx, task)
+	// Handed over (the store keeps it without a copy): read from here on, never changed.
+	err := store.CreateOwned(ctx, s.opts.Store, task)
 	if err == nil {
 		if log := s.log.V(1); log.Enabled() { // its values would be made for nothing
 			log.Info("Task accepted", "task", task.TaskID(), "type", task.Spec.Type)
@@ -413,6 +414,7 @@ func (s *Syncer) create(ctx context.Context, task *agentv1.Task) {
 		if bound {
 			s.slots.release(task.Name)
 		}
+		task = task.DeepCopy() // the store's, even undone: its failed creation may still be read
 		now := metav1.NewTime(s.clock.Now().UTC())
 		task.Status.MarkPending(now, 1)
 		task.Status.MarkFailed(now, 1, agentv1.ReasonFailed, err.Error())

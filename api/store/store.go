@@ -106,6 +106,20 @@ type InPlace interface {
 	// mutate gets a Task whose status is its own to change, and must change nothing else of
 	// it, must be quick and must not call the store.
 	MutateStatus(ctx context.Context, name string, mutate func(*agentv1.Task) bool) (*agentv1.Task, error)
+	// CreateOwned is Create without its copy: task itself becomes the stored Task, and the
+	// caller must never change it again, whatever CreateOwned returns (a failed creation may
+	// have been announced and queued for the persister before it was undone).
+	CreateOwned(ctx context.Context, task *agentv1.Task) error
+}
+
+// CreateOwned creates task, handing it over to the store when it is InPlace: the caller must
+// never change task again, whatever CreateOwned returns (to change it, change a copy). Other
+// stores copy it, as Create does.
+func CreateOwned(ctx context.Context, s Store, task *agentv1.Task) error {
+	if ip, ok := s.(InPlace); ok {
+		return ip.CreateOwned(ctx, task)
+	}
+	return s.Create(ctx, task)
 }
 
 // View returns the named Task for reading: read it, never change it (it may be the store's

@@ -172,7 +172,16 @@ func (m *Store) MutateStatus(ctx context.Context, name string, mutate func(*agen
 // Create implements Store. With a persister, a creation that cannot be made durable is
 // undone (its Task is deleted again, and subscribers hear so) and Create returns an error
 // wrapping ErrNotDurable.
-func (m *Store) Create(_ context.Context, task *agentv1.Task) error {
+func (m *Store) Create(ctx context.Context, task *agentv1.Task) error {
+	return m.create(ctx, task, false)
+}
+
+// CreateOwned implements store.InPlace: Create, keeping task itself as the stored Task.
+func (m *Store) CreateOwned(ctx context.Context, task *agentv1.Task) error {
+	return m.create(ctx, task, true)
+}
+
+func (m *Store) create(_ context.Context, task *agentv1.Task, owned bool) error {
 	if err := checkNew(task, "task"); err != nil {
 		return err
 	}
@@ -181,11 +190,16 @@ func (m *Store) Create(_ context.Context, task *agentv1.Task) error {
 		m.mu.Unlock()
 		return apierrors.NewAlreadyExists(taskResource, task.Name)
 	}
-	obj := task.DeepCopy()
+	obj := task
+	if !owned {
+		obj = task.DeepCopy()
+	}
 	created(&obj.ObjectMeta, m.nextRevision(), m.now())
 	compact(obj)
 	m.objects[obj.Name] = obj
-	setCreated(&task.ObjectMeta, obj.ObjectMeta)
+	if !owned {
+		setCreated(&task.ObjectMeta, obj.ObjectMeta)
+	}
 	return m.commit(store.Event{Type: store.Added, Task: obj})
 }
 

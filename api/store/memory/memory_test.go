@@ -181,3 +181,35 @@ func TestMemoryInPlace(t *testing.T) {
 		t.Errorf("View of a missing Task: %v, want NotFound", err)
 	}
 }
+
+// TestCreateOwnedKeepsTheTask: CreateOwned stores the caller's Task itself, with the metadata
+// Create sets, and refuses what Create refuses; Create keeps a copy of its own.
+func TestCreateOwnedKeepsTheTask(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	m := memory.New()
+	owned := newTask("t-1")
+	if err := store.CreateOwned(ctx, m, owned); err != nil {
+		t.Fatal(err)
+	}
+	viewed, err := store.View(ctx, m, "t-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if viewed != owned {
+		t.Error("CreateOwned stored a copy, not the Task handed over")
+	}
+	if owned.UID == "" || owned.ResourceVersion == "" || owned.Generation != 1 || owned.CreationTimestamp.IsZero() {
+		t.Errorf("created metadata not set: %+v", owned.ObjectMeta)
+	}
+	if err := store.CreateOwned(ctx, m, newTask("t-1")); !apierrors.IsAlreadyExists(err) {
+		t.Errorf("CreateOwned of an existing name: %v, want AlreadyExists", err)
+	}
+	copied := newTask("t-2")
+	if err := m.Create(ctx, copied); err != nil {
+		t.Fatal(err)
+	}
+	if viewed, err := store.View(ctx, m, "t-2"); err != nil || viewed == copied {
+		t.Errorf("Create stored the caller's Task itself (err %v)", err)
+	}
+}
