@@ -99,62 +99,24 @@ func (r *reporter) enqueueExisting(ctx context.Context) error {
 	return nil
 }
 
-// workerLinger is how long a delivery worker waits for the next report before it returns:
-// none waits at idle, and a busy agent does not start a goroutine (and grow its stack) for
-// every report.
-const workerLinger = 250 * time.Millisecond
-
-// run delivers queued reports, up to workers at once, and returns when ctx ends and the
-// deliveries under way returned. A report goes to a worker waiting for one, else to a new
-// worker while fewer than workers run, else to the first worker that is free again.
+// run delivers queued reports, up to workers at once (on a lingerPool), and returns when ctx
+// ends and the deliveries under way returned.
 func (r *reporter) run(ctx context.Context) {
 	r.mu.Lock()
 	r.records = recordContext(ctx)
 	r.mu.Unlock()
 	stop := context.AfterFunc(ctx, r.queue.ShutDown)
 	defer stop()
-	busy := make(chan struct{}, r.d.workers)
-	handoff := make(chan string) // to a waiting worker
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer close(handoff) // the waiting workers return at once
+	workers := newLingerPool(r.d.workers, workerLinger, &wg, func(name string) { r.process(ctx, name) })
+	defer workers.close()
 	for {
 		name, shutdown := r.queue.Get()
 		if shutdown {
 			return
 		}
-		select {
-		case handoff <- name:
-			continue
-		default:
-		}
-		select {
-		case busy <- struct{}{}:
-			wg.Go(func() {
-				defer func() { <-busy }()
-				r.work(ctx, name, handoff)
-			})
-		case handoff <- name:
-		}
-	}
-}
-
-// work delivers name, then the reports handed off to it, until none came for workerLinger.
-func (r *reporter) work(ctx context.Context, name string, handoff <-chan string) {
-	linger := time.NewTimer(workerLinger)
-	defer linger.Stop()
-	for {
-		r.process(ctx, name)
-		linger.Reset(workerLinger)
-		select {
-		case next, ok := <-handoff:
-			if !ok {
-				return
-			}
-			name = next
-		case <-linger.C:
-			return
-		}
+		workers.run(name)
 	}
 }
 
