@@ -36,6 +36,7 @@ func serve(cmd *cobra.Command, cfg *config.Config, fn func(context.Context, logr
 	}
 	defer flush()
 
+	tuneGC(os.LookupEnv)
 	ctx, stop := signalContext(log)
 	defer stop()
 
