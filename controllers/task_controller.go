@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -75,6 +76,17 @@ type TaskReconciler struct {
 	// loggerNamesTask: the request's logger (its controller's LogConstructor) already carries
 	// the task and its type, as the Runner's does; Reconcile adds them otherwise.
 	loggerNamesTask bool
+
+	// unwritten holds, by Task name, the outcome of an execution whose final status could not
+	// be written (the API server unreachable past finalWriteTimeout, say): the retry writes it,
+	// instead of taking the Task, Running with no worker, for one the agent stopped in.
+	unwritten sync.Map // string → unwrittenFinal
+}
+
+// unwrittenFinal is an execution's outcome waiting for its final status to be written.
+type unwrittenFinal struct {
+	out     outcome
+	elapsed time.Duration
 }
 
 // Reconcile implements reconcile.Reconciler. A new Task (no status yet) or a Pending one is
@@ -114,6 +126,15 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, nil
 	case agentv1.TaskRunning:
 		if r.Registry.IsRunning(task.Name) {
+			return reconcile.Result{}, nil
+		}
+		if v, ok := r.unwritten.Load(task.Name); ok {
+			// It ran here, and writing its final status failed: write that outcome again.
+			u := v.(unwrittenFinal)
+			if err := r.finish(ctx, task.Name, u.out, u.elapsed); err != nil {
+				return reconcile.Result{}, err
+			}
+			r.unwritten.Delete(task.Name)
 			return reconcile.Result{}, nil
 		}
 		// Running in the store, but no worker here runs it: the agent stopped mid-execution.
@@ -177,7 +198,10 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	started := time.Now()
 	out := r.execute(execCtx, log, task)
 	out.events = stopProgress()
-	if err := r.finish(ctx, task.Name, out, time.Since(started)); err != nil {
+	elapsed := time.Since(started)
+	if err := r.finish(ctx, task.Name, out, elapsed); err != nil {
+		// Retried with backoff (the error), as the outcome kept here.
+		r.unwritten.Store(task.Name, unwrittenFinal{out: out, elapsed: elapsed})
 		return reconcile.Result{}, err
 	}
 	if out.err != nil && out.reason == agentv1.ReasonInvalidSpec {

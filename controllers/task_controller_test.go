@@ -161,6 +161,69 @@ func TestResultTooLargeForTheStoreIsDroppedNotLost(t *testing.T) {
 	}
 }
 
+// finalFails refuses the first fails final-status writes, as an API server that cannot be
+// reached for a while would.
+type finalFails struct {
+	*memory.Store
+	fails atomic.Int32
+}
+
+func (s *finalFails) MutateStatus(ctx context.Context, name string, mutate func(*agentv1.Task) bool) (*agentv1.Task, error) {
+	var refused bool
+	t, err := s.Store.MutateStatus(ctx, name, func(t *agentv1.Task) bool {
+		if !mutate(t) {
+			return false
+		}
+		if t.Status.Phase.IsFinal() && s.fails.Add(-1) >= 0 {
+			refused = true
+			return false
+		}
+		return true
+	})
+	if refused {
+		return nil, apierrors.NewServiceUnavailable("the API server is restarting")
+	}
+	return t, err
+}
+
+// A final status that cannot be written is retried with the execution's own outcome, not
+// taken for a Task the agent stopped in (Running, no worker): the result survives, and the
+// executor runs once.
+func TestUnwrittenFinalStatusIsRetriedWithItsOutcome(t *testing.T) {
+	t.Parallel()
+	mem := memory.New()
+	st := &finalFails{Store: mem}
+	st.fails.Store(2)
+	var runs atomic.Int32
+	once := funcExecutor(func(context.Context, json.RawMessage) (any, error) {
+		runs.Add(1)
+		return map[string]string{"answer": "42"}, nil
+	})
+	r, err := controllers.NewRunner(controllers.Options{
+		Store: st, Notifier: mem,
+		Executors:          map[string]executors.Executor{"ONCE": once},
+		MaxTimeout:         time.Minute,
+		Logger:             testLogger(t),
+		SkipNameValidation: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	controllertest.Start(t, r.Start)
+
+	create(t, mem, "t-1", "ONCE", `{}`, 0)
+	got := waitFor(t, mem, "t-1", final)
+	if got.Status.Phase != agentv1.TaskSucceeded || got.Status.Result == nil || string(got.Status.Result.Raw) != `{"answer":"42"}` {
+		t.Errorf("phase %s, error %q, result %v: want Succeeded with the executor's result", got.Status.Phase, got.Status.Error, got.Status.Result)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("the executor ran %d times, want 1", n)
+	}
+	if n := st.fails.Load(); n >= 0 {
+		t.Errorf("%d refusals left: the final write was not retried", n+1)
+	}
+}
+
 // runningFails is a persister that cannot make a Running status durable (the disk filled up
 // between the Task's creation and its start).
 type runningFails struct{}
