@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -123,10 +124,26 @@ func (r *reporter) run(ctx context.Context) {
 // process delivers one queued report and queues it again when it must be retried.
 func (r *reporter) process(ctx context.Context, name string) {
 	defer r.queue.Done(name)
-	delay, retry := r.deliver(ctx, name)
+	delay, retry := r.deliverRecovered(ctx, name)
 	if retry && ctx.Err() == nil {
 		r.queue.AddAfter(name, delay)
 	}
+}
+
+// panicRetry is how long a report whose delivery panicked waits before it is tried again.
+var panicRetry = 10 * time.Second // a variable for the tests
+
+// deliverRecovered is deliver on a worker that must not take the agent down: a panic is
+// logged with its stack and the report tried again after panicRetry (never dropped for a bug).
+func (r *reporter) deliverRecovered(ctx context.Context, name string) (delay time.Duration, retry bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.d.log.Error(fmt.Errorf("panic: %v", p), "Report delivery panicked; trying it again later",
+				"task", name, "retryIn", panicRetry.String(), "stack", string(debug.Stack()))
+			delay, retry = panicRetry, true
+		}
+	}()
+	return r.deliver(ctx, name)
 }
 
 // reportDirect delivers the final report of a Task the store does not hold (it could not be

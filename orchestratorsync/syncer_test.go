@@ -307,6 +307,39 @@ func TestRunningReportIsSupersededAndFinalRetried(t *testing.T) {
 	}
 }
 
+// panicsOnView panics the first time a final Task is read through it (the reporter reads
+// one to build its final report), as a bug in building the report would.
+type panicsOnView struct {
+	*memory.Store
+	panicked atomic.Bool
+}
+
+func (s *panicsOnView) View(ctx context.Context, name string) (*agentv1.Task, error) {
+	t, err := s.Store.View(ctx, name)
+	if err == nil && t.Status.Phase.IsFinal() && s.panicked.CompareAndSwap(false, true) {
+		panic("report builder fell over")
+	}
+	return t, err
+}
+
+// TestReportDeliveryPanicIsRetried: a panic while delivering a report neither takes the agent
+// down nor loses the report: it is tried again, and delivered.
+func TestReportDeliveryPanicIsRetried(t *testing.T) { // not parallel: it sets panicRetry
+	orchestratorsync.SetPanicRetry(t, 50*time.Millisecond)
+	var st *panicsOnView
+	f := startSyncer(t, 1, nil, func(o *orchestratorsync.Options) {
+		st = &panicsOnView{Store: o.Store.(*memory.Store)}
+		o.Store = st
+	})
+	id := f.orch.Enqueue("ECHO", []byte(`{}`), 0)
+	testpoll.Until(t, waitTimeout, "intake", func() bool { _, err := f.mem.Get(context.Background(), id); return err == nil })
+	finish(t, f.mem, id, true)
+	testpoll.Until(t, waitTimeout, "the final report", func() bool { s, _ := f.orch.Task(id); return s.Status == "COMPLETED" })
+	if !st.panicked.Load() {
+		t.Error("the report was delivered without the panic: the test proves nothing")
+	}
+}
+
 func TestLoopsSurviveAPanic(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int32
