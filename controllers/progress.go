@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/letsbe/sysadmin-agent/api/progress"
+	agentv1 "github.com/letsbe/sysadmin-agent/api/v1alpha1"
 	"github.com/letsbe/sysadmin-agent/executors"
 )
 
@@ -251,6 +253,7 @@ func (tp *taskProgress) redactString(v string) string {
 // run offers batches until stop: on news, but at most once per interval.
 func (tp *taskProgress) run() {
 	defer close(tp.done)
+	defer tp.recoverFlusher()
 	var last time.Time
 	for {
 		select {
@@ -273,6 +276,25 @@ func (tp *taskProgress) run() {
 		if tp.offer() {
 			tp.wakeUp() // more waits: go again after the interval
 		}
+	}
+}
+
+// recoverFlusher ends this Task's live progress, not the agent, when the flusher panicked:
+// nothing more is offered, and the Task's final status says so in an event.
+func (tp *taskProgress) recoverFlusher() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	tp.stopped = true
+	tp.history = append(tp.history, progress.Event{
+		Time: time.Now().UTC(), Type: agentv1.EventWarning, // not the clock: it may be what panicked
+		Message: tp.redactString(fmt.Sprintf("live progress stopped after an internal error (panic: %v)", p)),
+	})
+	if n := len(tp.history); n > maxFinalEvents {
+		tp.history = slices.Delete(tp.history, 0, n-maxFinalEvents)
 	}
 }
 

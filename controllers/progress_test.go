@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/utils/clock"
 
 	"github.com/letsbe/sysadmin-agent/api/progress"
 	"github.com/letsbe/sysadmin-agent/executors"
@@ -249,5 +250,42 @@ func TestTaskProgressDropsOldestBeyondPending(t *testing.T) {
 	_, b, _ := hub.Take()
 	if len(b.Output) != 1 || b.Output[0].Offset < 100 {
 		t.Fatalf("first chunk %+v: want the oldest 100+ bytes dropped", b.Output)
+	}
+}
+
+// sincePanics is a clock whose Since panics: only the flusher calls it, before its second batch.
+type sincePanics struct{ clock.RealClock }
+
+func (sincePanics) Since(time.Time) time.Duration { panic("clock fell over") }
+
+// TestTaskProgressFlusherPanic: a panic in the flusher ends the Task's live progress, not the
+// agent (the flusher runs on a goroutine of its own); the final events say so, and the
+// executor's calls after it neither block nor offer anything.
+func TestTaskProgressFlusherPanic(t *testing.T) {
+	t.Parallel()
+	hub := progress.NewHub()
+	hub.SetEnabled(true)
+	opts := ProgressOptions{Hub: hub, Interval: time.Millisecond, Clock: sincePanics{}}
+	ctx, stop := opts.startProgress(t.Context(), "t-1")
+	p := executors.ProgressFrom(ctx)
+	p.Event("Step", "one")
+	<-hub.Ready()
+	for _, _, ok := hub.Take(); ok; _, _, ok = hub.Take() {
+	}
+	p.Event("Step", "two") // the flusher waits out the interval: Since panics
+	testpoll.Until(t, 20*time.Second, "the flusher's end", func() bool {
+		p.Event("Step", "more")
+		tp := p.(*taskProgress)
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		return tp.stopped
+	})
+	final := stop()
+	last := final[len(final)-1]
+	if last.Type != "Warning" || !strings.Contains(last.Message, "live progress stopped after an internal error (panic: clock fell over)") {
+		t.Errorf("last final event = %+v, want the flusher's panic", last)
+	}
+	if hub.Waiting("t-1") {
+		t.Error("progress offered after the flusher ended")
 	}
 }
