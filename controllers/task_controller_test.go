@@ -71,6 +71,22 @@ func startWith(t *testing.T, mem controllertest.Store, extra map[string]executor
 	return h
 }
 
+// startOne runs a Runner on st (which n notifies of) with one executor, of type typ.
+func startOne(t *testing.T, st store.Store, n store.Notifier, typ string, exec executors.Executor) {
+	t.Helper()
+	r, err := controllers.NewRunner(controllers.Options{
+		Store: st, Notifier: n,
+		Executors:          map[string]executors.Executor{typ: exec},
+		MaxTimeout:         time.Minute,
+		Logger:             testLogger(t),
+		SkipNameValidation: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	controllertest.Start(t, r.Start)
+}
+
 func testLogger(t *testing.T) logr.Logger {
 	return testr.NewWithOptions(t, testr.Options{Verbosity: 1})
 }
@@ -135,17 +151,7 @@ func TestResultTooLargeForTheStoreIsDroppedNotLost(t *testing.T) {
 	big := funcExecutor(func(context.Context, json.RawMessage) (any, error) {
 		return map[string]string{"stdout": strings.Repeat("x", 500)}, nil
 	})
-	r, err := controllers.NewRunner(controllers.Options{
-		Store: sizeLimitedStore{mem, 100}, Notifier: mem,
-		Executors:          map[string]executors.Executor{"BIG": big},
-		MaxTimeout:         time.Minute,
-		Logger:             testLogger(t),
-		SkipNameValidation: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	controllertest.Start(t, r.Start)
+	startOne(t, sizeLimitedStore{mem, 100}, mem, "BIG", big)
 
 	create(t, mem, "big", "BIG", `{}`, 0)
 	got := waitFor(t, mem, "big", final)
@@ -199,17 +205,7 @@ func TestUnwrittenFinalStatusIsRetriedWithItsOutcome(t *testing.T) {
 		runs.Add(1)
 		return map[string]string{"answer": "42"}, nil
 	})
-	r, err := controllers.NewRunner(controllers.Options{
-		Store: st, Notifier: mem,
-		Executors:          map[string]executors.Executor{"ONCE": once},
-		MaxTimeout:         time.Minute,
-		Logger:             testLogger(t),
-		SkipNameValidation: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	controllertest.Start(t, r.Start)
+	startOne(t, st, mem, "ONCE", once)
 
 	create(t, mem, "t-1", "ONCE", `{}`, 0)
 	got := waitFor(t, mem, "t-1", final)
