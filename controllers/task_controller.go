@@ -113,6 +113,7 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	task, err := store.View(ctx, r.Store, req.Name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
+			r.unwritten.Delete(req.Name)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("get task %s: %w", req.Name, err)
@@ -123,6 +124,7 @@ func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 
 	switch task.Status.Phase {
 	case agentv1.TaskSucceeded, agentv1.TaskFailed:
+		r.unwritten.Delete(req.Name) // written meanwhile, by this worker's retry or another writer
 		return reconcile.Result{}, nil
 	case agentv1.TaskRunning:
 		if r.Registry.IsRunning(task.Name) {
