@@ -122,27 +122,16 @@ func NewRunner(opts Options) (*Runner, error) {
 	if workers <= 0 {
 		workers = max(opts.MaxConcurrentReconciles, 1) * len(ks)
 	}
-	// The request's logger names the controller, the task and its type, so the reconcilers
-	// add nothing to it; its values are added to a line only when one is written (a lazy sink
-	// defers even that).
+	// The request's logger is built once; its values (the controller's name) are added to a
+	// line only when one is written (a lazy sink defers even that). Reconcile adds the task
+	// and its type: building a logger per request here cost more allocations.
 	log := opts.Logger.WithValues("controller", runnerName)
-	logFor := func(req *taskRequest) logr.Logger {
-		if req == nil {
-			return log
-		}
-		return log.WithValues("task", req.Name, "type", req.Type)
-	}
-	for _, k := range ks {
-		if tr, ok := k.reconciler.(*TaskReconciler); ok {
-			tr.loggerNamesTask = true
-		}
-	}
 	c, err := controller.NewTypedUnmanaged(runnerName, controller.TypedOptions[taskRequest]{
 		Reconciler:              d,
 		MaxConcurrentReconciles: workers,
 		RecoverPanic:            ptr.To(true),
 		Logger:                  opts.Logger,
-		LogConstructor:          logFor,
+		LogConstructor:          func(*taskRequest) logr.Logger { return log },
 		SkipNameValidation:      ptr.To(opts.SkipNameValidation),
 		// client-go's rate-limiting queue: two goroutines of its own where controller-runtime's
 		// priority queue has five, and nothing here has priorities to give.

@@ -73,10 +73,6 @@ type TaskReconciler struct {
 	// interrupted Task is stopped only when its seal verifies. Without it none ever is.
 	ProcessKey []byte
 
-	// loggerNamesTask: the request's logger (its controller's LogConstructor) already carries
-	// the task and its type, as the Runner's does; Reconcile adds them otherwise.
-	loggerNamesTask bool
-
 	// unwritten holds, by Task name, the outcome of an execution whose final status could not
 	// be written (the API server unreachable past finalWriteTimeout, say): the retry writes it,
 	// instead of taking the Task, Running with no worker, for one the agent stopped in.
@@ -93,11 +89,8 @@ type unwrittenFinal struct {
 // marked Running, executed and given its final status in one pass. Execution errors end the Task FAILED (a payload that can
 // never succeed also returns a TerminalError); only store errors are retried.
 func (r *TaskReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
-	if !r.loggerNamesTask {
-		log = log.WithValues("task", req.Name, "type", r.Type)
-		ctx = ctrl.LoggerInto(ctx, log)
-	}
+	log := ctrl.LoggerFrom(ctx).WithValues("task", req.Name, "type", r.Type)
+	ctx = ctrl.LoggerInto(ctx, log)
 	if r.Slots != nil {
 		// Before reading the Task: what it says (a cancellation, its expiry) is read after the
 		// wait.

@@ -44,13 +44,13 @@ func (r *unsupportedReconciler) Reconcile(ctx context.Context, req reconcile.Req
 		return reconcile.Result{}, nil
 	case errors.Is(err, store.ErrNotDurable):
 		// The store keeps the status and the journal writes it once it can; it is reported then.
-		ctrl.LoggerFrom(ctx).Error(err, "Cannot make the task's final status durable yet")
+		ctrl.LoggerFrom(ctx).Error(err, "Cannot make the task's final status durable yet", "task", req.Name)
 		return reconcile.Result{}, nil
 	case err != nil:
 		return reconcile.Result{}, fmt.Errorf("fail task %s of an unsupported type: %w", req.Name, err)
 	}
 	if failed != nil {
-		ctrl.LoggerFrom(ctx).Info("Task refused", "taskID", failed.TaskID(), "error", failed.Status.Error)
+		ctrl.LoggerFrom(ctx).Info("Task refused", "task", failed.TaskID(), "error", failed.Status.Error)
 		if r.observe != nil {
 			r.observe(failed, 0)
 		}
