@@ -12,13 +12,8 @@ import (
 const defaultGCPercent = 200
 
 // tuneGC sets defaultGCPercent unless GOGC is set (an operator's GOGC, off included, wins).
-// It returns the GC percent in effect.
-func tuneGC(lookup func(string) (string, bool)) int {
-	if _, set := lookup("GOGC"); set {
-		old := debug.SetGCPercent(100) // read the current value back unchanged
-		debug.SetGCPercent(old)
-		return old
+func tuneGC(lookup func(string) (string, bool)) {
+	if _, set := lookup("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
 	}
-	debug.SetGCPercent(defaultGCPercent)
-	return defaultGCPercent
 }

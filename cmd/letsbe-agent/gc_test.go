@@ -11,17 +11,13 @@ func TestTuneGC(t *testing.T) {
 	old := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(old) })
 	none := func(string) (string, bool) { return "", false }
-	if got := tuneGC(none); got != defaultGCPercent {
-		t.Errorf("tuneGC without GOGC = %d, want %d", got, defaultGCPercent)
-	}
+	tuneGC(none)
 	if got := debug.SetGCPercent(100); got != defaultGCPercent {
 		t.Errorf("GC percent in effect %d, want %d", got, defaultGCPercent)
 	}
 	debug.SetGCPercent(50) // as GOGC=50 would have set it at start
 	set := func(k string) (string, bool) { return "50", k == "GOGC" }
-	if got := tuneGC(set); got != 50 {
-		t.Errorf("tuneGC with GOGC=50 = %d, want 50", got)
-	}
+	tuneGC(set)
 	if got := debug.SetGCPercent(100); got != 50 {
 		t.Errorf("GC percent in effect %d, want the operator's 50", got)
 	}
