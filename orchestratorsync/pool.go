@@ -12,8 +12,7 @@ const workerLinger = 250 * time.Millisecond
 // else to a new worker while fewer than max run, else to the first worker that is free again
 // (run waits for it). A worker waits linger for its next job and returns without one: none
 // waits at idle, and a busy agent does not start a goroutine (and grow its stack again) for
-// every job. Once closed, the waiting workers return at once and each job gets a goroutine of
-// its own.
+// every job. Once closed, the waiting workers return at once; run must not be called then.
 type lingerPool[T any] struct {
 	do      func(T)
 	linger  time.Duration
@@ -44,8 +43,6 @@ func (p *lingerPool[T]) run(job T) {
 			p.work(job)
 		})
 	case p.handoff <- job:
-	case <-p.closed:
-		p.wg.Go(func() { p.do(job) })
 	}
 }
 
@@ -66,5 +63,5 @@ func (p *lingerPool[T]) work(job T) {
 	}
 }
 
-// close makes the waiting workers return; jobs run after it get a goroutine each.
+// close makes the waiting workers return; call it once no job is run any more.
 func (p *lingerPool[T]) close() { close(p.closed) }
