@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/letsbe/sysadmin-agent/config"
@@ -132,36 +133,33 @@ func benchAgentEcho(b *testing.B, conc int) {
 // journalCommits returns the journal's write transactions so far (each one or two fsyncs) and
 // the seconds they took, from letsbe_agent_journal_write_seconds.
 func journalCommits(b *testing.B) (uint64, float64) {
-	families, err := ctrlmetrics.Registry.Gather()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == "letsbe_agent_journal_write_seconds" {
-			h := f.GetMetric()[0].GetHistogram()
-			return h.GetSampleCount(), h.GetSampleSum()
-		}
-	}
-	b.Fatal("no letsbe_agent_journal_write_seconds")
-	return 0, 0
+	h := metricFamily(b, "letsbe_agent_journal_write_seconds").GetMetric()[0].GetHistogram()
+	return h.GetSampleCount(), h.GetSampleSum()
 }
 
 // reconciles returns the reconciles of every controller so far, from
 // controller_runtime_reconcile_total.
 func reconciles(b *testing.B) float64 {
+	var n float64
+	for _, m := range metricFamily(b, "controller_runtime_reconcile_total").GetMetric() {
+		n += m.GetCounter().GetValue()
+	}
+	return n
+}
+
+// metricFamily returns the named metric family of controller-runtime's registry.
+func metricFamily(b *testing.B, name string) *dto.MetricFamily {
 	families, err := ctrlmetrics.Registry.Gather()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var n float64
 	for _, f := range families {
-		if f.GetName() == "controller_runtime_reconcile_total" {
-			for _, m := range f.GetMetric() {
-				n += m.GetCounter().GetValue()
-			}
+		if f.GetName() == name {
+			return f
 		}
 	}
-	return n
+	b.Fatal("no " + name)
+	return nil
 }
 
 // waitIdleGoroutines waits until the agent is parked in a long poll with nothing to do and
