@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/letsbe/sysadmin-agent/config"
+	_ "github.com/letsbe/sysadmin-agent/internal/heapsample" // before the dependencies' init
 )
 
 func main() {

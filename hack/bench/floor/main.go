@@ -44,6 +44,7 @@ import (
 	_ "github.com/letsbe/sysadmin-agent/internal/agenthttp"
 	_ "github.com/letsbe/sysadmin-agent/internal/boundedread"
 	_ "github.com/letsbe/sysadmin-agent/internal/devguard"
+	_ "github.com/letsbe/sysadmin-agent/internal/heapsample"
 	_ "github.com/letsbe/sysadmin-agent/internal/logging"
 	_ "github.com/letsbe/sysadmin-agent/internal/memtrim"
 	_ "github.com/letsbe/sysadmin-agent/internal/policy"

@@ -1,0 +1,27 @@
+// Package heapsample turns off the runtime's heap profile sampling for the agent's process,
+// before the packages it imports initialize. The agent serves no profile, yet with sampling on
+// (as it is in every program that links runtime/pprof, which controller-runtime's manager
+// does) the runtime records a stack for about every 512 KiB allocated and keeps a 1.4 MiB
+// hash table for them from the first sample on, during package initialization already.
+//
+// Import it, for its side effect, from the main package only. Its only import is the runtime,
+// and Go initializes packages in import path order among those whose imports are
+// initialized, so this one runs before any dependency outside the standard library that
+// allocates in init. A rate set with GODEBUG=memprofilerate=N (anything but the default)
+// is kept, for a developer who wants a heap profile.
+package heapsample
+
+import "runtime"
+
+// defaultRate is the runtime's MemProfileRate unless GODEBUG sets another.
+const defaultRate = 512 * 1024
+
+// Off reports whether this package turned the sampling off.
+var Off bool
+
+func init() {
+	if runtime.MemProfileRate == defaultRate {
+		runtime.MemProfileRate = 0
+		Off = true
+	}
+}
