@@ -31,6 +31,8 @@ import (
 
 type config struct {
 	agentBin     string
+	filedBin     string // the agent as issue 16 found it (empty: not measured)
+	filedCommit  string // built from this commit unless filedBin is given
 	out          string
 	goBenchRaw   string
 	workDir      string
@@ -90,6 +92,8 @@ func run() error {
 	cfg := &config{}
 	var concs, agentEnv, only string
 	flag.StringVar(&cfg.agentBin, "agent", "", "the stripped letsbe-agent binary (default: build one into a temporary directory)")
+	flag.StringVar(&cfg.filedBin, "filed-agent", "", "the agent as issue 16 found it, already built (default: build it from -filed-commit)")
+	flag.StringVar(&cfg.filedCommit, "filed-commit", filedCommit, "the commit of the agent issue 16 found, built to measure it at concurrency 16 next to the agent (empty: not measured)")
 	flag.StringVar(&cfg.out, "out", "docs/benchmarks.md", "markdown file to write (empty: none)")
 	flag.StringVar(&cfg.goBenchRaw, "gobench", "", "raw `go test -bench` output to summarise (empty: none)")
 	flag.IntVar(&cfg.tasksN, "tasks", 5000, "ECHO tasks per throughput run")
@@ -153,6 +157,21 @@ func run() error {
 	}
 
 	res := &results{Facts: machineFacts(work)}
+	if cfg.wants("throughput") && slices.Contains(cfg.concs, targetTargetConc) {
+		if cfg.filedBin == "" && cfg.filedCommit != "" {
+			progress("Building the agent as issue 16 found it (%s)", cfg.filedCommit)
+			if cfg.filedBin, err = buildFiled(work, cfg.filedCommit); err != nil {
+				res.FiledMissing = err.Error()
+				progress("  not measured: %v", err)
+			}
+		}
+		if cfg.filedBin != "" {
+			if cfg.filedBin, err = filepath.Abs(cfg.filedBin); err != nil {
+				return err
+			}
+			res.FiledFrom = cfg.filedCommit
+		}
+	}
 	if err := measureAll(ctx, cfg, res); err != nil {
 		return err
 	}

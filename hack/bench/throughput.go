@@ -75,6 +75,7 @@ func runBatch(ctx context.Context, o *orchestrator, n int, timeout time.Duration
 type throughput struct {
 	Conc                       int
 	Agent, Baseline, Reference []batch
+	Filed                      []batch // the agent as issue 16 found it, when measured
 }
 
 func medianRate(bs []batch) float64 {
@@ -180,7 +181,29 @@ func measureThroughput(ctx context.Context, cfg *config, conc int) (throughput, 
 	}
 	defer func() { _, _ = ref.stop() }()
 
+	var filed *agentProc
+	var of *orchestrator
+	if cfg.filedBin != "" && conc == targetTargetConc {
+		of = startOrchestrator(orchestratortest.Options{})
+		defer of.Close()
+		own := *cfg
+		own.agentBin = cfg.filedBin
+		if filed, err = startAgent(&own, of, fmt.Sprintf("filed-%d", conc),
+			"AGENT_MAX_CONCURRENT_TASKS="+strconv.Itoa(conc)); err != nil {
+			return res, fmt.Errorf("the agent as filed: %w", err)
+		}
+		defer filed.stop()
+		if err := filed.waitReady(of, 30*time.Second); err != nil {
+			return res, fmt.Errorf("the agent as filed: %w", err)
+		}
+	}
+
 	timeout := cfg.batchTimeout()
+	if filed != nil {
+		if _, err := runBatch(ctx, of, cfg.warmup, timeout); err != nil {
+			return res, fmt.Errorf("the agent as filed, warm-up: %w\n%s", err, filed.logTail())
+		}
+	}
 	if _, err := runBatch(ctx, oa, cfg.warmup, timeout); err != nil {
 		return res, fmt.Errorf("agent warm-up: %w\n%s", err, agent.logTail())
 	}
@@ -216,6 +239,14 @@ func measureThroughput(ctx context.Context, cfg *config, conc int) (throughput, 
 		res.Reference = append(res.Reference, r)
 		progress("  concurrency %d, run %d: agent %s, bare client %s, durable reference %s (%d fdatasyncs for %d records so far)",
 			conc, rep+1, batchCost(a), batchCost(b), batchCost(r), ref.last.Commits, ref.last.Records)
+		if filed != nil {
+			f, err := measuredBatch(ctx, of, filed, cfg.tasks(conc), timeout)
+			if err != nil {
+				return res, fmt.Errorf("the agent as filed: %w\n%s", err, filed.logTail())
+			}
+			res.Filed = append(res.Filed, f)
+			progress("  concurrency %d, run %d: the agent as issue 16 found it %s", conc, rep+1, batchCost(f))
+		}
 	}
 	return res, nil
 }
