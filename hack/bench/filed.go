@@ -19,9 +19,9 @@ const (
 	targetFiledRatio = float64(targetCPUPerTask) / float64(filedCPUPerTask) // 0.41
 )
 
-// buildFiled builds the agent at commit into dir/letsbe-agent-<commit>, from the repository
-// that holds the working directory (git archive of the whole tree: the repository is not touched), as
-// buildAgent builds the agent.
+// buildFiled builds the agent at commit into dir/letsbe-agent-<commit> with buildAgent, from
+// the repository that holds the working directory (git archive of the whole tree: the
+// repository is not touched).
 func buildFiled(dir, commit string) (string, error) {
 	src := filepath.Join(dir, "src-"+commit)
 	if err := os.MkdirAll(src, 0o755); err != nil {
@@ -53,12 +53,8 @@ func buildFiled(dir, commit string) (string, error) {
 		return "", fmt.Errorf("tar: %w (%s)", err, strings.TrimSpace(extractErr.String()))
 	}
 	out := filepath.Join(dir, "letsbe-agent-"+commit)
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/letsbe-agent")
-	build.Dir = src
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("build the agent at %s: %w", commit, err)
+	if err := buildAgent(out, src); err != nil {
+		return "", fmt.Errorf("at %s: %w", commit, err)
 	}
 	return out, os.RemoveAll(src)
 }

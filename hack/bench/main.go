@@ -148,7 +148,7 @@ func run() error {
 	if cfg.agentBin == "" {
 		cfg.agentBin = filepath.Join(work, "letsbe-agent")
 		progress("Building the stripped agent binary")
-		if err := buildAgent(cfg.agentBin); err != nil {
+		if err := buildAgent(cfg.agentBin, ""); err != nil {
 			return err
 		}
 	}
@@ -302,9 +302,11 @@ func measureAll(ctx context.Context, cfg *config, res *results) error {
 	return ctx.Err()
 }
 
-// buildAgent builds the agent as `make build` does: static, stripped, trimmed paths.
-func buildAgent(out string) error {
+// buildAgent builds the agent of the module in dir (empty: the working directory's) as
+// `make build` does: static, stripped, trimmed paths.
+func buildAgent(out, dir string) error {
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/letsbe-agent")
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {

@@ -1,8 +1,9 @@
 // Package heapsample turns off the runtime's heap profile sampling for the agent's process,
 // before the packages it imports initialize. The agent serves no profile, yet with sampling on
 // (as it is in every program that links runtime/pprof, which controller-runtime's manager
-// does) the runtime records a stack for about every 512 KiB allocated and keeps a 1.4 MiB
-// hash table for them from the first sample on, during package initialization already.
+// does) the runtime records and keeps a stack bucket for about every 512 KiB allocated, from
+// package initialization on. (The change of rate itself is recorded once, so the runtime's
+// bucket hash table is still reserved; it stays almost untouched.)
 //
 // Import it, for its side effect, from the main package only. Its only import is the runtime,
 // and Go initializes packages in import path order among those whose imports are
@@ -16,12 +17,8 @@ import "runtime"
 // defaultRate is the runtime's MemProfileRate unless GODEBUG sets another.
 const defaultRate = 512 * 1024
 
-// Off reports whether this package turned the sampling off.
-var Off bool
-
 func init() {
 	if runtime.MemProfileRate == defaultRate {
 		runtime.MemProfileRate = 0
-		Off = true
 	}
 }
